@@ -1,0 +1,224 @@
+"""The loop guard: stop a dispatch that re-enters itself, long before RecursionError.
+
+Every dispatch with receivers pushes a frame (see :mod:`signaltrace.recording`)
+holding its signal, sender and ``instance`` kwarg, linked to the frame of the
+receiver that sent it. A new dispatch is a loop when its key is already on that
+chain ``LOOP_MAX_REENTRIES`` times:
+
+* model signals (an ``instance`` kwarg): same signal, same sender, same instance,
+  by identity or by model and primary key (a receiver often re-fetches the row);
+* other signals: same signal and sender, which, repeating down one chain of
+  receivers, means the same receiver path.
+
+A cascade over *different* instances (a tree saving its parents) never matches,
+whatever its depth; a guarded re-save enters twice and is allowed by the default
+of 2. The chain is walked only for nested dispatches, so top-level sends pay nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from signaltrace.errors import SignalLoopError
+from signaltrace.recording import (
+    D_END,
+    D_LOOP,
+    D_START,
+    F_INSTANCE,
+    F_PARENT,
+    F_RECEIVER,
+    F_SENDER,
+    F_SIGNAL,
+    begin_dispatch,
+)
+from signaltrace.safety import report_internal_error
+
+if TYPE_CHECKING:
+    from signaltrace.recording import Recorder
+
+logger = logging.getLogger("signaltrace")
+
+
+class SignalLoopWarning(RuntimeWarning):
+    """Warned when a loop is detected under the "warn" policy, or swallowed."""
+
+
+@dataclass(frozen=True)
+class LoopStep:
+    """One dispatch of a cycle, and the receiver through which it went on."""
+
+    signal_name: str
+    sender_name: str
+    instance: str | None
+    receiver_name: str | None = None
+    file: str | None = None
+    line: int | None = None
+
+    def dispatch_label(self) -> str:
+        target = self.sender_name if self.instance is None else self.instance
+        return f"{self.signal_name}({target})"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "signal": self.signal_name,
+            "sender": self.sender_name,
+            "instance": self.instance,
+            "receiver": self.receiver_name,
+            "file": self.file,
+            "line": self.line,
+        }
+
+
+@dataclass
+class Loop:
+    """A detected loop: the cycle of dispatches and what was done about it."""
+
+    cycle: tuple[LoopStep, ...]
+    action: str  # "raised" or "warned"
+    swallowed: bool = field(default=False)
+
+    @property
+    def message(self) -> str:
+        return "Signal loop detected: " + format_cycle(self.cycle)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "message": self.message,
+            "action": self.action,
+            "swallowed": self.swallowed,
+            "cycle": [step.to_dict() for step in self.cycle],
+        }
+
+
+def format_cycle(cycle: tuple[LoopStep, ...]) -> str:
+    """``post_save(demo.Ping #1) -> ping_saved (file:line) -> post_save(...)``."""
+    parts = []
+    for step in cycle:
+        parts.append(step.dispatch_label())
+        if step.receiver_name is not None:
+            where = f" ({step.file}:{step.line})" if step.file else ""
+            parts.append(f"{step.receiver_name}{where}")
+    return " -> ".join(parts)
+
+
+def _pk(instance: Any) -> Any:
+    try:
+        return instance.pk
+    except Exception:  # noqa: BLE001 - not a model, or a broken one
+        return None
+
+
+def _same_instance(first: Any, second: Any) -> bool:
+    if first is second:
+        return True
+    if first is None or second is None or type(first) is not type(second):
+        return False
+    pk = _pk(first)
+    return pk is not None and pk == _pk(second)
+
+
+def _matching_ancestors(frame: list[Any]) -> list[list[Any]]:
+    signal, sender, instance = frame[F_SIGNAL], frame[F_SENDER], frame[F_INSTANCE]
+    matches = []
+    ancestor = frame[F_PARENT]
+    while ancestor is not None:
+        if (
+            ancestor[F_SIGNAL] is signal
+            and ancestor[F_SENDER] is sender
+            and _same_instance(ancestor[F_INSTANCE], instance)
+        ):
+            matches.append(ancestor)
+        ancestor = ancestor[F_PARENT]
+    return matches
+
+
+def _instance_label(instance: Any) -> str | None:
+    if instance is None:
+        return None
+    from signaltrace.naming import sender_name
+
+    pk = _pk(instance)
+    label = sender_name(type(instance))
+    return f"{label} #{pk}" if pk is not None else f"{label} (unsaved)"
+
+
+def _step(frame: list[Any], with_receiver: bool) -> LoopStep:
+    from signaltrace.naming import receiver_info, sender_name, signal_name
+
+    name = file = line = None
+    if with_receiver and frame[F_RECEIVER] is not None:
+        name, file, line = receiver_info(frame[F_RECEIVER])
+    return LoopStep(
+        signal_name=signal_name(frame[F_SIGNAL]),
+        sender_name=sender_name(frame[F_SENDER]),
+        instance=_instance_label(frame[F_INSTANCE]),
+        receiver_name=name,
+        file=file,
+        line=line,
+    )
+
+
+def _cycle(frame: list[Any], first_match: list[Any]) -> tuple[LoopStep, ...]:
+    chain = []
+    current = frame[F_PARENT]
+    while current is not None:
+        chain.append(current)
+        if current is first_match:
+            break
+        current = current[F_PARENT]
+    chain.reverse()
+    return (*(_step(f, True) for f in chain), _step(frame, False))
+
+
+_warned: set[str] = set()
+
+
+def check_for_loop(
+    frame: list[Any], recorders: tuple[Recorder, ...] | None, named: dict[str, Any], method: str
+) -> None:
+    """Raise :class:`SignalLoopError` (or warn) if ``frame`` re-enters a dispatch.
+
+    Called by the hooks for every nested dispatch, before any receiver runs.
+    """
+    from signaltrace.conf import setting
+
+    try:
+        matches = _matching_ancestors(frame)
+        if not matches or len(matches) < setting("LOOP_MAX_REENTRIES"):
+            return
+        policy = setting("LOOP_POLICY")
+        loop = Loop(cycle=_cycle(frame, matches[-1]), action="warned" if policy == "warn" else "raised")
+        if recorders is not None:
+            _record_loop(loop, recorders, frame, named, method)
+    except Exception:  # noqa: BLE001 - the guard must never break a dispatch itself
+        report_internal_error("check_for_loop")
+        return
+    if loop.action == "raised":
+        raise SignalLoopError(loop)
+    if loop.message not in _warned:
+        _warned.add(loop.message)
+        logger.warning("%s", loop.message)
+        warnings.warn(loop.message, SignalLoopWarning, stacklevel=4)
+
+
+def _record_loop(
+    loop: Loop, recorders: tuple[Recorder, ...], frame: list[Any], named: dict[str, Any], method: str
+) -> None:
+    for recorder in recorders:
+        recorder.loops.append(loop)
+    if loop.action == "raised":
+        # The stopped dispatch never runs its receivers; record it so it shows.
+        dispatch = begin_dispatch(recorders, frame[F_SIGNAL], frame[F_SENDER], named, method, frame[F_PARENT])
+        if dispatch is not None:
+            dispatch[D_END] = dispatch[D_START]
+            dispatch[D_LOOP] = loop
+
+
+def report_swallowed_loop(error: SignalLoopError) -> None:
+    """A ``send_robust`` caught our loop error: the loop is stopped, but say so."""
+    error.loop.swallowed = True
+    logger.warning("%s (swallowed by send_robust; the loop was stopped)", error.loop.message)
+    warnings.warn(f"{error.loop.message} (swallowed by send_robust)", SignalLoopWarning, stacklevel=3)

@@ -1,0 +1,198 @@
+"""Human names for signals, senders and receivers.
+
+Signals have no names in Django, so a signal's name is found by looking for the
+module attribute that holds it: ``post_save`` for Django's own signals, the dotted
+path (``shop.signals.order_paid``) for everyone else's. Names are resolved when a
+trace is read, never on the dispatch hot path, except :func:`receiver_info`, which
+is cached per receiver function.
+"""
+
+from __future__ import annotations
+
+import inspect
+import sys
+import threading
+import weakref
+from types import ModuleType
+from typing import Any
+
+from django.dispatch import Signal
+
+# Signal -> name, filled by scanning modules. Weak keys: a signal created in a test
+# and dropped must not be kept alive by its name.
+_signal_names: weakref.WeakKeyDictionary[Signal, str] = weakref.WeakKeyDictionary()
+_scanned_module_count = 0
+_scan_lock = threading.Lock()
+
+# Modules that import many signals just to re-export or use them; never a signal's
+# home when a better candidate exists.
+_DJANGO_PREFIX = "django."
+
+
+def _signal_types() -> set[type]:
+    """Signal and all its subclasses, compared by exact type during the scan."""
+    found: set[type] = set()
+    pending = [Signal]
+    while pending:
+        cls = pending.pop()
+        if cls not in found:
+            found.add(cls)
+            pending.extend(cls.__subclasses__())
+    return found
+
+
+def _candidate_rank(module_name: str) -> tuple[int, int, int]:
+    """Lower is better: Django's own modules, then ``*signals`` modules, shortest."""
+    is_django = module_name.startswith(_DJANGO_PREFIX) or module_name == "django"
+    return (0 if is_django else 1, 0 if module_name.endswith("signals") else 1, len(module_name))
+
+
+def _scan_modules() -> None:
+    """Name every signal held by a module attribute in ``sys.modules``.
+
+    Compares ``type(value)`` instead of ``isinstance`` so lazy objects (which answer
+    ``isinstance`` by evaluating themselves) are never touched.
+    """
+    global _scanned_module_count
+    signal_types = _signal_types()
+    best: dict[int, tuple[tuple[int, int, int], Signal, str]] = {}
+    modules = list(sys.modules.items())
+    for module_name, module in modules:
+        if not isinstance(module, ModuleType):
+            continue
+        try:
+            attributes = list(vars(module).items())
+        except Exception:  # noqa: BLE001 - a hostile module must not stop the scan
+            continue
+        for attribute, value in attributes:
+            if type(value) not in signal_types or attribute.startswith("__"):
+                continue
+            rank = _candidate_rank(module_name)
+            current = best.get(id(value))
+            if current is None or rank < current[0]:
+                name = attribute if rank[0] == 0 else f"{module_name}.{attribute}"
+                best[id(value)] = (rank, value, name)
+    for _rank, signal, name in best.values():
+        _signal_names[signal] = name
+    _scanned_module_count = len(modules)
+
+
+def signal_name(signal: Signal) -> str:
+    """``post_save`` for Django's signals, ``module.attribute`` for others.
+
+    Scans again only when modules were imported since the last scan; a signal not
+    found is named by its id and is looked for again next time.
+    """
+    name = _signal_names.get(signal)
+    if name is not None:
+        return name
+    with _scan_lock:
+        if len(sys.modules) != _scanned_module_count:
+            _scan_modules()
+    name = _signal_names.get(signal)
+    if name is not None:
+        return name
+    return f"{type(signal).__name__} at {id(signal):#x}"
+
+
+def register_signal_name(signal: Signal, name: str) -> None:
+    """Give a signal an explicit name (for signals not held by a module attribute)."""
+    _signal_names[signal] = name
+
+
+def dotted_path(obj: Any) -> str:
+    """``module.qualname`` of a function or class."""
+    module = getattr(obj, "__module__", None) or "?"
+    qualname = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", None)
+    if qualname is None:
+        qualname = type(obj).__qualname__
+    return f"{module}.{qualname}"
+
+
+def sender_name(sender: Any) -> str:
+    """``app_label.Model`` for models, the dotted path for classes and functions.
+
+    Plain values are shown by ``repr``; any other object by its type, because its
+    ``repr`` or ``__str__`` may run arbitrary code (or SQL).
+    """
+    if sender is None:
+        return "None"
+    if isinstance(sender, type):
+        meta = sender.__dict__.get("_meta")
+        label = getattr(meta, "label", None)
+        if isinstance(label, str):
+            return label
+        return dotted_path(sender)
+    if isinstance(sender, (str, int, float, bool, bytes)):
+        text = repr(sender)
+        return text if len(text) <= 80 else text[:79] + "…"
+    if inspect.isfunction(sender) or inspect.ismethod(sender) or inspect.ismodule(sender):
+        return getattr(sender, "__name__", "?") if inspect.ismodule(sender) else dotted_path(sender)
+    return f"<{dotted_path(type(sender))} object>"
+
+
+ReceiverInfo = tuple[str, str, int]
+
+# id(function) -> (weak reference used to validate the id, info). Weak so the cache
+# never keeps a receiver alive; the callback drops the entry when it dies.
+_receiver_infos: dict[int, tuple[weakref.ref[Any], ReceiverInfo]] = {}
+
+
+def _unwrap(receiver: Any) -> Any:
+    """The function whose code runs: bound methods, partials, decorated wrappers."""
+    target = getattr(receiver, "__func__", receiver)
+    for _ in range(10):
+        wrapped = getattr(target, "__wrapped__", None) or getattr(target, "func", None)
+        if wrapped is None or wrapped is target or not callable(wrapped):
+            break
+        target = getattr(wrapped, "__func__", wrapped)
+    return target
+
+
+def _compute_receiver_info(receiver: Any) -> ReceiverInfo:
+    target = _unwrap(receiver)
+    code = getattr(target, "__code__", None)
+    if code is None:
+        call_method = type(target).__dict__.get("__call__")  # callable instances
+        code = getattr(call_method, "__code__", None)
+        name = dotted_path(type(target)) if not inspect.isroutine(target) else dotted_path(target)
+    else:
+        name = dotted_path(target)
+    if code is None:
+        return (name, "", 0)
+    return (name, code.co_filename, code.co_firstlineno)
+
+
+def receiver_info(receiver: Any) -> ReceiverInfo:
+    """(dotted name, source file, first line) of a receiver, cached per function."""
+    key_object = getattr(receiver, "__func__", receiver)
+    key = id(key_object)
+    cached = _receiver_infos.get(key)
+    if cached is not None and cached[0]() is key_object:
+        return cached[1]
+    info = _compute_receiver_info(receiver)
+    try:
+        ref = weakref.ref(key_object, lambda _ref, key=key: _receiver_infos.pop(key, None))
+    except TypeError:
+        return info  # not weak-referenceable: not cached rather than kept alive
+    _receiver_infos[key] = (ref, info)
+    return info
+
+
+def dispatch_uid_of(signal: Signal, receiver_function_id: int) -> Any:
+    """The ``dispatch_uid`` a receiver was connected with, or None.
+
+    Django keys receivers by ``(dispatch_uid or id(receiver), id(sender))``: a key
+    that differs from the receiver's own id is its dispatch_uid.
+    """
+    for entry in list(signal.receivers):
+        key, ref = entry[0][0], entry[1]
+        target = ref() if isinstance(ref, weakref.ReferenceType) else ref
+        if target is None:
+            continue
+        function = getattr(target, "__func__", target)
+        if id(function) != receiver_function_id:
+            continue
+        own_key = (id(target.__self__), id(function)) if hasattr(target, "__func__") else id(target)
+        return None if key == own_key else key
+    return None

@@ -1,0 +1,172 @@
+"""Turn signal kwargs into short, safe, redacted strings.
+
+Two steps, so the dispatch hot path stays cheap:
+
+* :func:`snapshot_kwargs` runs while recording. It keeps immutable plain values as
+  they are, reduces model instances to ``(label, pk)`` and everything else to its
+  type, and drops the values of sensitive names. It never calls ``repr`` or
+  ``str`` on user objects (unless ``REPR_OBJECTS`` opts in), so it cannot run SQL.
+* :func:`render_value` runs when a trace is read and formats a snapshot.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from signaltrace.conf import REDACTED
+
+_PLAIN_TYPES = frozenset({bool, int, float, complex, str, bytes, type(None)})
+_CONTAINER_TYPES = frozenset({tuple, frozenset})
+
+
+class Redacted:
+    """Marker stored instead of a sensitive value."""
+
+    __slots__ = ()
+
+
+class ModelRef:
+    """A model instance as it was when sent: its label and primary key."""
+
+    __slots__ = ("label", "pk")
+
+    def __init__(self, label: str, pk: Any) -> None:
+        self.label = label
+        self.pk = pk
+
+
+class QuerySetRef:
+    """A queryset, by its model only (rendering it would evaluate it)."""
+
+    __slots__ = ("label",)
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+
+
+class TypeRef:
+    """Any other object, by the dotted path of its type."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+class ReprText:
+    """An object rendered eagerly because ``REPR_OBJECTS`` is on."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
+REDACTED_VALUE = Redacted()
+
+# type -> function making its snapshot; filled on first sight of each type.
+_snapshotters: dict[type, Any] = {}
+# kwarg name -> bool, whether it is sensitive; filled on first sight of each name.
+_sensitive_names: dict[str, bool] = {}
+
+
+def clear_caches() -> None:
+    """Forget per-type and per-name decisions (after a settings change)."""
+    _snapshotters.clear()
+    _sensitive_names.clear()
+
+
+def _keep(value: Any) -> Any:
+    return value
+
+
+def _snapshot_for_type(value_type: type, repr_objects: bool) -> Any:
+    from django.db.models import Model, QuerySet
+
+    from signaltrace.naming import dotted_path, sender_name
+
+    if value_type in _PLAIN_TYPES:
+        return _keep
+    if value_type in _CONTAINER_TYPES:
+        return _snapshot_container
+    if issubclass(value_type, Model):
+        label = sender_name(value_type)
+        return lambda instance: ModelRef(label, instance.pk)
+    if issubclass(value_type, QuerySet):
+        return lambda queryset: QuerySetRef(sender_name(queryset.model))
+    if isinstance(value_type, type) and issubclass(value_type, type):
+        return _keep  # classes (e.g. a model class) live as long as their module
+    if repr_objects:
+        return lambda value: ReprText(safe_repr(value))
+    type_ref = TypeRef(dotted_path(value_type))
+    return lambda value: type_ref
+
+
+def _snapshot_container(value: Any) -> Any:
+    if all(type(item) in _PLAIN_TYPES for item in value):
+        return value
+    return TypeRef(type(value).__name__)
+
+
+def snapshot_value(value: Any, repr_objects: bool = False) -> Any:
+    """A cheap, SQL-free, non-owning stand-in for ``value``."""
+    snapshotter = _snapshotters.get(type(value))
+    if snapshotter is None:
+        snapshotter = _snapshot_for_type(type(value), repr_objects)
+        _snapshotters[type(value)] = snapshotter
+    return snapshotter(value)
+
+
+def is_sensitive(name: str, pattern: re.Pattern[str]) -> bool:
+    """Whether a kwarg name looks like it holds a secret (cached per name)."""
+    sensitive = _sensitive_names.get(name)
+    if sensitive is None:
+        sensitive = bool(pattern.search(name))
+        _sensitive_names[name] = sensitive
+    return sensitive
+
+
+def snapshot_kwargs(
+    named: dict[str, Any], pattern: re.Pattern[str], repr_objects: bool
+) -> tuple[tuple[str, Any], ...]:
+    """Snapshot every kwarg of a dispatch, redacting sensitive ones."""
+    return tuple(
+        (name, REDACTED_VALUE if is_sensitive(name, pattern) else snapshot_value(value, repr_objects))
+        for name, value in named.items()
+    )
+
+
+def truncate(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, marked with an ellipsis when cut."""
+    return text if len(text) <= limit else text[: max(limit - 1, 0)] + "…"
+
+
+def safe_repr(value: Any, limit: int = 200) -> str:
+    """``repr(value)`` that never raises and never grows past ``limit``."""
+    try:
+        text = repr(value)
+        if not isinstance(text, str):
+            raise TypeError("__repr__ returned a non-string")
+    except Exception as exc:  # noqa: BLE001 - hostile reprs are expected
+        text = f"<unrepresentable {type(value).__name__}: {type(exc).__name__}>"
+    return truncate(text, limit)
+
+
+def render_value(snapshot: Any, limit: int = 200) -> str:
+    """The display string of a snapshot made by :func:`snapshot_value`."""
+    if isinstance(snapshot, Redacted):
+        return REDACTED
+    if isinstance(snapshot, ModelRef):
+        return truncate(f"<{snapshot.label} pk={snapshot.pk!r}>", limit)
+    if isinstance(snapshot, QuerySetRef):
+        return f"<QuerySet of {snapshot.label}>"
+    if isinstance(snapshot, TypeRef):
+        return f"<{snapshot.name} object>"
+    if isinstance(snapshot, ReprText):
+        return truncate(snapshot.text, limit)
+    if isinstance(snapshot, type):
+        from signaltrace.naming import sender_name
+
+        return sender_name(snapshot)
+    return safe_repr(snapshot, limit)
