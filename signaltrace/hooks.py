@@ -31,7 +31,6 @@ import sys
 import threading
 import types
 from collections.abc import Coroutine, Generator
-from time import perf_counter_ns
 from typing import Any
 
 from asgiref.sync import async_to_sync, sync_to_async
@@ -44,7 +43,6 @@ from signaltrace.recording import (
     C_END,
     C_EXCEPTION,
     C_START,
-    D_END,
     F_CALL,
     F_DEPTH,
     F_RECEIVER,
@@ -52,6 +50,9 @@ from signaltrace.recording import (
     begin_call,
     begin_dispatch,
     current_frame,
+    end_call,
+    end_dispatch,
+    observers,
     record_empty_dispatch,
 )
 from signaltrace.safety import report_internal_error
@@ -100,7 +101,7 @@ def _log_robust_failure(signal: Signal, receiver: Any, err: Exception) -> None:
 
 def _close_dispatch(dispatch: list[Any] | None) -> None:
     if dispatch is not None:
-        dispatch[D_END] = perf_counter_ns()
+        end_dispatch(dispatch)
 
 
 # --------------------------------------------------------------------------- send
@@ -120,8 +121,14 @@ def _send(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
     frame = _new_frame(self, sender, named, parent)
     recorders = active_recorders.get()
     if parent is not None:
-        check_for_loop(frame, recorders, named, "send")
-    dispatch = None if recorders is None else begin_dispatch(recorders, self, sender, named, "send", parent)
+        check_for_loop(frame, recorders, named, "send", len(sync_receivers) + len(async_receivers))
+    dispatch = (
+        None
+        if recorders is None and not observers
+        else begin_dispatch(
+            recorders, self, sender, named, "send", parent, len(sync_receivers) + len(async_receivers)
+        )
+    )
     token = current_frame.set(frame)
     try:
         responses = []
@@ -136,10 +143,9 @@ def _send(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
                 try:
                     response = receiver(signal=self, sender=sender, **named)
                 except BaseException as exc:
-                    call[C_END] = perf_counter_ns()
-                    call[C_EXCEPTION] = exc
+                    end_call(call, exc)
                     raise
-                call[C_END] = perf_counter_ns()
+                end_call(call)
                 responses.append((receiver, response))
         if async_receivers:
             responses.extend(
@@ -151,7 +157,7 @@ def _send(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
     finally:
         current_frame.reset(token)
         if dispatch is not None:
-            dispatch[D_END] = perf_counter_ns()
+            end_dispatch(dispatch)
 
 
 def _send_robust(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
@@ -168,9 +174,13 @@ def _send_robust(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any
     frame = _new_frame(self, sender, named, parent)
     recorders = active_recorders.get()
     if parent is not None:
-        check_for_loop(frame, recorders, named, "send_robust")
+        check_for_loop(frame, recorders, named, "send_robust", len(sync_receivers) + len(async_receivers))
     dispatch = (
-        None if recorders is None else begin_dispatch(recorders, self, sender, named, "send_robust", parent)
+        None
+        if recorders is None and not observers
+        else begin_dispatch(
+            recorders, self, sender, named, "send_robust", parent, len(sync_receivers) + len(async_receivers)
+        )
     )
     token = current_frame.set(frame)
     try:
@@ -182,20 +192,18 @@ def _send_robust(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any
                 response = receiver(signal=self, sender=sender, **named)
             except Exception as err:  # noqa: BLE001 - send_robust's contract
                 if call is not None:
-                    call[C_END] = perf_counter_ns()
-                    call[C_EXCEPTION] = err
+                    end_call(call, err)
                 if isinstance(err, SignalLoopError):
                     report_swallowed_loop(err)
                 _log_robust_failure(self, receiver, err)
                 responses.append((receiver, err))
             except BaseException as exc:
                 if call is not None:
-                    call[C_END] = perf_counter_ns()
-                    call[C_EXCEPTION] = exc
+                    end_call(call, exc)
                 raise
             else:
                 if call is not None:
-                    call[C_END] = perf_counter_ns()
+                    end_call(call)
                 responses.append((receiver, response))
         if async_receivers:
             responses.extend(
@@ -207,7 +215,7 @@ def _send_robust(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any
     finally:
         current_frame.reset(token)
         if dispatch is not None:
-            dispatch[D_END] = perf_counter_ns()
+            end_dispatch(dispatch)
 
 
 if not _LIVE_IS_PAIR and sys.version_info < (3, 12):
@@ -273,8 +281,7 @@ async def _call_async_receiver(
         response = await _in_frame(receiver(signal=signal, sender=sender, **named), own_frame)
     except Exception as err:
         if call is not None:
-            call[C_END] = perf_counter_ns()
-            call[C_EXCEPTION] = err
+            end_call(call, err)
         if not robust:
             raise
         if isinstance(err, SignalLoopError):
@@ -283,11 +290,10 @@ async def _call_async_receiver(
         return err
     except BaseException as exc:
         if call is not None:
-            call[C_END] = perf_counter_ns()
-            call[C_EXCEPTION] = exc
+            end_call(call, exc)
         raise
     if call is not None:
-        call[C_END] = perf_counter_ns()
+        end_call(call)
     return response
 
 
@@ -330,8 +336,7 @@ def _call_sync_receivers(
             response = receiver(signal=signal, sender=sender, **named)
         except Exception as err:
             if call is not None:
-                call[C_END] = perf_counter_ns()
-                call[C_EXCEPTION] = err
+                end_call(call, err)
             if not robust:
                 raise
             if isinstance(err, SignalLoopError):
@@ -340,12 +345,11 @@ def _call_sync_receivers(
             responses.append((receiver, err))
         except BaseException as exc:
             if call is not None:
-                call[C_END] = perf_counter_ns()
-                call[C_EXCEPTION] = exc
+                end_call(call, exc)
             raise
         else:
             if call is not None:
-                call[C_END] = perf_counter_ns()
+                end_call(call)
             responses.append((receiver, response))
     return responses
 
@@ -367,8 +371,14 @@ async def _asend_common(
     frame = _new_frame(self, sender, named, parent)
     recorders = active_recorders.get()
     if parent is not None:
-        check_for_loop(frame, recorders, named, method)
-    dispatch = None if recorders is None else begin_dispatch(recorders, self, sender, named, method, parent)
+        check_for_loop(frame, recorders, named, method, len(sync_receivers) + len(async_receivers))
+    dispatch = (
+        None
+        if recorders is None and not observers
+        else begin_dispatch(
+            recorders, self, sender, named, method, parent, len(sync_receivers) + len(async_receivers)
+        )
+    )
     token = current_frame.set(frame)
     try:
         if sync_receivers:
@@ -427,8 +437,10 @@ def _fallback_method(name: str) -> Any:
             recorders = active_recorders.get()
             dispatch = (
                 None
-                if recorders is None
-                else begin_dispatch(recorders, self, sender, named, name, current_frame.get())
+                if recorders is None and not observers
+                else begin_dispatch(
+                    recorders, self, sender, named, name, current_frame.get(), 1 if self.receivers else 0
+                )
             )
             try:
                 responses = await django_method(self, sender, **named)
@@ -443,8 +455,10 @@ def _fallback_method(name: str) -> Any:
         recorders = active_recorders.get()
         dispatch = (
             None
-            if recorders is None
-            else begin_dispatch(recorders, self, sender, named, name, current_frame.get())
+            if recorders is None and not observers
+            else begin_dispatch(
+                recorders, self, sender, named, name, current_frame.get(), 1 if self.receivers else 0
+            )
         )
         try:
             responses = django_method(self, sender, **named)

@@ -24,15 +24,15 @@ from typing import TYPE_CHECKING, Any
 
 from signaltrace.errors import SignalLoopError
 from signaltrace.recording import (
-    D_END,
     D_LOOP,
-    D_START,
     F_INSTANCE,
     F_PARENT,
     F_RECEIVER,
     F_SENDER,
     F_SIGNAL,
     begin_dispatch,
+    end_dispatch,
+    observers,
 )
 from signaltrace.safety import report_internal_error
 
@@ -177,7 +177,11 @@ _warned: set[str] = set()
 
 
 def check_for_loop(
-    frame: list[Any], recorders: tuple[Recorder, ...] | None, named: dict[str, Any], method: str
+    frame: list[Any],
+    recorders: tuple[Recorder, ...] | None,
+    named: dict[str, Any],
+    method: str,
+    receiver_count: int,
 ) -> None:
     """Raise :class:`SignalLoopError` (or warn) if ``frame`` re-enters a dispatch.
 
@@ -191,8 +195,8 @@ def check_for_loop(
             return
         policy = setting("LOOP_POLICY")
         loop = Loop(cycle=_cycle(frame, matches[-1]), action="warned" if policy == "warn" else "raised")
-        if recorders is not None:
-            _record_loop(loop, recorders, frame, named, method)
+        if recorders is not None or observers:
+            _record_loop(loop, recorders, frame, named, method, receiver_count)
     except Exception:  # noqa: BLE001 - the guard must never break a dispatch itself
         report_internal_error("check_for_loop")
         return
@@ -205,16 +209,23 @@ def check_for_loop(
 
 
 def _record_loop(
-    loop: Loop, recorders: tuple[Recorder, ...], frame: list[Any], named: dict[str, Any], method: str
+    loop: Loop,
+    recorders: tuple[Recorder, ...] | None,
+    frame: list[Any],
+    named: dict[str, Any],
+    method: str,
+    receiver_count: int,
 ) -> None:
-    for recorder in recorders:
+    for recorder in recorders or ():
         recorder.loops.append(loop)
     if loop.action == "raised":
         # The stopped dispatch never runs its receivers; record it so it shows.
-        dispatch = begin_dispatch(recorders, frame[F_SIGNAL], frame[F_SENDER], named, method, frame[F_PARENT])
+        dispatch = begin_dispatch(
+            recorders, frame[F_SIGNAL], frame[F_SENDER], named, method, frame[F_PARENT], receiver_count
+        )
         if dispatch is not None:
-            dispatch[D_END] = dispatch[D_START]
             dispatch[D_LOOP] = loop
+            end_dispatch(dispatch)
 
 
 def report_swallowed_loop(error: SignalLoopError) -> None:

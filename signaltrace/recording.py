@@ -24,6 +24,7 @@ from contextvars import ContextVar
 from time import perf_counter_ns
 from typing import TYPE_CHECKING, Any
 
+from signaltrace.conf import ignored_signals, sensitive_pattern
 from signaltrace.naming import receiver_info
 from signaltrace.rendering import snapshot_kwargs
 from signaltrace.safety import report_internal_error
@@ -50,13 +51,29 @@ F_SIGNAL, F_SENDER, F_INSTANCE, F_PARENT, F_RECEIVER, F_CALL, F_DEPTH = range(7)
     D_KWARGS,
     D_CALLS,
     D_LOOP,
-) = range(11)
+    D_RECEIVER_COUNT,
+    D_OBSERVED,
+) = range(13)
 
 # Receiver call record fields.
-C_INFO, C_FUNCTION_ID, C_IS_ASYNC, C_START, C_END, C_EXCEPTION, C_CHILDREN, C_DISPATCH = range(8)
+(
+    C_INFO,
+    C_FUNCTION_ID,
+    C_IS_ASYNC,
+    C_START,
+    C_END,
+    C_EXCEPTION,
+    C_CHILDREN,
+    C_DISPATCH,
+    C_OBSERVED,
+) = range(9)
 
 active_recorders: ContextVar[tuple[Recorder, ...] | None] = ContextVar("signaltrace_recorders", default=None)
 current_frame: ContextVar[list[Any] | None] = ContextVar("signaltrace_frame", default=None)
+
+#: Live consumers of records (see :mod:`signaltrace.observers`). A plain list, so
+#: the hooks' ``not observers`` test costs next to nothing while it is empty.
+observers: list[Any] = []
 
 
 class Recorder:
@@ -78,7 +95,7 @@ class Recorder:
     )
 
     def __init__(self) -> None:
-        from signaltrace.conf import ignored_signals, sensitive_pattern, setting
+        from signaltrace.conf import setting
 
         self.records: list[list[Any]] = []
         self.dropped = 0
@@ -99,29 +116,39 @@ def _sender_slot(sender: Any) -> tuple[Any, bool]:
 
 
 def begin_dispatch(
-    recorders: tuple[Recorder, ...],
+    recorders: tuple[Recorder, ...] | None,
     signal: Signal,
     sender: Any,
     named: dict[str, Any],
     method: str,
     parent: list[Any] | None,
+    receiver_count: int,
 ) -> list[Any] | None:
     """Start the record of one dispatch, or return None when it is not kept.
 
-    Not kept: an ignored signal, or every active recorder at its cap (the dispatch
-    is then counted in ``dropped``). Internal errors are logged, never raised.
+    Called when recording or observed. Not kept: an ignored signal, or every
+    active recorder at its cap (the dispatch is then counted in ``dropped``) and
+    no observer. Observers only hear of dispatches with live receivers.
+    Internal errors are logged, never raised.
     """
     try:
-        innermost = recorders[-1]
-        if signal in innermost.ignored:
-            return None
-        keeping = []
-        for recorder in recorders:
-            if len(recorder.records) < recorder.max_dispatches:
-                keeping.append(recorder)
-            else:
-                recorder.dropped += 1
-        if not keeping:
+        if recorders is None:
+            if signal in ignored_signals():
+                return None
+            keeping: list[Recorder] = []
+            sensitive, repr_objects = sensitive_pattern(), False
+        else:
+            innermost = recorders[-1]
+            if signal in innermost.ignored:
+                return None
+            keeping = []
+            for recorder in recorders:
+                if len(recorder.records) < recorder.max_dispatches:
+                    keeping.append(recorder)
+                else:
+                    recorder.dropped += 1
+            sensitive, repr_objects = innermost.sensitive, innermost.repr_objects
+        if not keeping and not (observers and receiver_count):
             return None
         sender_value, sender_is_weak = _sender_slot(sender)
         parent_call = parent[F_CALL] if parent is not None else None
@@ -134,18 +161,29 @@ def begin_dispatch(
             parent[F_DEPTH] + 1 if parent is not None else 0,
             perf_counter_ns(),
             None,
-            snapshot_kwargs(named, innermost.sensitive, innermost.repr_objects) if named else (),
+            snapshot_kwargs(named, sensitive, repr_objects) if named else (),
             [],
+            None,
+            receiver_count,
             None,
         ]
         if parent_call is not None:
             parent_call[C_CHILDREN].append(record)
         for recorder in keeping:
             recorder.records.append(record)
-        return record
     except Exception:  # noqa: BLE001 - never break the host app
         report_internal_error("begin_dispatch")
         return None
+    if observers and receiver_count:
+        _notify("dispatch_started", record)
+    return record
+
+
+def end_dispatch(dispatch: list[Any]) -> None:
+    """Close the record of a dispatch whose receivers have all returned (or raised)."""
+    dispatch[D_END] = perf_counter_ns()
+    if observers and dispatch[D_RECEIVER_COUNT]:
+        _notify("dispatch_finished", dispatch)
 
 
 def begin_call(dispatch: list[Any], receiver: Any, is_async: bool) -> list[Any]:
@@ -164,9 +202,33 @@ def begin_call(dispatch: list[Any], receiver: Any, is_async: bool) -> list[Any]:
         None,
         [],
         dispatch,
+        None,
     ]
     dispatch[D_CALLS].append(call)
+    if observers:
+        _notify("call_started", call)
     return call
+
+
+def end_call(call: list[Any], exception: BaseException | None = None) -> None:
+    """Close the record of a receiver call, with the exception it raised if any."""
+    call[C_END] = perf_counter_ns()
+    if exception is not None:
+        call[C_EXCEPTION] = exception
+    if observers:
+        _notify("call_finished", call)
+
+
+def _notify(event: str, record: list[Any]) -> None:
+    """Call ``event`` on every observer; an observer's failure is only logged."""
+    from signaltrace.observers import view_of
+
+    view = view_of(record, is_dispatch=event.startswith("dispatch"))
+    for observer in list(observers):
+        try:
+            getattr(observer, event)(view)
+        except Exception:  # noqa: BLE001 - an observer must not break a dispatch
+            report_internal_error(f"{type(observer).__name__}.{event}")
 
 
 def record_empty_dispatch(signal: Signal, sender: Any, named: dict[str, Any], method: str) -> None:
@@ -174,7 +236,7 @@ def record_empty_dispatch(signal: Signal, sender: Any, named: dict[str, Any], me
     recorders = active_recorders.get()
     if recorders is None:
         return
-    record = begin_dispatch(recorders, signal, sender, named, method, current_frame.get())
+    record = begin_dispatch(recorders, signal, sender, named, method, current_frame.get(), 0)
     if record is not None:
         record[D_END] = record[D_START]
 

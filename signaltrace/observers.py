@@ -1,0 +1,221 @@
+"""Live consumers of the records: told when dispatches and receiver calls start and end.
+
+The OpenTelemetry instrumentation is one: it opens a span when a dispatch starts
+and closes it when it ends. Observers see the same records a ``record()`` block
+keeps, through :class:`LiveDispatch` and :class:`LiveCall` views, whether or not
+anything is recording. They hear only of dispatches that have live receivers
+and whose signal is not ignored (``IGNORE_SIGNALS``).
+
+Usage::
+
+    class Printer(DispatchObserver):
+        def dispatch_started(self, dispatch: LiveDispatch) -> None:
+            print("sending", dispatch.signal_name, "from", dispatch.sender_name)
+
+    add_observer(Printer())
+
+Observer methods run inside the dispatch, on the thread or task that sends, so
+they must be quick. An exception in one is logged on the ``signaltrace`` logger
+and never reaches the application.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from signaltrace.naming import sender_name, signal_name
+from signaltrace.recording import (
+    C_DISPATCH,
+    C_END,
+    C_EXCEPTION,
+    C_INFO,
+    C_IS_ASYNC,
+    C_OBSERVED,
+    C_START,
+    D_DEPTH,
+    D_END,
+    D_KWARGS,
+    D_LOOP,
+    D_METHOD,
+    D_OBSERVED,
+    D_PARENT_CALL,
+    D_RECEIVER_COUNT,
+    D_SENDER,
+    D_SENDER_IS_WEAK,
+    D_SIGNAL,
+    D_START,
+    observers,
+)
+from signaltrace.rendering import render_value
+
+if TYPE_CHECKING:
+    from django.dispatch import Signal
+
+    from signaltrace.loops import Loop
+
+ROBUST_METHODS = frozenset({"send_robust", "asend_robust"})
+
+
+class LiveDispatch:
+    """A view of one dispatch record while it runs (and after)."""
+
+    __slots__ = ("_record",)
+
+    def __init__(self, record: list[Any]) -> None:
+        self._record = record
+
+    @property
+    def signal(self) -> Signal:
+        return self._record[D_SIGNAL]
+
+    @property
+    def signal_name(self) -> str:
+        return signal_name(self._record[D_SIGNAL])
+
+    @property
+    def sender(self) -> Any:
+        sender = self._record[D_SENDER]
+        return sender() if self._record[D_SENDER_IS_WEAK] else sender
+
+    @property
+    def sender_name(self) -> str:
+        return sender_name(self.sender)
+
+    @property
+    def method(self) -> str:
+        return self._record[D_METHOD]
+
+    @property
+    def depth(self) -> int:
+        return self._record[D_DEPTH]
+
+    @property
+    def receiver_count(self) -> int:
+        return self._record[D_RECEIVER_COUNT]
+
+    @property
+    def is_robust(self) -> bool:
+        return self._record[D_METHOD] in ROBUST_METHODS
+
+    @property
+    def start_ns(self) -> int:
+        """``time.perf_counter_ns()`` when the dispatch started."""
+        return self._record[D_START]
+
+    @property
+    def duration_ns(self) -> int | None:
+        end = self._record[D_END]
+        return None if end is None else end - self._record[D_START]
+
+    @property
+    def kwargs(self) -> dict[str, str]:
+        """Rendered, redacted kwargs (computed on each access)."""
+        return {name: render_value(value) for name, value in self._record[D_KWARGS]}
+
+    @property
+    def loop(self) -> Loop | None:
+        """The loop this dispatch was stopped for, if it was."""
+        return self._record[D_LOOP]
+
+    @property
+    def parent(self) -> LiveCall | None:
+        """The receiver call this dispatch was sent from, or None at depth 0."""
+        parent = self._record[D_PARENT_CALL]
+        return None if parent is None else LiveCall(parent)
+
+    @property
+    def state(self) -> dict[Any, Any]:
+        """Scratch space for observers, kept with the record (e.g. a span)."""
+        if self._record[D_OBSERVED] is None:
+            self._record[D_OBSERVED] = {}
+        return self._record[D_OBSERVED]
+
+
+class LiveCall:
+    """A view of one receiver call record while it runs (and after)."""
+
+    __slots__ = ("_record",)
+
+    def __init__(self, record: list[Any]) -> None:
+        self._record = record
+
+    @property
+    def receiver_name(self) -> str:
+        return self._record[C_INFO][0]
+
+    @property
+    def file(self) -> str:
+        return self._record[C_INFO][1]
+
+    @property
+    def line(self) -> int:
+        return self._record[C_INFO][2]
+
+    @property
+    def is_async(self) -> bool:
+        return self._record[C_IS_ASYNC]
+
+    @property
+    def start_ns(self) -> int:
+        return self._record[C_START]
+
+    @property
+    def duration_ns(self) -> int | None:
+        end = self._record[C_END]
+        return None if end is None else end - self._record[C_START]
+
+    @property
+    def exception(self) -> BaseException | None:
+        return self._record[C_EXCEPTION]
+
+    @property
+    def swallowed(self) -> bool:
+        """True when a ``send_robust``/``asend_robust`` caught the exception."""
+        return isinstance(self._record[C_EXCEPTION], Exception) and self.dispatch.is_robust
+
+    @property
+    def dispatch(self) -> LiveDispatch:
+        return LiveDispatch(self._record[C_DISPATCH])
+
+    @property
+    def state(self) -> dict[Any, Any]:
+        """Scratch space for observers, kept with the record (e.g. a span)."""
+        if self._record[C_OBSERVED] is None:
+            self._record[C_OBSERVED] = {}
+        return self._record[C_OBSERVED]
+
+
+class DispatchObserver:
+    """Base class of observers; override the events you need (all no-ops here)."""
+
+    def dispatch_started(self, dispatch: LiveDispatch) -> None:
+        """A dispatch with live receivers starts, before its first receiver."""
+
+    def call_started(self, call: LiveCall) -> None:
+        """A receiver is about to be called (for async receivers: awaited)."""
+
+    def call_finished(self, call: LiveCall) -> None:
+        """A receiver returned or raised (``call.exception``)."""
+
+    def dispatch_finished(self, dispatch: LiveDispatch) -> None:
+        """Every receiver has run, or one raised, or a loop stopped the dispatch."""
+
+
+def add_observer(observer: DispatchObserver) -> None:
+    """Start telling ``observer`` about dispatches (idempotent; installs the hooks)."""
+    from signaltrace.hooks import install
+
+    install()
+    if observer not in observers:
+        observers.append(observer)
+
+
+def remove_observer(observer: DispatchObserver) -> None:
+    """Stop telling ``observer`` about dispatches (idempotent)."""
+    if observer in observers:
+        observers.remove(observer)
+
+
+def view_of(record: list[Any], is_dispatch: bool) -> LiveDispatch | LiveCall:
+    """The view an observer receives for a raw record."""
+    return LiveDispatch(record) if is_dispatch else LiveCall(record)
