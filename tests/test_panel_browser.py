@@ -12,13 +12,16 @@ Skips only where no chromium is installed (tests/scripts/browser.sh installs it)
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
+import django
 import pytest
 
 CHROMIUM = os.environ.get("SIGNALTRACE_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "img" / "panel.png"
+INCIDENTAL = ("connection_created", "template_rendered")
 LAUNCH_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -60,16 +63,21 @@ def test_panel_in_chromium(live_server, browser_page):
     rows = panel.locator("details.st-dispatch")
     rows.first.wait_for()
 
-    # Our subtitle in the toolbar's side bar.
+    # Our subtitle in the toolbar's side bar. Besides the page's 12 dispatches, Django
+    # may send connection_created, and on 4.2 template_rendered (see test_panels.py).
     nav = page.locator("#djDebugPanelList a.SignalTracePanel").inner_text()
-    assert "12 dispatches · 9 receivers" in nav
+    counted = re.search(r"(\d+) dispatches · (\d+) receivers · [\d.]+ ms", nav)
+    assert counted is not None, nav
+    total = int(counted.group(1))
+    assert rows.count() == total
+    page_rows = [row for row in rows.all() if not row.get_attribute("data-st-filter").startswith(INCIDENTAL)]
+    assert len(page_rows) == 12
 
     # The dispatch tree, in order, indented by depth.
-    assert rows.count() == 12
-    signals = [row.locator(".st-signal").inner_text() for row in rows.all()]
+    signals = [row.locator(".st-signal").inner_text() for row in page_rows]
     assert signals[2].startswith("tests.testapp.panel_views.order_placed")
     assert signals[3].startswith("tests.testapp.panel_views.stock_checked")
-    assert "st-depth-1" in rows.nth(3).locator(".st-signal").get_attribute("class")
+    assert "st-depth-1" in page_rows[3].locator(".st-signal").get_attribute("class")
     assert "via tests.testapp.panel_views.reserve_stock" in signals[3]
 
     # The loop, in red at the top, with its cycle.
@@ -80,19 +88,19 @@ def test_panel_in_chromium(live_server, browser_page):
     assert loops.evaluate("element => getComputedStyle(element).color") == "rgb(198, 40, 40)"
 
     # The slow receiver is highlighted before any row is opened, by its bar.
-    slow_row = rows.nth(2)
+    slow_row = page_rows[2]
     assert "st-has-slow" in slow_row.get_attribute("class")
     assert slow_row.locator("summary rect.st-bar-slow").count() == 1
     slow_bar = slow_row.locator("summary rect.st-bar-slow")
     assert slow_bar.evaluate("element => getComputedStyle(element).fill") == "rgb(230, 81, 0)"
 
     # Zero-receiver dispatches are greyed.
-    assert "st-empty" in rows.nth(0).get_attribute("class")
+    assert "st-empty" in page_rows[0].get_attribute("class")
 
     # Expanding a row shows its receivers.
     slow_row.locator("summary").click()
     calls = slow_row.locator("tr.st-call")
-    assert calls.count() == 3
+    assert calls.count() == (3 if django.VERSION >= (5, 0) else 2)  # + an async receiver
     assert "orders.reserve_stock" in calls.nth(0).inner_text()
     assert "st-slow" in calls.nth(1).get_attribute("class")
     assert "********************" in slow_row.locator(".st-kwargs").inner_text()
@@ -109,9 +117,9 @@ def test_panel_in_chromium(live_server, browser_page):
     # The filter box.
     page.locator("#SignalTracePanel .st-filter").fill("audit_logged")
     assert page.locator("#SignalTracePanel details.st-dispatch:visible").count() == 2
-    assert panel.locator("[data-st-shown]").inner_text() == "2 of 12 dispatches"
+    assert panel.locator("[data-st-shown]").inner_text() == f"2 of {total} dispatches"
     page.locator("#SignalTracePanel .st-filter").fill("")
-    assert page.locator("#SignalTracePanel details.st-dispatch:visible").count() == 12
+    assert page.locator("#SignalTracePanel details.st-dispatch:visible").count() == total
 
     assert dialogs == [], "markup from a trace was executed"
     assert errors == []

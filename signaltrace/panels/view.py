@@ -2,11 +2,12 @@
 
 The input is only JSON (the ``trace.to_dict()`` form plus a few numbers), because
 the toolbar serializes stats to its store and renders the panel again from there,
-possibly in another process. Everything here is computed in Python so the
-template stays a few plain loops: Django's template engine is the slow part when a
-request sent thousands of signals.
+possibly in another process. Everything is computed here so the template stays
+small; the dispatch rows, of which there can be thousands, are built by
+:mod:`signaltrace.panels.rows`.
 
-Nothing here marks text safe; the template's autoescaping escapes every value.
+Nothing here marks text safe: the template's autoescaping or ``format_html``
+escapes every value.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import os
 import sys
 from functools import lru_cache
 from typing import Any
+
+from signaltrace.panels.rows import tree
 
 #: Width of the waterfall's SVG coordinate system (the SVG stretches to the cell).
 AXIS_UNITS = 1000
@@ -219,6 +222,7 @@ def build_context(stats: dict[str, Any]) -> dict[str, Any]:
         "summary": summary,
         "subtitle": subtitle(summary),
         "dispatches": dispatches,
+        "tree": tree(dispatches, AXIS_UNITS),
         "empty_count": sum(1 for dispatch in dispatches if not dispatch["receivers"]),
         "exceptions": exceptions,
         "loops": [_loop_view(loop) for loop in trace.get("loops") or ()],
