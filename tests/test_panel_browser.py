@@ -4,7 +4,9 @@ A live server (pytest-django's ``live_server``) serves the test project on
 127.0.0.1; the page ``/panel/signals/`` sends nested signals, a slow receiver, a
 swallowed and a raised exception, a loop and an empty send. The test opens the
 toolbar's panel, checks its rows, the filter box and escaping, and saves the
-screenshot docs/panel.md shows (docs/img/panel.png).
+screenshot docs/panel.md shows: with ``SIGNALTRACE_UPDATE_SCREENSHOT=1`` it is
+written to docs/img/panel.png, otherwise to the test's temporary directory (so a
+test run leaves the checkout clean).
 
 Skips only where no chromium is installed (tests/scripts/browser.sh installs it).
 """
@@ -20,7 +22,7 @@ import django
 import pytest
 
 CHROMIUM = os.environ.get("SIGNALTRACE_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "img" / "panel.png"
+DOCS_SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "img" / "panel.png"
 INCIDENTAL = ("connection_created", "template_rendered")
 LAUNCH_ARGS = [
     "--no-sandbox",
@@ -50,7 +52,7 @@ def browser_page():
 
 
 @pytest.mark.django_db(transaction=True)
-def test_panel_in_chromium(live_server, browser_page):
+def test_panel_in_chromium(live_server, browser_page, tmp_path):
     page = browser_page
     dialogs: list[str] = []
     page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
@@ -124,6 +126,8 @@ def test_panel_in_chromium(live_server, browser_page):
     assert dialogs == [], "markup from a trace was executed"
     assert errors == []
 
-    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOT))
-    assert SCREENSHOT.stat().st_size > 10_000
+    update_docs = os.environ.get("SIGNALTRACE_UPDATE_SCREENSHOT") == "1"
+    screenshot = DOCS_SCREENSHOT if update_docs else tmp_path / "panel.png"
+    screenshot.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(screenshot))
+    assert screenshot.stat().st_size > 10_000
