@@ -54,6 +54,7 @@ F_SIGNAL, F_SENDER, F_INSTANCE, F_PARENT, F_RECEIVER, F_CALL = range(6)
     D_SIGNAL,
     D_SENDER,
     D_SENDER_IS_WEAK,
+    D_SENDER_TYPE,
     D_METHOD,
     D_PARENT_CALL,
     D_DEPTH,
@@ -64,7 +65,7 @@ F_SIGNAL, F_SENDER, F_INSTANCE, F_PARENT, F_RECEIVER, F_CALL = range(6)
     D_LOOP,
     D_RECEIVER_COUNT,
     D_OBSERVED,
-) = range(13)
+) = range(14)
 
 # Receiver call record fields.
 (
@@ -196,6 +197,7 @@ def begin_dispatch(
             signal,
             sender_value,
             sender_is_weak,
+            type(sender),
             method,
             parent_call,
             depth,
