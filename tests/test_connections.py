@@ -78,7 +78,7 @@ def test_double_import_is_warned_and_the_receiver_really_runs_twice(
     load_twice: Callable[[], tuple[ModuleType, ModuleType]], caplog: pytest.LogCaptureFixture
 ) -> None:
     with pytest.warns(ReceiverConnectionWarning) as warned, caplog.at_level(logging.WARNING):
-        first, second = load_twice()
+        _first, second = load_twice()
     text = str(warned[0].message)
     assert text == (
         f"Receiver signals.touch_item ({where(second.touch_item)}) is connected twice to post_save for "
@@ -129,7 +129,9 @@ def test_taken_dispatch_uid_drop_is_warned(caplog: pytest.LogCaptureFixture) -> 
         signal.connect(send_welcome_sms, dispatch_uid="welcome")
     prefix = "tests.test_connections.test_taken_dispatch_uid_drop_is_warned.<locals>"
     text = str(warned[0].message)
-    assert text.startswith(f"Receiver {prefix}.send_welcome_sms ({where(send_welcome_sms)}) was not connected")
+    assert text.startswith(
+        f"Receiver {prefix}.send_welcome_sms ({where(send_welcome_sms)}) was not connected to "
+    )
     assert (
         f"its dispatch_uid 'welcome' is already taken by {prefix}.send_welcome_email "
         f"({where(send_welcome_email)}), and Django silently keeps the first receiver." in text
