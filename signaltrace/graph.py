@@ -14,6 +14,7 @@ import sys
 import weakref
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
+from inspect import iscoroutinefunction
 from types import ModuleType
 from typing import Any
 
@@ -231,7 +232,8 @@ def _own_key(receiver: Any) -> Any:
 
 
 def static_connections(signals: list[Signal] | None = None) -> list[Connection]:
-    """Every live receiver of every discovered signal, sorted by signal, sender, receiver."""
+    """Every live receiver of every discovered signal, by signal and sender, each group's
+    receivers in the order Django calls them (the order they were connected)."""
     from signaltrace.naming import receiver_info, signal_name
 
     known = _senders_by_id()
@@ -254,11 +256,11 @@ def static_connections(signals: list[Signal] | None = None) -> list[Connection]:
                     file=file,
                     line=line,
                     dispatch_uid=None if key == _own_key(receiver) else str(key),
-                    is_async=bool(entry[-1]) if len(entry) > 2 else False,
+                    is_async=bool(entry[-1]) if len(entry) > 2 else iscoroutinefunction(receiver),
                     weak=weak,
                 )
             )
-    return sorted(found, key=lambda c: (c.signal, c.sender != ANY_SENDER, c.sender, c.receiver))
+    return sorted(found, key=lambda c: (c.signal, c.sender != ANY_SENDER, c.sender))
 
 
 def build_map(
