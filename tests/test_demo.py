@@ -259,6 +259,7 @@ def test_async_receivers_from_an_async_view(client) -> None:
 @demo_only
 def test_scenarios_need_post_and_a_known_name(client) -> None:
     assert client.get("/lab/ping-pong/").status_code == 405
+    assert client.get("/lab/photo/").status_code == 405
     assert client.post("/lab/nope/").status_code == 404
 
 

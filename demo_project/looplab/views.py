@@ -1,6 +1,6 @@
 """Loop lab pages. Every scenario runs inside ``signaltrace.record()``; the toolbar shows the rest."""
 
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import render
 from django.views.decorators.http import require_POST
 
@@ -23,9 +23,13 @@ def run(request: HttpRequest, slug: str) -> HttpResponse:
     return render(request, "looplab/result.html", context)
 
 
-@require_POST
 async def photo_upload(request: HttpRequest) -> HttpResponse:
-    """Sends photo_uploaded with ``asend`` (Django 5.0+), from an async view."""
+    """Sends photo_uploaded with ``asend`` (Django 5.0+), from an async view.
+
+    The method is checked by hand: ``require_POST`` wraps async views only since Django 5.0.
+    """
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
     if not hasattr(photo_uploaded, "asend"):
         outcome = ["This Django has no Signal.asend (added in Django 5.0): nothing was sent."]
         summary = {"rows": [], "loops": [], "max_depth": 0}
