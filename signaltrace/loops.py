@@ -211,7 +211,9 @@ def _cycle(frame: list[Any], previous_entry: list[Any]) -> tuple[LoopStep, ...]:
     return (*(_step(f, True) for f in chain), _step(frame, False))
 
 
+# Messages already warned under the "warn" policy (once per process each), bounded.
 _warned: set[str] = set()
+_MAX_WARNED = 1000
 
 
 def check_for_loop(
@@ -246,6 +248,8 @@ def check_for_loop(
     if loop.action == "raised":
         raise SignalLoopError(loop)
     if loop.message not in _warned:
+        if len(_warned) >= _MAX_WARNED:
+            _warned.clear()  # a long-running process warned of many instances' loops: start over
         _warned.add(loop.message)
         logger.warning("%s", loop.message)
         warnings.warn(loop.message, SignalLoopWarning, stacklevel=4)

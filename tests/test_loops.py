@@ -374,3 +374,27 @@ def test_loop_error_comes_long_before_recursion_error(ping_pong: None) -> None:
         sys.setrecursionlimit(limit)
     assert calls == {"ping_saved": 2, "pong_saved": 2}
     assert depth < 250, depth
+
+
+def test_guard_runs_only_for_nested_dispatches(monkeypatch: pytest.MonkeyPatch) -> None:
+    from signaltrace import hooks
+
+    checked: list[str] = []
+    real_check = hooks.check_for_loop
+
+    def spy(frame: list[Any], *args: Any) -> None:
+        checked.append("chime" if frame[0] is chime else "other")
+        real_check(frame, *args)
+
+    monkeypatch.setattr(hooks, "check_for_loop", spy)
+    with connected(outer, outer_sends_chime), connected(chime, quiet):
+        outer.send(sender=None)
+    assert checked == ["chime"]  # the top-level dispatch of outer was never checked
+
+
+def outer_sends_chime(sender: Any, **kwargs: Any) -> None:
+    chime.send(sender="nested")
+
+
+def quiet(sender: Any, **kwargs: Any) -> None:
+    return None
