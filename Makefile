@@ -1,6 +1,9 @@
 # The two commands README.md gives: `make demo` and `make test`.
 .PHONY: demo test bench screenshot
 
+demo:
+	demo_project/run.sh
+
 test:
 	tests/scripts/test.sh
 

@@ -3,7 +3,8 @@
 ``install()`` replaces ``send``, ``send_robust``, ``asend`` and ``asend_robust`` on
 the ``Signal`` class with versions that behave exactly like Django's and also keep
 the frame chain used for nesting and loop detection, and, inside ``record()``,
-write records.
+write records. It also wraps ``connect`` to warn about receivers connected twice
+or dropped for a taken ``dispatch_uid`` (see :mod:`signaltrace.connections`).
 
 Why the receiver loop is copied rather than wrapped:
 
@@ -38,6 +39,7 @@ from asgiref.sync import async_to_sync, sync_to_async
 from django.dispatch import dispatcher
 from django.dispatch.dispatcher import NO_RECEIVERS, Signal
 
+from signaltrace.connections import wrap_connect
 from signaltrace.errors import SignalLoopError
 from signaltrace.loops import check_for_loop, report_swallowed_loop
 from signaltrace.recording import (
@@ -67,6 +69,8 @@ _django_methods: dict[str, Any] = {
 }
 # 5.0+: _live_receivers returns (sync, async); 4.2: one list.
 _LIVE_IS_PAIR = "asend" in _django_methods
+# Django's connect, wrapped while installed to warn about duplicate and dropped receivers.
+_django_connect = Signal.__dict__["connect"]
 # 6.1+: async receivers run in one TaskGroup sharing a context; earlier: gather.
 _run_parallel = getattr(dispatcher, "_run_parallel", None)
 _django_logger = logging.getLogger("django.dispatch")
@@ -508,6 +512,7 @@ def install() -> None:
         except Exception:  # noqa: BLE001
             report_internal_error("install")
             return
+        replacements["connect"] = wrap_connect(_django_connect)
         for name, method in replacements.items():
             setattr(Signal, name, method)
         _installed.update(replacements)
@@ -518,7 +523,7 @@ def uninstall() -> None:
     with _install_lock:
         for name, method in _installed.items():
             if Signal.__dict__.get(name) is method:
-                setattr(Signal, name, _django_methods[name])
+                setattr(Signal, name, _django_connect if name == "connect" else _django_methods[name])
         _installed.clear()
 
 
