@@ -84,9 +84,8 @@ class MixinTests(ReceiversMixin, SignalAssertionsMixin, TestCase):
             invoice_sent.send_robust(sender=Item)
 
     def test_not_sent_and_not_called_failures(self) -> None:
-        with self.assertRaisesMessage(
-            AssertionError, "Expected tests.test_testing.invoice_sent not to be sent, but it was sent 2 times."
-        ):
+        expected = "Expected tests.test_testing.invoice_sent not to be sent, but it was sent 2 times."
+        with self.assertRaisesMessage(AssertionError, expected):
             with self.assertSignalNotSent(invoice_sent):
                 invoice_sent.send_robust(sender=Item)
                 invoice_sent.send_robust(sender=Item)
