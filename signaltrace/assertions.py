@@ -14,8 +14,8 @@ new row saw ``pk=None``); other objects match by type unless ``REPR_OBJECTS`` is
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from unittest import mock
@@ -555,17 +555,32 @@ def verify(
         raise SignalAssertionError(message)
 
 
-@contextmanager
-def expect(
-    *expectations: Expectation, verbose: bool = False, more_hint: str | None = None
-) -> Iterator[Trace]:
+class Expecting(AbstractContextManager["Trace"]):
     """Record the block, then verify; the shared core of every context manager.
 
-    Nothing is verified when the block raises: its own exception says more.
+    Nothing is verified when the block raises: its own exception says more. A class,
+    not a generator, so pytest's traceback ends at the test's ``with`` line.
     """
-    __tracebackhide__ = True
-    from signaltrace.recording import record
 
-    with record() as trace:
-        yield trace
-    verify(trace, expectations, verbose=verbose, more_hint=more_hint)
+    def __init__(
+        self, *expectations: Expectation, verbose: bool = False, more_hint: str | None = None
+    ) -> None:
+        self.expectations = expectations
+        self.verbose = verbose
+        self.more_hint = more_hint
+        self._recording: AbstractContextManager[Trace] | None = None
+
+    def __enter__(self) -> Trace:
+        from signaltrace.recording import record
+
+        self._recording = record()
+        self.trace = self._recording.__enter__()
+        return self.trace
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+        __tracebackhide__ = True
+        if self._recording is None:
+            raise RuntimeError("__exit__ without __enter__")
+        self._recording.__exit__(exc_type, exc, tb)
+        if exc_type is None:
+            verify(self.trace, self.expectations, verbose=self.verbose, more_hint=self.more_hint)

@@ -31,6 +31,7 @@ from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, Protocol
 
 from signaltrace.assertions import (
+    Expecting,
     MaxDepth,
     MaxDispatches,
     NoLoops,
@@ -39,7 +40,6 @@ from signaltrace.assertions import (
     SignalAssertionError,
     SignalSent,
     dispatch_filter,
-    expect,
     receiver_matcher,
 )
 
@@ -134,7 +134,7 @@ class SignalAssertions:
         self.more_hint = more_hint
 
     def _expect(self, *expectations: Any) -> AbstractContextManager[Trace]:
-        return expect(*expectations, verbose=self.verbose, more_hint=self.more_hint)
+        return Expecting(*expectations, verbose=self.verbose, more_hint=self.more_hint)
 
     def __call__(
         self,
