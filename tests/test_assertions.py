@@ -349,13 +349,14 @@ def test_loops_stopped_and_swallowed_by_send_robust() -> None:
 def test_assert_signals_combines_limits(receivers: None, exploding: None) -> None:
     with assert_signals(max_depth=1, max_dispatches=4):
         Item.objects.create(name="ada")
-    with assert_signals(allow_receiver_errors=True):
-        order_paid.send_robust(sender=Item)
+    with assert_signals(allow_receiver_errors=True), pytest.raises(ValueError):
+        order_paid.send(sender=Item)
 
     def block() -> None:
         with assert_signals(max_depth=0, max_dispatches=3):
             Item.objects.create(name="bob")
-            order_paid.send_robust(sender=Item)
+            with pytest.raises(ValueError):
+                order_paid.send(sender=Item)
 
     lines = failure_of(block).splitlines()
     assert lines[0] == "Expected no receiver errors, but 1 receiver raised:"

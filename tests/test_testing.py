@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from typing import Any
+from unittest import skipUnless
 
+from asgiref.sync import sync_to_async
 from django.db.models.signals import post_save
 from django.dispatch import Signal
 from django.test import TestCase, TransactionTestCase
@@ -96,6 +98,11 @@ class MixinTests(ReceiversMixin, SignalAssertionsMixin, TestCase):
                 Item.objects.create(name="ada")
 
     async def test_async_code(self) -> None:
+        with self.assertSignalSent(invoice_sent, times=1, number=11), self.assertReceiverCalled(reject):
+            await sync_to_async(invoice_sent.send_robust)(sender=Item, number=11)
+
+    @skipUnless(hasattr(Signal, "asend"), "Django 4.2 has no asend")
+    async def test_async_receivers(self) -> None:
         invoice_sent.connect(acknowledge)
         self.addCleanup(invoice_sent.disconnect, acknowledge)
         with (
