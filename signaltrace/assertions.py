@@ -57,7 +57,12 @@ class SignalMatcher:
 
     @property
     def is_save_signal(self) -> bool:
-        return self.label.rsplit(".", 1)[-1] in SAVE_SIGNAL_NAMES
+        """``pre_save`` or ``post_save``, which bulk writes never send."""
+        if self.signal is None:
+            return self.label in SAVE_SIGNAL_NAMES
+        from django.db.models import signals
+
+        return self.signal is signals.pre_save or self.signal is signals.post_save
 
 
 def signal_matcher(signal: Signal | str) -> SignalMatcher:

@@ -35,6 +35,7 @@ import pytest
 from signaltrace.testing import DjangoAssertSignals
 
 if TYPE_CHECKING:
+    from signaltrace.assertions import Expectation
     from signaltrace.records import Trace
 
 __all__ = ["DjangoAssertSignals", "django_assert_signals", "signal_trace"]
@@ -46,17 +47,6 @@ MARKER_ARGUMENTS = frozenset(
 
 
 @dataclass(frozen=True)
-class _Limits:
-    """What one test is held to when the plugin records it."""
-
-    enforce: bool
-    max_depth: int | None = None
-    max_dispatches: int | None = None
-    allow_loops: bool = False
-    allow_receiver_errors: bool = False
-
-
-@dataclass
 class _Options:
     enabled: bool
     report_path: str | None
@@ -104,60 +94,52 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(_ReportWriter(report), "signaltrace-report")
 
 
-def _limits(item: pytest.Item) -> _Limits | None:
-    """How the plugin treats ``item``: None when it does not record it."""
+def _expectations(item: pytest.Item) -> list[Expectation] | None:
+    """What ``item`` is held to: None when the plugin does not record it, [] to only record it.
+
+    Limits are checked before the test runs, so a bad marker fails at once.
+    """
+    from signaltrace.assertions import MaxDepth, MaxDispatches, NoLoops, NoReceiverErrors
+
     options = item.config.stash[_OPTIONS]
     marker = item.get_closest_marker("signaltrace")
+    arguments: dict[str, Any] = {}
     if marker is None:
-        if options.enabled:
-            return _Limits(enforce=True)
-        return _Limits(enforce=False) if options.report_path else None
-    unknown = set(marker.kwargs) - MARKER_ARGUMENTS
-    if marker.args or unknown:
-        names = ", ".join(sorted(unknown)) or "positional arguments"
-        pytest.fail(
-            f"@pytest.mark.signaltrace takes only keyword arguments among "
-            f"{', '.join(sorted(MARKER_ARGUMENTS))}; got {names}",
-            pytrace=False,
-        )
-    if not marker.kwargs.get("enabled", True):
-        return None
-    return _Limits(
-        enforce=True,
-        max_depth=marker.kwargs.get("max_depth"),
-        max_dispatches=marker.kwargs.get("max_dispatches"),
-        allow_loops=bool(marker.kwargs.get("allow_loops", False)),
-        allow_receiver_errors=bool(marker.kwargs.get("allow_receiver_errors", False)),
-    )
+        if not options.enabled:
+            return [] if options.report_path else None
+    else:
+        unknown = set(marker.kwargs) - MARKER_ARGUMENTS
+        if marker.args or unknown:
+            names = ", ".join(sorted(unknown)) or "positional arguments"
+            pytest.fail(
+                f"@pytest.mark.signaltrace takes only keyword arguments among "
+                f"{', '.join(sorted(MARKER_ARGUMENTS))}; got {names}",
+                pytrace=False,
+            )
+        arguments = marker.kwargs
+        if not arguments.get("enabled", True):
+            return None
+    expectations: list[Expectation] = []
+    if not arguments.get("allow_loops", False):
+        expectations.append(NoLoops())
+    if not arguments.get("allow_receiver_errors", False):
+        # An error that was not swallowed reached the test already, which decided about it.
+        expectations.append(NoReceiverErrors(swallowed_only=True))
+    problem = None
+    try:
+        if arguments.get("max_depth") is not None:
+            expectations.append(MaxDepth(arguments["max_depth"]))
+        if arguments.get("max_dispatches") is not None:
+            expectations.append(MaxDispatches(arguments["max_dispatches"]))
+    except ValueError as error:
+        problem = str(error)
+    if problem is not None:  # outside the except block: no chained ValueError in the report
+        pytest.fail(f"@pytest.mark.signaltrace: {problem}", pytrace=False)
+    return expectations
 
 
 def _verbose(config: pytest.Config) -> bool:
     return (config.getoption("verbose") or 0) > 0
-
-
-def _enforce(item: pytest.Item, trace: Trace, limits: _Limits) -> None:
-    __tracebackhide__ = True
-    from signaltrace.assertions import (
-        MaxDepth,
-        MaxDispatches,
-        NoLoops,
-        NoReceiverErrors,
-        failure_message,
-    )
-
-    expectations: list[Any] = []
-    if not limits.allow_loops:
-        expectations.append(NoLoops())
-    if not limits.allow_receiver_errors:
-        # Errors that were not swallowed reached the test already; the test decided about them.
-        expectations.append(NoReceiverErrors(swallowed_only=True))
-    if limits.max_depth is not None:
-        expectations.append(MaxDepth(limits.max_depth))
-    if limits.max_dispatches is not None:
-        expectations.append(MaxDispatches(limits.max_dispatches))
-    message = failure_message(trace, expectations, verbose=_verbose(item.config), more_hint=MORE_HINT)
-    if message is not None:
-        pytest.fail(f"signaltrace: {message}", pytrace=False)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -167,9 +149,10 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     The ``record()`` block opens and closes around the test in this same context, and
     asyncio tasks copy the context when they are created, so async tests record too.
     """
-    limits = _limits(item)
-    if limits is None:
+    expectations = _expectations(item)
+    if expectations is None:
         return (yield)
+    from signaltrace.assertions import failure_message
     from signaltrace.recording import record
 
     reporting = item.config.stash[_OPTIONS].report_path is not None
@@ -179,8 +162,9 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
         finally:
             if reporting:
                 item.stash[_TRACE] = trace
-    if limits.enforce:
-        _enforce(item, trace, limits)
+    message = failure_message(trace, expectations, verbose=_verbose(item.config), more_hint=MORE_HINT)
+    if message is not None:
+        pytest.fail(f"signaltrace: {message}", pytrace=False)
     return result
 
 

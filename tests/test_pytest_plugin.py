@@ -376,10 +376,15 @@ def test_marker_limits_without_the_option(project: pytest.Pytester) -> None:
         @pytest.mark.signaltrace(max_deep=1)
         def test_typo():
             pass
+
+
+        @pytest.mark.signaltrace(max_depth=-1)
+        def test_bad_value():
+            pass
         """
     )
     result = run(project)
-    result.assert_outcomes(passed=2, failed=4)
+    result.assert_outcomes(passed=2, failed=5)
     for lines in (
         [
             "*_ test_too_deep _*",
@@ -405,6 +410,7 @@ def test_marker_limits_without_the_option(project: pytest.Pytester) -> None:
             "@pytest.mark.signaltrace takes only keyword arguments among allow_loops, "
             "allow_receiver_errors, enabled, max_depth, max_dispatches; got max_deep",
         ],
+        ["*_ test_bad_value _*", "@pytest.mark.signaltrace: Expected a count >= 0, got -1"],
     ):
         result.stdout.fnmatch_lines(literal(*lines), consecutive=True)
     assert "test_unmarked_is_not_checked" not in result.stdout.str()
