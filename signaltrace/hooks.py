@@ -31,6 +31,7 @@ import sys
 import threading
 import types
 from collections.abc import Coroutine, Generator
+from threading import get_ident
 from typing import Any
 
 from asgiref.sync import async_to_sync, sync_to_async
@@ -44,7 +45,6 @@ from signaltrace.recording import (
     C_EXCEPTION,
     C_START,
     F_CALL,
-    F_DEPTH,
     F_RECEIVER,
     active_recorders,
     begin_call,
@@ -52,7 +52,9 @@ from signaltrace.recording import (
     current_frame,
     end_call,
     end_dispatch,
+    frame_cell,
     observers,
+    own_cell,
     record_empty_dispatch,
 )
 from signaltrace.safety import report_internal_error
@@ -74,15 +76,8 @@ _installed: dict[str, Any] = {}
 
 
 def _new_frame(signal: Signal, sender: Any, named: dict[str, Any], parent: list[Any] | None) -> list[Any]:
-    return [
-        signal,
-        sender,
-        named.get("instance"),
-        parent,
-        None,
-        None,
-        0 if parent is None else parent[F_DEPTH] + 1,
-    ]
+    """A frame for the loop guard and for nesting (fields ``F_*``; inlined in ``send``)."""
+    return [signal, sender, named.get("instance"), parent, None, None]
 
 
 def _log_robust_failure(signal: Signal, receiver: Any, err: Exception) -> None:
@@ -117,8 +112,11 @@ def _send(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
         sync_receivers, async_receivers = self._live_receivers(sender)
     else:
         sync_receivers, async_receivers = self._live_receivers(sender), ()
-    parent = current_frame.get()
-    frame = _new_frame(self, sender, named, parent)
+    cell = frame_cell.get()
+    if cell is None or cell[1] != get_ident():  # CELL_THREAD; see recording.own_cell()
+        cell = own_cell()
+    parent = cell[0]  # CELL_FRAME
+    frame = [self, sender, named.get("instance"), parent, None, None]  # _new_frame(), inlined
     recorders = active_recorders.get()
     if parent is not None:
         check_for_loop(frame, recorders, named, "send", len(sync_receivers) + len(async_receivers))
@@ -129,7 +127,7 @@ def _send(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
             recorders, self, sender, named, "send", parent, len(sync_receivers) + len(async_receivers)
         )
     )
-    token = current_frame.set(frame)
+    cell[0] = frame
     try:
         responses = []
         if dispatch is None:
@@ -155,7 +153,7 @@ def _send(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
             )
         return responses
     finally:
-        current_frame.reset(token)
+        cell[0] = parent
         if dispatch is not None:
             end_dispatch(dispatch)
 
@@ -170,8 +168,11 @@ def _send_robust(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any
         sync_receivers, async_receivers = self._live_receivers(sender)
     else:
         sync_receivers, async_receivers = self._live_receivers(sender), ()
-    parent = current_frame.get()
-    frame = _new_frame(self, sender, named, parent)
+    cell = frame_cell.get()
+    if cell is None or cell[1] != get_ident():  # CELL_THREAD; see recording.own_cell()
+        cell = own_cell()
+    parent = cell[0]  # CELL_FRAME
+    frame = [self, sender, named.get("instance"), parent, None, None]  # _new_frame(), inlined
     recorders = active_recorders.get()
     if parent is not None:
         check_for_loop(frame, recorders, named, "send_robust", len(sync_receivers) + len(async_receivers))
@@ -182,7 +183,7 @@ def _send_robust(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any
             recorders, self, sender, named, "send_robust", parent, len(sync_receivers) + len(async_receivers)
         )
     )
-    token = current_frame.set(frame)
+    cell[0] = frame
     try:
         responses = []
         for receiver in sync_receivers:
@@ -213,7 +214,7 @@ def _send_robust(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any
             )
         return responses
     finally:
-        current_frame.reset(token)
+        cell[0] = parent
         if dispatch is not None:
             end_dispatch(dispatch)
 
@@ -232,7 +233,7 @@ if not _LIVE_IS_PAIR and sys.version_info < (3, 12):
 
 @types.coroutine
 def _in_frame(coroutine: Coroutine[Any, Any, Any], frame: list[Any]) -> Generator[Any, Any, Any]:
-    """Drive ``coroutine`` with ``current_frame`` set to ``frame`` while it runs.
+    """Drive ``coroutine`` with a frame cell of its own, starting at ``frame``.
 
     On Django 6.1 the async receivers of one dispatch run as tasks that share a
     single context, so a plain ``ContextVar.set`` inside one receiver would be seen
@@ -243,16 +244,16 @@ def _in_frame(coroutine: Coroutine[Any, Any, Any], frame: list[Any]) -> Generato
     """
     value: Any = None
     error: BaseException | None = None
-    current = frame
+    cell = [frame, get_ident()]
     while True:
-        token = current_frame.set(current)
+        token = frame_cell.set(cell)
         try:
             yielded = coroutine.send(value) if error is None else coroutine.throw(error)
         except StopIteration as stop:
             return stop.value
         finally:
-            current = current_frame.get()
-            current_frame.reset(token)
+            cell = frame_cell.get()
+            frame_cell.reset(token)
         try:
             value = yield yielded
             error = None
@@ -367,7 +368,7 @@ async def _asend_common(
             record_empty_dispatch(self, sender, named, method)
         return []
     sync_receivers, async_receivers = self._live_receivers(sender)
-    parent = current_frame.get()
+    parent = current_frame()
     frame = _new_frame(self, sender, named, parent)
     recorders = active_recorders.get()
     if parent is not None:
@@ -379,7 +380,8 @@ async def _asend_common(
             recorders, self, sender, named, method, parent, len(sync_receivers) + len(async_receivers)
         )
     )
-    token = current_frame.set(frame)
+    # Held across awaits: a cell of our own, never the one sibling tasks share.
+    token = frame_cell.set([frame, get_ident()])
     try:
         if sync_receivers:
             sync_group = sync_to_async(_call_sync_receivers)(
@@ -396,7 +398,7 @@ async def _asend_common(
             responses.extend(async_responses)
         return responses
     finally:
-        current_frame.reset(token)
+        frame_cell.reset(token)
         _close_dispatch(dispatch)
 
 
@@ -439,7 +441,7 @@ def _fallback_method(name: str) -> Any:
                 None
                 if recorders is None and not observers
                 else begin_dispatch(
-                    recorders, self, sender, named, name, current_frame.get(), 1 if self.receivers else 0
+                    recorders, self, sender, named, name, current_frame(), 1 if self.receivers else 0
                 )
             )
             try:
@@ -457,7 +459,7 @@ def _fallback_method(name: str) -> Any:
             None
             if recorders is None and not observers
             else begin_dispatch(
-                recorders, self, sender, named, name, current_frame.get(), 1 if self.receivers else 0
+                recorders, self, sender, named, name, current_frame(), 1 if self.receivers else 0
             )
         )
         try:
