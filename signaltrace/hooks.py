@@ -200,7 +200,13 @@ def _send_robust(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any
                     end_call(call, err)
                 if isinstance(err, SignalLoopError):
                     report_swallowed_loop(err)
-                _log_robust_failure(self, receiver, err)
+                # Django logs outside the receiver: signals sent while logging
+                # (an AdminEmailHandler rendering its template) are not its children.
+                cell[0] = parent
+                try:
+                    _log_robust_failure(self, receiver, err)
+                finally:
+                    cell[0] = frame
                 responses.append((receiver, err))
             except BaseException as exc:
                 if call is not None:

@@ -106,23 +106,25 @@ def sign_up(client, username: str = "ada", bio: str = "Hello"):
 
 
 @demo_only
-def test_user_creation_sends_post_save_once_creates_one_profile_depth_1_no_loops(client) -> None:
+def test_user_creation_sends_post_save_once_creates_one_profile_depth_1_no_loops(
+    client, django_assert_signals
+) -> None:
+    """The demo's showcase, pinned down with signaltrace's own test assertions."""
     from accounts.models import Profile
+    from accounts.signals import create_user_profile, save_user_profile
+    from django.contrib.auth.models import User
+    from django.db.models.signals import post_save
 
-    with signaltrace.record() as trace:
+    with (
+        django_assert_signals(max_depth=1) as trace,
+        django_assert_signals.sent(post_save, sender=User, times=1, created=True),
+        django_assert_signals.receiver_called(create_user_profile, signal=post_save, sender=User, times=1),
+        django_assert_signals.receiver_called(save_user_profile, signal=post_save, sender=User, times=1),
+    ):
         response = sign_up(client)
     assert response.status_code == 200
-    user_saves = [
-        d for d in trace.dispatches if d.signal_name == "post_save" and d.sender_name == "auth.User"
-    ]
-    assert len(user_saves) == 1
-    assert [call.receiver_name for call in user_saves[0].calls] == [
-        "accounts.signals.create_user_profile",
-        "accounts.signals.save_user_profile",
-    ]
     assert Profile.objects.filter(user__username="ada").count() == 1
     assert Profile.objects.count() == 1
-    assert max(d.depth for d in trace.dispatches) == 1
     assert trace.loops == []
     json.dumps(trace.to_dict())
 

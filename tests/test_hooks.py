@@ -17,6 +17,7 @@ from django.test.utils import CaptureQueriesContext
 
 import signaltrace
 from signaltrace import hooks
+from signaltrace.connections import ReceiverConnectionWarning
 from tests.testapp.models import Item
 
 
@@ -144,7 +145,8 @@ def test_senders_are_not_kept_alive_and_read_as_none_once_gone():
 def test_dispatch_uid_and_sender_specific_receivers(mode):
     signal = Signal()
     signal.connect(receiver_a, dispatch_uid="only-once")
-    signal.connect(receiver_b, dispatch_uid="only-once")  # silently ignored by Django
+    with pytest.warns(ReceiverConnectionWarning, match="dispatch_uid 'only-once' is already taken"):
+        signal.connect(receiver_b, dispatch_uid="only-once")  # silently ignored by Django
     signal.connect(receiver_b, sender=Item)
     assert signal.send(sender=None) == [(receiver_a, "a")]
     assert signal.send(sender=Item) == [(receiver_a, "a"), (receiver_b, "b")]

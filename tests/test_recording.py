@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import threading
 
 import django
@@ -281,3 +282,29 @@ def test_to_dict_is_json_and_links_parents(order_signals, db):
     assert shipped["parent"] == {"dispatch": 0, "call": 0}
     assert paid["calls"][0]["dispatches"] == [1]
     assert viewed["sender"] == "testapp.Item" and viewed["kwargs"] == {"item_id": "1"}
+
+
+def test_signals_sent_while_send_robust_logs_are_not_children_of_the_failed_receiver(caplog):
+    logged = Signal()
+    failing_signal = Signal()
+
+    def failing(sender, **kwargs):
+        raise ValueError("x")
+
+    class SendingHandler(logging.Handler):
+        def emit(self, record):
+            logged.send(sender="logger")
+
+    logged.connect(on_shipped)
+    failing_signal.connect(failing)
+    handler = SendingHandler()
+    logger = logging.getLogger("django.dispatch")
+    logger.addHandler(handler)
+    try:
+        with signaltrace.record() as trace:
+            failing_signal.send_robust(sender=None)
+    finally:
+        logger.removeHandler(handler)
+    robust, from_logging = trace.dispatches
+    assert robust.calls[0].dispatches == []
+    assert from_logging.parent is None and from_logging.depth == 0
