@@ -305,6 +305,7 @@ def test_signals_sent_while_send_robust_logs_are_not_children_of_the_failed_rece
             failing_signal.send_robust(sender=None)
     finally:
         logger.removeHandler(handler)
-    robust, from_logging = trace.dispatches
+    # Django 4.2 may also send template_rendered while its AdminEmailHandler formats.
+    robust, from_logging = [d for d in trace.dispatches if d.signal in (failing_signal, logged)]
     assert robust.calls[0].dispatches == []
     assert from_logging.parent is None and from_logging.depth == 0
