@@ -46,7 +46,7 @@ from signaltrace.recording import (
     D_START,
     observers,
 )
-from signaltrace.rendering import render_value
+from signaltrace.rendering import render_kwargs
 
 if TYPE_CHECKING:
     from django.dispatch import Signal
@@ -110,7 +110,7 @@ class LiveDispatch:
     @property
     def kwargs(self) -> dict[str, str]:
         """Rendered, redacted kwargs (computed on each access)."""
-        return {name: render_value(value) for name, value in self._record[D_KWARGS]}
+        return render_kwargs(self._record[D_KWARGS])
 
     @property
     def loop(self) -> Loop | None:

@@ -142,6 +142,9 @@ class Recorder:
         self.end_ns: int | None = None
 
 
+_NO_KWARGS: tuple[tuple[str, ...], list[Any]] = ((), [])
+
+
 def _sender_slot(sender: Any) -> tuple[Any, bool]:
     """How a record holds the sender: weakly when possible, never keeping it alive."""
     if sender is None or not type(sender).__weakrefoffset__:
@@ -203,7 +206,7 @@ def begin_dispatch(
             depth,
             perf_counter_ns(),
             None,
-            snapshot_kwargs(named, sensitive, repr_objects) if named else [],
+            snapshot_kwargs(named, sensitive, repr_objects) if named else _NO_KWARGS,
             [],
             None,
             receiver_count,

@@ -35,7 +35,7 @@ from signaltrace.recording import (
     D_SIGNAL,
     D_START,
 )
-from signaltrace.rendering import render_value, safe_repr, truncate
+from signaltrace.rendering import render_kwargs, safe_repr, truncate
 
 if TYPE_CHECKING:
     from django.dispatch import Signal
@@ -123,6 +123,7 @@ class _Builder:
         self.calls_by_record: dict[int, ReceiverCall] = {}
         self.children_by_call: dict[int, list[list[Any]]] = {}
         self.uid_cache: dict[tuple[int, int], Any] = {}
+        self.repr_limit = _repr_limit()
 
     def build(self) -> list[Dispatch]:
         dispatches = []
@@ -179,7 +180,7 @@ class _Builder:
             depth=record[D_DEPTH],
             start_ns=record[D_START] - self.recorder.start_ns,
             duration_ns=end - record[D_START],
-            kwargs={name: render_value(value) for name, value in record[D_KWARGS]},
+            kwargs=render_kwargs(record[D_KWARGS], self.repr_limit),
             loop=record[D_LOOP],
             _sender=record[D_SENDER],
             _sender_is_weak=record[D_SENDER_IS_WEAK],
@@ -191,6 +192,13 @@ class _Builder:
         for call in dispatch.calls:
             call.dispatch = dispatch
         return dispatch
+
+
+def _repr_limit() -> int:
+    from signaltrace.conf import DEFAULTS, setting
+
+    limit = setting("MAX_REPR_LENGTH")
+    return limit if isinstance(limit, int) and limit > 0 else DEFAULTS["MAX_REPR_LENGTH"]
 
 
 def _sender_label(record: list[Any]) -> str:

@@ -26,14 +26,10 @@ class Redacted:
     __slots__ = ()
 
 
-class ModelRef:
-    """A model instance as it was when sent: its label and primary key."""
-
-    __slots__ = ("label", "pk")
-
-    def __init__(self, label: str, pk: Any) -> None:
-        self.label = label
-        self.pk = pk
+# A model instance as it was when sent is stored as ``(MODEL_MARK, label, pk)``: a
+# plain tuple is several times cheaper to build than an object, and no user tuple
+# can hold this private marker.
+MODEL_MARK = object()
 
 
 class QuerySetRef:
@@ -71,6 +67,9 @@ _snapshotters: dict[type, Any] = {}
 _snapshotters_repr: dict[type, Any] = {}
 # kwarg name -> bool, whether it is sensitive; filled on first sight of each name.
 _sensitive_names: dict[str, bool] = {}
+# tuple of kwarg names -> tuple of "redact this one?" flags, one per name.
+_redaction_plans: dict[tuple[str, ...], tuple[bool, ...]] = {}
+_MAX_PLANS = 1000
 
 
 def clear_caches() -> None:
@@ -78,6 +77,7 @@ def clear_caches() -> None:
     _snapshotters.clear()
     _snapshotters_repr.clear()
     _sensitive_names.clear()
+    _redaction_plans.clear()
 
 
 def _keep(value: Any) -> Any:
@@ -95,7 +95,7 @@ def _snapshot_for_type(value_type: type, repr_objects: bool) -> Any:
         return _snapshot_container
     if issubclass(value_type, Model):
         label = sender_name(value_type)
-        return lambda instance: ModelRef(label, instance.pk)
+        return lambda instance: (MODEL_MARK, label, instance.pk)
     if issubclass(value_type, QuerySet):
         return lambda queryset: QuerySetRef(sender_name(queryset.model))
     if isinstance(value_type, type) and issubclass(value_type, type):
@@ -133,28 +133,39 @@ def is_sensitive(name: str, pattern: re.Pattern[str]) -> bool:
     return sensitive
 
 
-def snapshot_kwargs(
-    named: dict[str, Any], pattern: re.Pattern[str], repr_objects: bool
-) -> list[tuple[str, Any]]:
-    """Snapshot every kwarg of a dispatch, redacting sensitive ones.
+KwargsSnapshot = tuple[tuple[str, ...], list[Any]]
 
-    Runs on the hot path while recording: two dict lookups per kwarg in the usual
-    case (name already judged, type already seen).
+
+def snapshot_kwargs(named: dict[str, Any], pattern: re.Pattern[str], repr_objects: bool) -> KwargsSnapshot:
+    """Snapshot every kwarg of a dispatch, redacting sensitive ones: ``(names, values)``.
+
+    Runs on the hot path while recording. Which names to redact is decided once
+    per distinct tuple of names; plain values are kept as they are; others go
+    through a snapshotter chosen once per type.
     """
-    snapshot = []
+    names = tuple(named)
+    plan = _redaction_plans.get(names)
+    if plan is None:
+        if len(_redaction_plans) >= _MAX_PLANS:
+            _redaction_plans.clear()
+        plan = _redaction_plans[names] = tuple(is_sensitive(name, pattern) for name in names)
     snapshotters = _snapshotters_repr if repr_objects else _snapshotters
-    for name, value in named.items():
-        sensitive = _sensitive_names.get(name)
-        if sensitive is None:
-            sensitive = is_sensitive(name, pattern)
-        if sensitive:
-            snapshot.append((name, REDACTED_VALUE))
-            continue
-        snapshotter = snapshotters.get(type(value))
-        if snapshotter is None:
-            snapshotter = _snapshotter(type(value), repr_objects)
-        snapshot.append((name, value if snapshotter is _keep else snapshotter(value)))
-    return snapshot
+    values = []
+    for redact, value in zip(plan, named.values(), strict=True):
+        if redact:
+            values.append(REDACTED_VALUE)
+        elif type(value) in _PLAIN_TYPES:
+            values.append(value)
+        else:
+            snapshotter = snapshotters.get(type(value)) or _snapshotter(type(value), repr_objects)
+            values.append(snapshotter(value))
+    return names, values
+
+
+def render_kwargs(snapshot: KwargsSnapshot, limit: int = 200) -> dict[str, str]:
+    """Display strings of a snapshot made by :func:`snapshot_kwargs`."""
+    names, values = snapshot
+    return {name: render_value(value, limit) for name, value in zip(names, values, strict=True)}
 
 
 def truncate(text: str, limit: int) -> str:
@@ -177,8 +188,9 @@ def render_value(snapshot: Any, limit: int = 200) -> str:
     """The display string of a snapshot made by :func:`snapshot_value`."""
     if isinstance(snapshot, Redacted):
         return REDACTED
-    if isinstance(snapshot, ModelRef):
-        return truncate(f"<{snapshot.label} pk={snapshot.pk!r}>", limit)
+    if type(snapshot) is tuple and len(snapshot) == 3 and snapshot[0] is MODEL_MARK:
+        _mark, label, pk = snapshot
+        return truncate(f"<{label} pk={pk!r}>", limit)
     if isinstance(snapshot, QuerySetRef):
         return f"<QuerySet of {snapshot.label}>"
     if isinstance(snapshot, TypeRef):

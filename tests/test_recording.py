@@ -309,3 +309,12 @@ def test_signals_sent_while_send_robust_logs_are_not_children_of_the_failed_rece
     robust, from_logging = [d for d in trace.dispatches if d.signal in (failing_signal, logged)]
     assert robust.calls[0].dispatches == []
     assert from_logging.parent is None and from_logging.depth == 0
+
+
+def test_max_repr_length_setting_cuts_rendered_values():
+    signal = Signal()
+    signal.connect(on_shipped)
+    with override_settings(SIGNALTRACE={"MAX_REPR_LENGTH": 20}), signaltrace.record() as trace:
+        signal.send(sender=None, note="y" * 100)
+        rendered = trace.dispatches[0].kwargs["note"]
+    assert len(rendered) == 20 and rendered.endswith("…")
