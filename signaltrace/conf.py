@@ -38,6 +38,15 @@ DEFAULTS: dict[str, Any] = {
     # How many times one instance (or receiver path) may be in dispatch at once
     # before it counts as a loop. 2 allows one guarded re-save.
     "LOOP_MAX_REENTRIES": 2,
+    # OpenTelemetry (signaltrace.otel): only these signals get spans (dotted paths);
+    # None: every signal not ignored.
+    "OTEL_SIGNALS_ALLOW": None,
+    # Signals that never get spans (dotted paths).
+    "OTEL_SIGNALS_DENY": [],
+    # Fraction (0 to 1) of dispatches traced, per signal: {"dotted.path": 0.1}.
+    "OTEL_SAMPLE_RATES": {},
+    # Add the redacted, rendered kwargs as signaltrace.kwargs.<name> span attributes.
+    "OTEL_RECORD_KWARGS": False,
 }
 
 REDACTED = "********************"
