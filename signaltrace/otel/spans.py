@@ -14,6 +14,7 @@ from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 
 from signaltrace.observers import DispatchObserver, LiveCall, LiveDispatch
@@ -39,11 +40,32 @@ def _mark_error(span: Span, exception: BaseException) -> None:
     span.set_attribute("error.type", error_type(exception))
 
 
+def _parent_context(call: LiveCall) -> Context | None:
+    """The context to open a dispatch sent from inside ``call`` in (None: the current one).
+
+    A sync receiver's span is current while it runs, so the current span is that
+    span or one opened inside it (a SQL query's, the user's own): keep it as the
+    parent. Only when the current span belongs to another trace (the receiver
+    switched contexts) or the receiver is async (the current context is shared
+    with its siblings and holds the span from before ``asend``) does the receiver
+    span from the records take over.
+    """
+    receiver_span = call.state.get(_SPAN)
+    if receiver_span is None:
+        return None
+    if not call.is_async:
+        current = trace.get_current_span().get_span_context()
+        if current.is_valid and current.trace_id == receiver_span.get_span_context().trace_id:
+            return None
+    return trace.set_span_in_context(receiver_span)
+
+
 class SpanObserver(DispatchObserver):
     """One ``INTERNAL`` span per dispatch, with a child span per receiver call.
 
     Parents: a dispatch sent from inside a receiver is a child of that receiver's
-    span (``dispatch.parent.state``); any other dispatch is a child of the current
+    span (``dispatch.parent.state``), or of a span opened inside it (see
+    :func:`_parent_context`); any other dispatch is a child of the current
     OpenTelemetry context, e.g. the request span of
     ``opentelemetry-instrumentation-django``. Receiver spans are children of their
     dispatch span, explicitly.
@@ -75,12 +97,8 @@ class SpanObserver(DispatchObserver):
         signal = dispatch.signal
         if not selection.wants(signal):
             return
-        parent_context = None
         parent_call = dispatch.parent
-        if parent_call is not None:
-            parent_span = parent_call.state.get(_SPAN)
-            if parent_span is not None:
-                parent_context = trace.set_span_in_context(parent_span)
+        parent_context = None if parent_call is None else _parent_context(parent_call)
         name = dispatch.signal_name
         attributes: dict[str, Any] = {
             "signaltrace.signal": name,
