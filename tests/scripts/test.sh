@@ -25,6 +25,7 @@ run_leg() {
 }
 
 run_leg newest "$newest" "Django>=4.2"
+tests/scripts/phoenix.sh .venv-newest/bin/python
 "./.venv-newest/bin/ruff" check .
 "./.venv-newest/bin/ruff" format --check .
 run_leg django42 "$oldest" "Django>=4.2,<5.0"
