@@ -103,10 +103,22 @@ def is_enabled() -> bool:
     return bool(enabled)
 
 
+_configured = False
+
+
 def _settings_configured() -> bool:
+    """Whether Django's settings are configured; remembered once they are.
+
+    Called on every dispatch: ``settings.configured`` goes through ``LazySettings``
+    and an import, which costs more than the rest of the settings lookup.
+    """
+    global _configured
+    if _configured:
+        return True
     from django.conf import settings
 
-    return settings.configured
+    _configured = settings.configured
+    return _configured
 
 
 def sensitive_pattern() -> re.Pattern[str]:

@@ -22,6 +22,7 @@ from signaltrace.otel.selection import current_selection
 
 # Keys of the scratch dicts; objects, so they cannot clash with other observers'.
 _SPAN = object()
+_CONTEXT = object()
 _TOKEN = object()
 _ERROR = object()
 
@@ -110,12 +111,16 @@ class SpanObserver(DispatchObserver):
         if selection.record_kwargs:
             for key, value in dispatch.kwargs.items():
                 attributes[f"signaltrace.kwargs.{key}"] = value
-        dispatch.state[_SPAN] = self.tracer.start_span(
+        span = self.tracer.start_span(
             f"{dispatch.method} {name}",
             context=parent_context,
             kind=SpanKind.INTERNAL,
             attributes=attributes,
         )
+        state = dispatch.state
+        state[_SPAN] = span
+        # The context every receiver span starts in, made once per dispatch.
+        state[_CONTEXT] = trace.set_span_in_context(span)
 
     def dispatch_finished(self, dispatch: LiveDispatch) -> None:
         """Close the dispatch span; ERROR only if an exception left the dispatch."""
@@ -123,6 +128,7 @@ class SpanObserver(DispatchObserver):
         span = state.pop(_SPAN, None)
         if span is None:
             return
+        del state[_CONTEXT]
         loop = dispatch.loop
         if loop is not None:
             # This dispatch re-entered a dispatch in progress and was stopped before
@@ -147,8 +153,8 @@ class SpanObserver(DispatchObserver):
 
     def call_started(self, call: LiveCall) -> None:
         """Open the receiver span under its dispatch span; make it current if sync."""
-        dispatch_span = call.dispatch.state.get(_SPAN)
-        if dispatch_span is None:
+        dispatch_context = call.dispatch.state.get(_CONTEXT)
+        if dispatch_context is None:
             return
         attributes: dict[str, Any] = {
             "code.function.name": call.receiver_name,
@@ -162,7 +168,7 @@ class SpanObserver(DispatchObserver):
             attributes["signaltrace.dispatch_uid"] = str(dispatch_uid)
         span = self.tracer.start_span(
             f"receiver {call.receiver_name}",
-            context=trace.set_span_in_context(dispatch_span),
+            context=dispatch_context,
             kind=SpanKind.INTERNAL,
             attributes=attributes,
         )
