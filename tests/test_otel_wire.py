@@ -7,6 +7,9 @@ The receiver is a plain ``http.server`` that decodes each request body as an OTL
 from __future__ import annotations
 
 import gzip
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -182,3 +185,55 @@ def test_spans_arrive_over_otlp_http(collector: Collector) -> None:
     assert robust_receiver.status.code == Status.STATUS_CODE_ERROR
     assert attributes(robust_receiver)["signaltrace.swallowed"] is True
     assert robust.status.code == Status.STATUS_CODE_UNSET
+
+
+SETUP_FROM_ENVIRONMENT = """
+import django
+from django.conf import settings
+
+settings.configure(INSTALLED_APPS=["signaltrace"], MIDDLEWARE=[])
+django.setup()
+from django.dispatch import Signal
+from opentelemetry import trace
+
+from signaltrace.otel import setup_otlp_from_environment
+
+demo_signal = Signal()
+demo_signal.connect(lambda sender, **kwargs: None, weak=False)
+assert setup_otlp_from_environment(service_name="fallback-name")
+demo_signal.send(sender=None)
+assert trace.get_tracer_provider().force_flush(10_000)
+"""
+
+
+def test_setup_otlp_from_environment_exports_to_the_endpoint(collector: Collector) -> None:
+    """The demo's switch: OTEL_EXPORTER_OTLP_ENDPOINT set means spans go there over OTLP/HTTP."""
+    env = {
+        **os.environ,
+        "OTEL_EXPORTER_OTLP_ENDPOINT": collector.endpoint.removesuffix("/v1/traces"),
+        "OTEL_SERVICE_NAME": "signaltrace-demo-test",
+    }
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    env.pop("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", None)
+    result = subprocess.run(
+        [sys.executable, "-c", SETUP_FROM_ENVIRONMENT], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert [span.name for span in collector.spans()] == [
+        "receiver __main__.<lambda>",
+        "send __main__.demo_signal",
+    ]
+    resource = collector.requests[0].resource_spans[0].resource
+    assert {attr.key: attr.value.string_value for attr in resource.attributes}["service.name"] == (
+        "signaltrace-demo-test"
+    )
+
+
+def test_setup_otlp_from_environment_does_nothing_without_an_endpoint(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from signaltrace.otel import setup_otlp_from_environment
+
+    monkeypatch.delenv("OTEL_EXPORTER_OTLP_ENDPOINT", raising=False)
+    monkeypatch.delenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", raising=False)
+    assert setup_otlp_from_environment() is False
