@@ -129,6 +129,7 @@ class SpanObserver(DispatchObserver):
         if span is None:
             return
         del state[_CONTEXT]
+        error = state.pop(_ERROR, None)
         loop = dispatch.loop
         if loop is not None:
             # This dispatch re-entered a dispatch in progress and was stopped before
@@ -143,10 +144,8 @@ class SpanObserver(DispatchObserver):
             )
             span.set_status(Status(StatusCode.ERROR, loop.message))
             span.set_attribute("error.type", LOOP_ERROR_TYPE)
-        else:
-            error = state.pop(_ERROR, None)
-            if error is not None:
-                _mark_error(span, error)
+        elif error is not None:
+            _mark_error(span, error)
         span.end()
 
     # ------------------------------------------------------------------ receivers
@@ -156,9 +155,11 @@ class SpanObserver(DispatchObserver):
         dispatch_context = call.dispatch.state.get(_CONTEXT)
         if dispatch_context is None:
             return
+        receiver_name = call.receiver_name
+        is_async = call.is_async
         attributes: dict[str, Any] = {
-            "code.function.name": call.receiver_name,
-            "signaltrace.receiver.is_async": call.is_async,
+            "code.function.name": receiver_name,
+            "signaltrace.receiver.is_async": is_async,
         }
         if call.file:
             attributes["code.file.path"] = call.file
@@ -167,14 +168,14 @@ class SpanObserver(DispatchObserver):
         if dispatch_uid is not None:
             attributes["signaltrace.dispatch_uid"] = str(dispatch_uid)
         span = self.tracer.start_span(
-            f"receiver {call.receiver_name}",
+            f"receiver {receiver_name}",
             context=dispatch_context,
             kind=SpanKind.INTERNAL,
             attributes=attributes,
         )
         state = call.state
         state[_SPAN] = span
-        if not call.is_async:
+        if not is_async:
             state[_TOKEN] = otel_context.attach(trace.set_span_in_context(span))
 
     def call_finished(self, call: LiveCall) -> None:
