@@ -11,6 +11,7 @@ Usage::
               [call.receiver_name for call in dispatch.calls])
 """
 
+from signaltrace.connections import ReceiverConnectionWarning
 from signaltrace.errors import SignalLoopError, SignalTraceError
 from signaltrace.hooks import install, is_installed, uninstall
 from signaltrace.loops import Loop, LoopStep, SignalLoopWarning
@@ -24,6 +25,7 @@ __all__ = [
     "Loop",
     "LoopStep",
     "ReceiverCall",
+    "ReceiverConnectionWarning",
     "SignalLoopError",
     "SignalLoopWarning",
     "SignalTraceError",

@@ -55,6 +55,10 @@ def _check_ignore_signals(value: Any) -> list[Error]:
     return errors
 
 
+def _is_positive_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+
+
 def _is_positive_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
@@ -115,6 +119,15 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Error]:
                 f"SIGNALTRACE['LOOP_POLICY'] must be 'raise' or 'warn', not {config['LOOP_POLICY']!r}.",
                 "'raise' stops a loop with SignalLoopError; 'warn' logs it once and lets it run.",
                 8,
+            )
+        )
+    if "PANEL_SLOW_RECEIVER_MS" in config and not _is_positive_number(config["PANEL_SLOW_RECEIVER_MS"]):
+        errors.append(
+            _error(
+                "SIGNALTRACE['PANEL_SLOW_RECEIVER_MS'] must be a positive number of milliseconds, "
+                f"not {config['PANEL_SLOW_RECEIVER_MS']!r}.",
+                f"The default is {DEFAULTS['PANEL_SLOW_RECEIVER_MS']!r}.",
+                10,
             )
         )
     return errors

@@ -38,6 +38,8 @@ DEFAULTS: dict[str, Any] = {
     # How many times one instance (or receiver path) may be in dispatch at once
     # before it counts as a loop. 2 allows one guarded re-save.
     "LOOP_MAX_REENTRIES": 2,
+    # The debug-toolbar panel highlights receivers at least this slow (milliseconds).
+    "PANEL_SLOW_RECEIVER_MS": 50,
     # OpenTelemetry (signaltrace.otel): only these signals get spans (dotted paths);
     # None: every signal not ignored.
     "OTEL_SIGNALS_ALLOW": None,

@@ -3,7 +3,8 @@
 ``install()`` replaces ``send``, ``send_robust``, ``asend`` and ``asend_robust`` on
 the ``Signal`` class with versions that behave exactly like Django's and also keep
 the frame chain used for nesting and loop detection, and, inside ``record()``,
-write records.
+write records. It also wraps ``connect`` to warn about receivers connected twice
+or dropped for a taken ``dispatch_uid`` (see :mod:`signaltrace.connections`).
 
 Why the receiver loop is copied rather than wrapped:
 
@@ -31,12 +32,14 @@ import sys
 import threading
 import types
 from collections.abc import Coroutine, Generator
+from threading import get_ident
 from typing import Any
 
 from asgiref.sync import async_to_sync, sync_to_async
 from django.dispatch import dispatcher
 from django.dispatch.dispatcher import NO_RECEIVERS, Signal
 
+from signaltrace.connections import wrap_connect
 from signaltrace.errors import SignalLoopError
 from signaltrace.loops import check_for_loop, report_swallowed_loop
 from signaltrace.recording import (
@@ -44,7 +47,6 @@ from signaltrace.recording import (
     C_EXCEPTION,
     C_START,
     F_CALL,
-    F_DEPTH,
     F_RECEIVER,
     active_recorders,
     begin_call,
@@ -52,7 +54,9 @@ from signaltrace.recording import (
     current_frame,
     end_call,
     end_dispatch,
+    frame_cell,
     observers,
+    own_cell,
     record_empty_dispatch,
 )
 from signaltrace.safety import report_internal_error
@@ -65,6 +69,8 @@ _django_methods: dict[str, Any] = {
 }
 # 5.0+: _live_receivers returns (sync, async); 4.2: one list.
 _LIVE_IS_PAIR = "asend" in _django_methods
+# Django's connect, wrapped while installed to warn about duplicate and dropped receivers.
+_django_connect = Signal.__dict__["connect"]
 # 6.1+: async receivers run in one TaskGroup sharing a context; earlier: gather.
 _run_parallel = getattr(dispatcher, "_run_parallel", None)
 _django_logger = logging.getLogger("django.dispatch")
@@ -74,15 +80,8 @@ _installed: dict[str, Any] = {}
 
 
 def _new_frame(signal: Signal, sender: Any, named: dict[str, Any], parent: list[Any] | None) -> list[Any]:
-    return [
-        signal,
-        sender,
-        named.get("instance"),
-        parent,
-        None,
-        None,
-        0 if parent is None else parent[F_DEPTH] + 1,
-    ]
+    """A frame for the loop guard and for nesting (fields ``F_*``; inlined in ``send``)."""
+    return [signal, sender, named.get("instance"), parent, None, None]
 
 
 def _log_robust_failure(signal: Signal, receiver: Any, err: Exception) -> None:
@@ -117,8 +116,11 @@ def _send(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
         sync_receivers, async_receivers = self._live_receivers(sender)
     else:
         sync_receivers, async_receivers = self._live_receivers(sender), ()
-    parent = current_frame.get()
-    frame = _new_frame(self, sender, named, parent)
+    cell = frame_cell.get()
+    if cell is None or cell[1] != get_ident():  # CELL_THREAD; see recording.own_cell()
+        cell = own_cell()
+    parent = cell[0]  # CELL_FRAME
+    frame = [self, sender, named.get("instance"), parent, None, None]  # _new_frame(), inlined
     recorders = active_recorders.get()
     if parent is not None:
         check_for_loop(frame, recorders, named, "send", len(sync_receivers) + len(async_receivers))
@@ -129,7 +131,7 @@ def _send(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
             recorders, self, sender, named, "send", parent, len(sync_receivers) + len(async_receivers)
         )
     )
-    token = current_frame.set(frame)
+    cell[0] = frame
     try:
         responses = []
         if dispatch is None:
@@ -155,7 +157,7 @@ def _send(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
             )
         return responses
     finally:
-        current_frame.reset(token)
+        cell[0] = parent
         if dispatch is not None:
             end_dispatch(dispatch)
 
@@ -170,8 +172,11 @@ def _send_robust(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any
         sync_receivers, async_receivers = self._live_receivers(sender)
     else:
         sync_receivers, async_receivers = self._live_receivers(sender), ()
-    parent = current_frame.get()
-    frame = _new_frame(self, sender, named, parent)
+    cell = frame_cell.get()
+    if cell is None or cell[1] != get_ident():  # CELL_THREAD; see recording.own_cell()
+        cell = own_cell()
+    parent = cell[0]  # CELL_FRAME
+    frame = [self, sender, named.get("instance"), parent, None, None]  # _new_frame(), inlined
     recorders = active_recorders.get()
     if parent is not None:
         check_for_loop(frame, recorders, named, "send_robust", len(sync_receivers) + len(async_receivers))
@@ -182,7 +187,7 @@ def _send_robust(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any
             recorders, self, sender, named, "send_robust", parent, len(sync_receivers) + len(async_receivers)
         )
     )
-    token = current_frame.set(frame)
+    cell[0] = frame
     try:
         responses = []
         for receiver in sync_receivers:
@@ -195,7 +200,13 @@ def _send_robust(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any
                     end_call(call, err)
                 if isinstance(err, SignalLoopError):
                     report_swallowed_loop(err)
-                _log_robust_failure(self, receiver, err)
+                # Django logs outside the receiver: signals sent while logging
+                # (an AdminEmailHandler rendering its template) are not its children.
+                cell[0] = parent
+                try:
+                    _log_robust_failure(self, receiver, err)
+                finally:
+                    cell[0] = frame
                 responses.append((receiver, err))
             except BaseException as exc:
                 if call is not None:
@@ -213,7 +224,7 @@ def _send_robust(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any
             )
         return responses
     finally:
-        current_frame.reset(token)
+        cell[0] = parent
         if dispatch is not None:
             end_dispatch(dispatch)
 
@@ -232,7 +243,7 @@ if not _LIVE_IS_PAIR and sys.version_info < (3, 12):
 
 @types.coroutine
 def _in_frame(coroutine: Coroutine[Any, Any, Any], frame: list[Any]) -> Generator[Any, Any, Any]:
-    """Drive ``coroutine`` with ``current_frame`` set to ``frame`` while it runs.
+    """Drive ``coroutine`` with a frame cell of its own, starting at ``frame``.
 
     On Django 6.1 the async receivers of one dispatch run as tasks that share a
     single context, so a plain ``ContextVar.set`` inside one receiver would be seen
@@ -243,16 +254,16 @@ def _in_frame(coroutine: Coroutine[Any, Any, Any], frame: list[Any]) -> Generato
     """
     value: Any = None
     error: BaseException | None = None
-    current = frame
+    cell = [frame, get_ident()]
     while True:
-        token = current_frame.set(current)
+        token = frame_cell.set(cell)
         try:
             yielded = coroutine.send(value) if error is None else coroutine.throw(error)
         except StopIteration as stop:
             return stop.value
         finally:
-            current = current_frame.get()
-            current_frame.reset(token)
+            cell = frame_cell.get()
+            frame_cell.reset(token)
         try:
             value = yield yielded
             error = None
@@ -367,7 +378,7 @@ async def _asend_common(
             record_empty_dispatch(self, sender, named, method)
         return []
     sync_receivers, async_receivers = self._live_receivers(sender)
-    parent = current_frame.get()
+    parent = current_frame()
     frame = _new_frame(self, sender, named, parent)
     recorders = active_recorders.get()
     if parent is not None:
@@ -379,7 +390,8 @@ async def _asend_common(
             recorders, self, sender, named, method, parent, len(sync_receivers) + len(async_receivers)
         )
     )
-    token = current_frame.set(frame)
+    # Held across awaits: a cell of our own, never the one sibling tasks share.
+    token = frame_cell.set([frame, get_ident()])
     try:
         if sync_receivers:
             sync_group = sync_to_async(_call_sync_receivers)(
@@ -396,7 +408,7 @@ async def _asend_common(
             responses.extend(async_responses)
         return responses
     finally:
-        current_frame.reset(token)
+        frame_cell.reset(token)
         _close_dispatch(dispatch)
 
 
@@ -439,7 +451,7 @@ def _fallback_method(name: str) -> Any:
                 None
                 if recorders is None and not observers
                 else begin_dispatch(
-                    recorders, self, sender, named, name, current_frame.get(), 1 if self.receivers else 0
+                    recorders, self, sender, named, name, current_frame(), 1 if self.receivers else 0
                 )
             )
             try:
@@ -457,7 +469,7 @@ def _fallback_method(name: str) -> Any:
             None
             if recorders is None and not observers
             else begin_dispatch(
-                recorders, self, sender, named, name, current_frame.get(), 1 if self.receivers else 0
+                recorders, self, sender, named, name, current_frame(), 1 if self.receivers else 0
             )
         )
         try:
@@ -506,6 +518,7 @@ def install() -> None:
         except Exception:  # noqa: BLE001
             report_internal_error("install")
             return
+        replacements["connect"] = wrap_connect(_django_connect)
         for name, method in replacements.items():
             setattr(Signal, name, method)
         _installed.update(replacements)
@@ -516,7 +529,7 @@ def uninstall() -> None:
     with _install_lock:
         for name, method in _installed.items():
             if Signal.__dict__.get(name) is method:
-                setattr(Signal, name, _django_methods[name])
+                setattr(Signal, name, _django_connect if name == "connect" else _django_methods[name])
         _installed.clear()
 
 

@@ -7,17 +7,26 @@ chain ``LOOP_MAX_REENTRIES`` times:
 
 * model signals (an ``instance`` kwarg): same signal, same sender, same instance,
   by identity or by model and primary key (a receiver often re-fetches the row);
-* other signals: same signal and sender, which, repeating down one chain of
-  receivers, means the same receiver path.
+* other signals: same signal and sender, entered again through the same receiver,
+  i.e. the same (signal, sender, receiver) path repeating down one chain.
 
 A cascade over *different* instances (a tree saving its parents) never matches,
 whatever its depth; a guarded re-save enters twice and is allowed by the default
-of 2. The chain is walked only for nested dispatches, so top-level sends pay nothing.
+of 2. The third entry is stopped before its receivers run: a few cycles deep, far
+from Python's recursion limit.
+
+The chain is walked only for nested dispatches, so top-level sends pay nothing,
+and nothing is named or formatted unless a loop is found.
+
+Under the "warn" policy the loop keeps running as it would without signaltrace;
+it is reported when it reaches the limit, once per chain (deeper re-entries of
+the same chain are the same loop), and warned and logged once per process.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -93,13 +102,27 @@ class Loop:
         }
 
 
+def short_path(file: str) -> str:
+    """``file`` relative to the working directory when inside it, else unchanged."""
+    try:
+        cwd = os.getcwd()
+    except OSError:
+        return file
+    if file.startswith(cwd + os.sep):
+        return file[len(cwd) + 1 :]
+    return file
+
+
 def format_cycle(cycle: tuple[LoopStep, ...]) -> str:
-    """``post_save(demo.Ping #1) -> ping_saved (file:line) -> post_save(...)``."""
+    """``post_save(demo.Ping #1) -> app.ping_saved (app/signals.py:12) -> post_save(...)``.
+
+    One line, so it reads the same in an exception, a log line and a warning.
+    """
     parts = []
     for step in cycle:
         parts.append(step.dispatch_label())
         if step.receiver_name is not None:
-            where = f" ({step.file}:{step.line})" if step.file else ""
+            where = f" ({short_path(step.file)}:{step.line})" if step.file else ""
             parts.append(f"{step.receiver_name}{where}")
     return " -> ".join(parts)
 
@@ -120,7 +143,18 @@ def _same_instance(first: Any, second: Any) -> bool:
     return pk is not None and pk == _pk(second)
 
 
+def _function(receiver: Any) -> Any:
+    """What identifies a receiver on a path: a bound method's function, else itself."""
+    return getattr(receiver, "__func__", receiver)
+
+
 def _matching_ancestors(frame: list[Any]) -> list[list[Any]]:
+    """The frames on ``frame``'s chain that it re-enters, nearest first.
+
+    Each frame's ``F_RECEIVER`` is the receiver running in it now, i.e. the one
+    through which the chain went on. Without an instance, only ancestors entered
+    again through the same receiver as the nearest one count: the same path.
+    """
     signal, sender, instance = frame[F_SIGNAL], frame[F_SENDER], frame[F_INSTANCE]
     matches = []
     ancestor = frame[F_PARENT]
@@ -132,6 +166,9 @@ def _matching_ancestors(frame: list[Any]) -> list[list[Any]]:
         ):
             matches.append(ancestor)
         ancestor = ancestor[F_PARENT]
+    if instance is None and len(matches) > 1:
+        path = _function(matches[0][F_RECEIVER])
+        matches = [match for match in matches if _function(match[F_RECEIVER]) is path]
     return matches
 
 
@@ -161,19 +198,22 @@ def _step(frame: list[Any], with_receiver: bool) -> LoopStep:
     )
 
 
-def _cycle(frame: list[Any], first_match: list[Any]) -> tuple[LoopStep, ...]:
+def _cycle(frame: list[Any], previous_entry: list[Any]) -> tuple[LoopStep, ...]:
+    """One turn of the loop: from the previous entry of the dispatch to ``frame``."""
     chain = []
     current = frame[F_PARENT]
     while current is not None:
         chain.append(current)
-        if current is first_match:
+        if current is previous_entry:
             break
         current = current[F_PARENT]
     chain.reverse()
     return (*(_step(f, True) for f in chain), _step(frame, False))
 
 
+# Messages already warned under the "warn" policy (once per process each), bounded.
 _warned: set[str] = set()
+_MAX_WARNED = 1000
 
 
 def check_for_loop(
@@ -191,10 +231,15 @@ def check_for_loop(
 
     try:
         matches = _matching_ancestors(frame)
-        if not matches or len(matches) < setting("LOOP_MAX_REENTRIES"):
+        if not matches:
+            return
+        limit = setting("LOOP_MAX_REENTRIES")
+        if len(matches) < limit:
             return
         policy = setting("LOOP_POLICY")
-        loop = Loop(cycle=_cycle(frame, matches[-1]), action="warned" if policy == "warn" else "raised")
+        if policy == "warn" and len(matches) > limit:
+            return  # the same loop, already reported when this chain reached the limit
+        loop = Loop(cycle=_cycle(frame, matches[0]), action="warned" if policy == "warn" else "raised")
         if recorders is not None or observers:
             _record_loop(loop, recorders, frame, named, method, receiver_count)
     except Exception:  # noqa: BLE001 - the guard must never break a dispatch itself
@@ -203,6 +248,8 @@ def check_for_loop(
     if loop.action == "raised":
         raise SignalLoopError(loop)
     if loop.message not in _warned:
+        if len(_warned) >= _MAX_WARNED:
+            _warned.clear()  # a long-running process warned of many instances' loops: start over
         _warned.add(loop.message)
         logger.warning("%s", loop.message)
         warnings.warn(loop.message, SignalLoopWarning, stacklevel=4)

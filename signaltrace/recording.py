@@ -5,9 +5,19 @@ other's dispatches:
 
 * ``active_recorders``: the tuple of :class:`Recorder` objects of the enclosing
   ``record()`` blocks (innermost last), or None when nothing records.
-* ``current_frame``: the dispatch whose receiver is running right now, as a
-  *frame* list (see ``F_*`` below), or None outside any receiver. Frames link to
-  their parent frame, which gives nesting, depth and the loop guard's chain.
+* ``frame_cell``: a small mutable cell ``[frame, thread id]`` whose ``frame`` is
+  the dispatch whose receiver is running right now (a list, see ``F_*`` below),
+  or None outside any receiver. Frames link to their parent frame, which gives
+  nesting, depth and the loop guard's chain.
+
+Why a mutable cell and not ``ContextVar.set``/``reset`` around every dispatch:
+set+reset costs about as much as Django's whole ``send`` with one receiver, and
+the hooks run on every dispatch. Synchronous code always restores the cell before
+returning, so contexts that share a cell (asyncio tasks of one thread) never see
+each other's frames; a cell is only used by the thread that made it (a context
+copied into another thread gets a new cell on first use); and code that holds a
+frame across ``await`` (``asend``, async receivers) sets a cell of its own with
+``ContextVar.set``.
 
 While recording, each dispatch and receiver call is a plain list (``D_*`` and
 ``C_*`` fields): appending numbers and cached strings to lists is several times
@@ -18,9 +28,10 @@ cheaper than building objects. :mod:`signaltrace.records` turns them into
 from __future__ import annotations
 
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
+from threading import get_ident
 from time import perf_counter_ns
 from typing import TYPE_CHECKING, Any
 
@@ -36,13 +47,14 @@ if TYPE_CHECKING:
     from signaltrace.records import Trace
 
 # Frame fields: one frame per dispatch in progress (and one per async receiver).
-F_SIGNAL, F_SENDER, F_INSTANCE, F_PARENT, F_RECEIVER, F_CALL, F_DEPTH = range(7)
+F_SIGNAL, F_SENDER, F_INSTANCE, F_PARENT, F_RECEIVER, F_CALL = range(6)
 
 # Dispatch record fields.
 (
     D_SIGNAL,
     D_SENDER,
     D_SENDER_IS_WEAK,
+    D_SENDER_TYPE,
     D_METHOD,
     D_PARENT_CALL,
     D_DEPTH,
@@ -53,7 +65,7 @@ F_SIGNAL, F_SENDER, F_INSTANCE, F_PARENT, F_RECEIVER, F_CALL, F_DEPTH = range(7)
     D_LOOP,
     D_RECEIVER_COUNT,
     D_OBSERVED,
-) = range(13)
+) = range(14)
 
 # Receiver call record fields.
 (
@@ -69,7 +81,29 @@ F_SIGNAL, F_SENDER, F_INSTANCE, F_PARENT, F_RECEIVER, F_CALL, F_DEPTH = range(7)
 ) = range(9)
 
 active_recorders: ContextVar[tuple[Recorder, ...] | None] = ContextVar("signaltrace_recorders", default=None)
-current_frame: ContextVar[list[Any] | None] = ContextVar("signaltrace_frame", default=None)
+frame_cell: ContextVar[list[Any] | None] = ContextVar("signaltrace_frame_cell", default=None)
+CELL_FRAME, CELL_THREAD = 0, 1
+
+
+def own_cell() -> list[Any]:
+    """This thread's frame cell in this context, made (and set) on first use.
+
+    A cell found in the context but made by another thread (the context was copied
+    into this one) is replaced by a new cell starting from the same frame.
+    """
+    cell = frame_cell.get()
+    thread = get_ident()
+    if cell is None or cell[CELL_THREAD] != thread:
+        cell = [None if cell is None else cell[CELL_FRAME], thread]
+        frame_cell.set(cell)
+    return cell
+
+
+def current_frame() -> list[Any] | None:
+    """The frame of the dispatch whose receiver is running, or None."""
+    cell = frame_cell.get()
+    return None if cell is None else cell[CELL_FRAME]
+
 
 #: Live consumers of records (see :mod:`signaltrace.observers`). A plain list, so
 #: the hooks' ``not observers`` test costs next to nothing while it is empty.
@@ -135,33 +169,41 @@ def begin_dispatch(
         if recorders is None:
             if signal in ignored_signals():
                 return None
-            keeping: list[Recorder] = []
+            keeping: Sequence[Recorder] = ()
             sensitive, repr_objects = sensitive_pattern(), False
         else:
             innermost = recorders[-1]
             if signal in innermost.ignored:
                 return None
-            keeping = []
-            for recorder in recorders:
-                if len(recorder.records) < recorder.max_dispatches:
-                    keeping.append(recorder)
-                else:
-                    recorder.dropped += 1
+            if len(recorders) == 1 and len(innermost.records) < innermost.max_dispatches:
+                keeping = recorders  # the common case, without building a list
+            else:
+                keeping = []
+                for recorder in recorders:
+                    if len(recorder.records) < recorder.max_dispatches:
+                        keeping.append(recorder)
+                    else:
+                        recorder.dropped += 1
             sensitive, repr_objects = innermost.sensitive, innermost.repr_objects
         if not keeping and not (observers and receiver_count):
             return None
         sender_value, sender_is_weak = _sender_slot(sender)
         parent_call = parent[F_CALL] if parent is not None else None
+        depth = 0
+        while parent is not None:
+            depth += 1
+            parent = parent[F_PARENT]
         record = [
             signal,
             sender_value,
             sender_is_weak,
+            type(sender),
             method,
             parent_call,
-            parent[F_DEPTH] + 1 if parent is not None else 0,
+            depth,
             perf_counter_ns(),
             None,
-            snapshot_kwargs(named, sensitive, repr_objects) if named else (),
+            snapshot_kwargs(named, sensitive, repr_objects) if named else [],
             [],
             None,
             receiver_count,
@@ -243,7 +285,7 @@ def record_empty_dispatch(signal: Signal, sender: Any, named: dict[str, Any], me
     recorders = active_recorders.get()
     if recorders is None:
         return
-    record = begin_dispatch(recorders, signal, sender, named, method, current_frame.get(), 0)
+    record = begin_dispatch(recorders, signal, sender, named, method, current_frame(), 0)
     if record is not None:
         record[D_END] = record[D_START]
 

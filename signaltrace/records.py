@@ -12,7 +12,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from signaltrace.naming import dispatch_uid_of, sender_name, signal_name
+from signaltrace.naming import dispatch_uid_of, dotted_path, sender_name, signal_name
 from signaltrace.recording import (
     C_CHILDREN,
     C_DISPATCH,
@@ -31,6 +31,7 @@ from signaltrace.recording import (
     D_PARENT_CALL,
     D_SENDER,
     D_SENDER_IS_WEAK,
+    D_SENDER_TYPE,
     D_SIGNAL,
     D_START,
 )
@@ -197,7 +198,10 @@ def _sender_label(record: list[Any]) -> str:
     if record[D_SENDER_IS_WEAK]:
         sender = sender()
         if sender is None:
-            return "<collected>"
+            sender_type = record[D_SENDER_TYPE]
+            if isinstance(sender_type, type) and issubclass(sender_type, type):
+                return "<collected class>"
+            return f"<collected {dotted_path(sender_type)} object>"
     try:
         return sender_name(sender)
     except Exception:  # noqa: BLE001

@@ -65,8 +65,10 @@ class ReprText:
 
 REDACTED_VALUE = Redacted()
 
-# type -> function making its snapshot; filled on first sight of each type.
+# type -> function making its snapshot; filled on first sight of each type (one
+# cache per REPR_OBJECTS value, since the choice for unknown types depends on it).
 _snapshotters: dict[type, Any] = {}
+_snapshotters_repr: dict[type, Any] = {}
 # kwarg name -> bool, whether it is sensitive; filled on first sight of each name.
 _sensitive_names: dict[str, bool] = {}
 
@@ -74,6 +76,7 @@ _sensitive_names: dict[str, bool] = {}
 def clear_caches() -> None:
     """Forget per-type and per-name decisions (after a settings change)."""
     _snapshotters.clear()
+    _snapshotters_repr.clear()
     _sensitive_names.clear()
 
 
@@ -109,32 +112,49 @@ def _snapshot_container(value: Any) -> Any:
     return TypeRef(type(value).__name__)
 
 
+def _snapshotter(value_type: type, repr_objects: bool) -> Any:
+    cache = _snapshotters_repr if repr_objects else _snapshotters
+    snapshotter = cache.get(value_type)
+    if snapshotter is None:
+        snapshotter = cache[value_type] = _snapshot_for_type(value_type, repr_objects)
+    return snapshotter
+
+
 def snapshot_value(value: Any, repr_objects: bool = False) -> Any:
     """A cheap, SQL-free, non-owning stand-in for ``value``."""
-    snapshotter = _snapshotters.get(type(value))
-    if snapshotter is None:
-        snapshotter = _snapshot_for_type(type(value), repr_objects)
-        _snapshotters[type(value)] = snapshotter
-    return snapshotter(value)
+    return _snapshotter(type(value), repr_objects)(value)
 
 
 def is_sensitive(name: str, pattern: re.Pattern[str]) -> bool:
     """Whether a kwarg name looks like it holds a secret (cached per name)."""
     sensitive = _sensitive_names.get(name)
     if sensitive is None:
-        sensitive = bool(pattern.search(name))
-        _sensitive_names[name] = sensitive
+        sensitive = _sensitive_names[name] = bool(pattern.search(name))
     return sensitive
 
 
 def snapshot_kwargs(
     named: dict[str, Any], pattern: re.Pattern[str], repr_objects: bool
-) -> tuple[tuple[str, Any], ...]:
-    """Snapshot every kwarg of a dispatch, redacting sensitive ones."""
-    return tuple(
-        (name, REDACTED_VALUE if is_sensitive(name, pattern) else snapshot_value(value, repr_objects))
-        for name, value in named.items()
-    )
+) -> list[tuple[str, Any]]:
+    """Snapshot every kwarg of a dispatch, redacting sensitive ones.
+
+    Runs on the hot path while recording: two dict lookups per kwarg in the usual
+    case (name already judged, type already seen).
+    """
+    snapshot = []
+    snapshotters = _snapshotters_repr if repr_objects else _snapshotters
+    for name, value in named.items():
+        sensitive = _sensitive_names.get(name)
+        if sensitive is None:
+            sensitive = is_sensitive(name, pattern)
+        if sensitive:
+            snapshot.append((name, REDACTED_VALUE))
+            continue
+        snapshotter = snapshotters.get(type(value))
+        if snapshotter is None:
+            snapshotter = _snapshotter(type(value), repr_objects)
+        snapshot.append((name, value if snapshotter is _keep else snapshotter(value)))
+    return snapshot
 
 
 def truncate(text: str, limit: int) -> str:

@@ -12,9 +12,11 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "signaltrace",
     "tests.testapp",
+    "debug_toolbar",
 ]
 
 MIDDLEWARE = [
+    "debug_toolbar.middleware.DebugToolbarMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
 ]
@@ -40,3 +42,15 @@ STATIC_URL = "/static/"
 DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
 
 SIGNALTRACE = {"ENABLED": True}
+
+# The toolbar shows only on the panel tests' pages (tests/testapp/panel_views.py), so
+# other tests' requests and traces are untouched. IS_RUNNING_TESTS False: see FIELD-NOTES.
+DEBUG_TOOLBAR_CONFIG = {
+    "IS_RUNNING_TESTS": False,
+    "SHOW_TOOLBAR_CALLBACK": "tests.testapp.panel_views.show_toolbar",
+}
+DEBUG_TOOLBAR_PANELS = [
+    "debug_toolbar.panels.timer.TimerPanel",
+    "debug_toolbar.panels.sql.SQLPanel",
+    "signaltrace.panels.SignalTracePanel",
+]

@@ -47,7 +47,7 @@ def django_tests_dir() -> Path:
     archive = next(CACHE.glob(f"[dD]jango-{version}.tar.gz"))
     with tarfile.open(archive) as tar:
         members = [m for m in tar.getmembers() if "/tests/" in m.name or m.name.endswith("/tests")]
-        tar.extractall(CACHE, members=members)  # noqa: S202 - Django's own sdist from PyPI
+        tar.extractall(CACHE, members=members)
     extracted = next(p for p in CACHE.iterdir() if p.is_dir() and p.name.lower() == f"django-{version}")
     if extracted != target:
         extracted.rename(target)

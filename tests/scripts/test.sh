@@ -24,7 +24,9 @@ run_leg() {
   "$venv/bin/python" tests/django_suite/run.py
 }
 
+tests/scripts/browser.sh  # chromium for tests/test_panel_browser.py; prints why if it cannot
 run_leg newest "$newest" "Django>=4.2"
+tests/scripts/demo-smoke.sh
 tests/scripts/phoenix.sh .venv-newest/bin/python
 "./.venv-newest/bin/ruff" check .
 "./.venv-newest/bin/ruff" format --check .

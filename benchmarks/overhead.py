@@ -1,0 +1,193 @@
+"""What signaltrace costs per dispatch, against bare Django in the same run.
+
+Plain Python, runnable by anyone with signaltrace and Django installed:
+
+    python benchmarks/overhead.py [--rounds 15] [--batch 2000]
+
+Every case runs in three modes, interleaved round by round so machine noise hits
+all modes alike: ``bare`` (hooks not installed: Django's own methods),
+``idle`` (installed, loop guard on, not recording) and ``recording`` (inside
+``signaltrace.record()``). The table gives medians of per-operation times and
+their ratio to ``bare``. Targets: idle <= 1.3x bare for ``send`` with 1 receiver,
+recording <= 3x, model ``save()`` recording <= 1.10x.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from time import perf_counter_ns
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import django
+from django.conf import settings
+
+settings.configure(
+    DEBUG=False,
+    INSTALLED_APPS=["django.contrib.contenttypes", "django.contrib.auth", "signaltrace", "benchmarks"],
+    DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}},
+    DEFAULT_AUTO_FIELD="django.db.models.AutoField",
+    SIGNALTRACE={"ENABLED": False},
+)
+django.setup()
+
+from django.db import connection, models  # noqa: E402
+from django.db.models.signals import post_init, post_save  # noqa: E402
+from django.dispatch import Signal  # noqa: E402
+
+import signaltrace  # noqa: E402
+
+
+class Row(models.Model):
+    name = models.CharField(max_length=20)
+    counter = models.IntegerField(default=0)
+
+    class Meta:
+        app_label = "benchmarks"
+
+
+def receiver(sender, **kwargs):
+    return None
+
+
+async def async_receiver(sender, **kwargs):
+    return None
+
+
+def on_row_saved(sender, instance, created, **kwargs):
+    return None
+
+
+def on_row_saved_too(sender, instance, **kwargs):
+    return None
+
+
+def on_row_loaded(sender, instance, **kwargs):
+    return None
+
+
+def make_signal(count: int, connect_async: bool = False) -> Signal:
+    signal = Signal()
+    for _ in range(count):
+        # Distinct function objects, as distinct receivers are in real projects.
+        def fn(sender, **kwargs):
+            return None
+
+        signal.connect(fn, weak=False)
+    if connect_async:
+        signal.connect(async_receiver, weak=False)
+    return signal
+
+
+def setup_database() -> Row:
+    with connection.schema_editor() as editor:
+        editor.create_model(Row)
+    Row.objects.bulk_create(Row(name=f"row {i}") for i in range(100))
+    post_save.connect(on_row_saved, sender=Row, weak=False)
+    post_save.connect(on_row_saved_too, sender=Row, weak=False)
+    post_init.connect(on_row_loaded, sender=Row, weak=False)
+    return Row.objects.get(pk=1)
+
+
+def cases(batch: int) -> dict[str, tuple[Callable[[], None], int]]:
+    """Name -> (function running ``n`` operations, n)."""
+    zero, one, five = make_signal(0), make_signal(1), make_signal(5)
+    robust_one = make_signal(1)
+    async_one = make_signal(0, connect_async=True)
+    row = setup_database()
+    loop = asyncio.new_event_loop()
+
+    def run_send(signal: Signal, n: int) -> Callable[[], None]:
+        def run() -> None:
+            send = signal.send
+            for _ in range(n):
+                send(sender=None, value=1)
+
+        return run
+
+    def run_robust() -> None:
+        for _ in range(batch):
+            robust_one.send_robust(sender=None, value=1)
+
+    def run_asend() -> None:
+        async def many() -> None:
+            for _ in range(batch // 10):
+                await async_one.asend(sender=None, value=1)
+
+        loop.run_until_complete(many())
+
+    def run_save() -> None:
+        for _ in range(batch // 20):
+            row.counter += 1
+            row.save(update_fields=["counter"])
+
+    def run_load() -> None:
+        for _ in range(batch // 200):
+            list(Row.objects.all()[:100])
+
+    return {
+        "send, 0 receivers": (run_send(zero, batch), batch),
+        "send, 1 receiver": (run_send(one, batch), batch),
+        "send, 5 receivers": (run_send(five, batch), batch),
+        "send_robust, 1 receiver": (run_robust, batch),
+        "asend, 1 async receiver": (run_asend, batch // 10),
+        "save(), 2 post_save receivers": (run_save, batch // 20),
+        "load 100 rows, post_init receiver": (run_load, batch // 200),
+    }
+
+
+def time_batch(mode: str, run: Callable[[], None], n: int) -> float:
+    """Per-operation nanoseconds of one batch in ``mode``."""
+    if mode == "bare":
+        signaltrace.uninstall()
+    else:
+        signaltrace.install()
+    if mode == "recording":
+        with signaltrace.record():
+            start = perf_counter_ns()
+            run()
+            elapsed = perf_counter_ns() - start
+    else:
+        start = perf_counter_ns()
+        run()
+        elapsed = perf_counter_ns() - start
+    return elapsed / n
+
+
+MODES = ("bare", "idle", "recording")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--batch", type=int, default=2000, help="sends per batch (fewer for slow cases)")
+    args = parser.parse_args()
+
+    all_cases = cases(args.batch)
+    samples: dict[tuple[str, str], list[float]] = {(c, m): [] for c in all_cases for m in MODES}
+    for _ in range(args.rounds):
+        for case, (run, n) in all_cases.items():
+            for mode in MODES:
+                samples[(case, mode)].append(time_batch(mode, run, n))
+    signaltrace.uninstall()
+
+    print(f"Python {sys.version.split()[0]}, Django {django.get_version()}, {args.rounds} rounds, medians")
+    print()
+    print("| case | bare µs | idle µs | idle ratio | recording µs | recording ratio |")
+    print("|---|---|---|---|---|---|")
+    for case in all_cases:
+        bare, idle, recording = (statistics.median(samples[(case, mode)]) / 1000 for mode in MODES)
+        idle_ratio, recording_ratio = idle / bare, recording / bare
+        print(
+            f"| {case} | {bare:.2f} | {idle:.2f} | {idle_ratio:.2f}x "
+            f"| {recording:.2f} | {recording_ratio:.2f}x |"
+        )
+
+
+if __name__ == "__main__":
+    main()

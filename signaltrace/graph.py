@@ -1,0 +1,327 @@
+"""The signal map behind ``manage.py signaltrace graph``: who listens to what, and who sends what.
+
+Static edges come from the receivers connected right now (after every app's
+``ready()``): signal and sender -> receiver. Observed edges come from a saved
+trace (``trace.to_dict()`` as JSON): the receivers each dispatch called, and
+receiver -> signal and sender for every dispatch sent inside a receiver. A save
+loop therefore shows up as a cycle. Rendered as text, Mermaid, Graphviz DOT or JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import weakref
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+from inspect import iscoroutinefunction
+from types import ModuleType
+from typing import Any
+
+from django.dispatch import Signal
+
+ANY_SENDER = "any sender"
+
+
+@dataclass(frozen=True)
+class Connection:
+    """One receiver connected to one signal for one sender (or any sender)."""
+
+    signal: str
+    sender: str
+    receiver: str
+    file: str
+    line: int
+    dispatch_uid: str | None
+    is_async: bool
+    weak: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "signal": self.signal,
+            "sender": self.sender,
+            "receiver": self.receiver,
+            "file": self.file,
+            "line": self.line,
+            "dispatch_uid": self.dispatch_uid,
+            "is_async": self.is_async,
+            "weak": self.weak,
+        }
+
+
+@dataclass
+class SignalMap:
+    """Connections, plus what a trace observed, as one directed graph."""
+
+    connections: list[Connection] = field(default_factory=list)
+    # (signal, sender, receiver) -> how many calls the trace saw.
+    observed_calls: dict[tuple[str, str, str], int] = field(default_factory=dict)
+    # (receiver, signal, sender) -> how many dispatches the receiver sent.
+    observed_sends: dict[tuple[str, str, str], int] = field(default_factory=dict)
+    locations: dict[str, str] = field(default_factory=dict)
+
+    def edges(self) -> dict[str, set[str]]:
+        """Adjacency between node keys: ``s:signal|sender`` and ``r:receiver``."""
+        graph: dict[str, set[str]] = {}
+        for conn in self.connections:
+            graph.setdefault(_signal_key(conn.signal, conn.sender), set()).add(_receiver_key(conn.receiver))
+        for signal, sender, receiver in self.observed_calls:
+            graph.setdefault(_signal_key(signal, sender), set()).add(_receiver_key(receiver))
+        for receiver, signal, sender in self.observed_sends:
+            graph.setdefault(_receiver_key(receiver), set()).add(_signal_key(signal, sender))
+        for targets in list(graph.values()):
+            for target in targets:
+                graph.setdefault(target, set())
+        return graph
+
+    def cycles(self) -> list[list[str]]:
+        """One cycle per strongly connected component that has one, as node labels."""
+        graph = self.edges()
+        found = []
+        for component in _components(graph):
+            signals = [key for key in component if key.startswith("s:")]
+            start = min(signals or component)  # read from a dispatch, like a loop error
+            if len(component) == 1 and start not in graph[start]:
+                continue
+            found.append([node_label(key) for key in _cycle_through(graph, component, start)])
+        return sorted(found)
+
+
+def _signal_key(signal: str, sender: str) -> str:
+    return f"s:{signal}|{sender}"
+
+
+def _receiver_key(receiver: str) -> str:
+    return f"r:{receiver}"
+
+
+def node_label(key: str) -> str:
+    """``post_save(auth.User)`` for a signal node, the dotted path for a receiver."""
+    if key.startswith("s:"):
+        signal, sender = key[2:].split("|", 1)
+        return f"{signal}({sender})"
+    return key[2:]
+
+
+def _components(graph: dict[str, set[str]]) -> list[set[str]]:
+    """Tarjan's strongly connected components, iteratively (graphs may be deep)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    result: list[set[str]] = []
+    counter = 0
+    for root in sorted(graph):
+        if root in index:
+            continue
+        work = [(root, iter(sorted(graph[root])))]
+        index[root] = low[root] = counter
+        counter += 1
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
+            advanced = False
+            for child in children:
+                if child not in index:
+                    index[child] = low[child] = counter
+                    counter += 1
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(sorted(graph[child]))))
+                    advanced = True
+                    break
+                if child in on_stack:
+                    low[node] = min(low[node], index[child])
+            if advanced:
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                component = set()
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.add(member)
+                    if member == node:
+                        break
+                result.append(component)
+    return result
+
+
+def _cycle_through(graph: dict[str, set[str]], component: set[str], start: str) -> list[str]:
+    """A shortest path from ``start`` back to itself inside ``component`` (breadth-first)."""
+    previous: dict[str, str] = {}
+    frontier = [start]
+    while frontier:
+        following = []
+        for node in frontier:
+            for child in sorted(graph[node]):
+                if child not in component:
+                    continue
+                if child == start:
+                    path = [node]
+                    while path[-1] != start:
+                        path.append(previous[path[-1]])
+                    return [*reversed(path), start]
+                if child not in previous:
+                    previous[child] = node
+                    following.append(child)
+        frontier = following
+    return [start]
+
+
+# ---------------------------------------------------------------- static map
+
+
+def _signal_types() -> set[type]:
+    found: set[type] = set()
+    pending = [Signal]
+    while pending:
+        cls = pending.pop()
+        if cls not in found:
+            found.add(cls)
+            pending.extend(cls.__subclasses__())
+    return found
+
+
+def discover_signals() -> list[Signal]:
+    """Every Signal held by a module attribute (compared by exact type: no lazy objects touched)."""
+    types = _signal_types()
+    seen: dict[int, Signal] = {}
+    for module in list(sys.modules.values()):
+        if not isinstance(module, ModuleType):
+            continue
+        try:
+            values = list(vars(module).values())
+        except Exception:  # noqa: BLE001 - a hostile module must not stop the scan
+            continue
+        for value in values:
+            if type(value) in types:
+                seen.setdefault(id(value), value)
+    return list(seen.values())
+
+
+def _senders_by_id() -> dict[int, Any]:
+    """Objects a sender id may stand for, where Django kept no reference (before 6.0)."""
+    from django.apps import apps
+
+    return {id(model): model for model in apps.get_models(include_auto_created=True)}
+
+
+def _sender_of(entry: tuple[Any, ...], known: dict[int, Any]) -> str:
+    from signaltrace.naming import sender_name
+
+    sender_id = entry[0][1]
+    if sender_id == id(None):
+        return ANY_SENDER
+    if len(entry) == 4 and isinstance(entry[2], weakref.ReferenceType):  # Django 6.0+
+        sender = entry[2]()
+        if sender is not None:
+            return sender_name(sender)
+    if sender_id in known:
+        return sender_name(known[sender_id])
+    return f"<sender at {sender_id:#x}>"
+
+
+def _own_key(receiver: Any) -> Any:
+    if hasattr(receiver, "__func__"):
+        return (id(receiver.__self__), id(receiver.__func__))
+    return id(receiver)
+
+
+def static_connections(signals: list[Signal] | None = None) -> list[Connection]:
+    """Every live receiver of every discovered signal, by signal and sender, each group's
+    receivers in the order Django calls them (the order they were connected)."""
+    from signaltrace.naming import receiver_info, signal_name
+
+    known = _senders_by_id()
+    found = []
+    for signal in discover_signals() if signals is None else signals:
+        name = signal_name(signal)
+        for entry in list(signal.receivers):
+            ref = entry[1]
+            weak = isinstance(ref, weakref.ReferenceType)
+            receiver = ref() if weak else ref
+            if receiver is None:
+                continue
+            receiver_name, file, line = receiver_info(receiver)
+            key = entry[0][0]
+            found.append(
+                Connection(
+                    signal=name,
+                    sender=_sender_of(entry, known),
+                    receiver=receiver_name,
+                    file=file,
+                    line=line,
+                    dispatch_uid=None if key == _own_key(receiver) else str(key),
+                    is_async=bool(entry[-1]) if len(entry) > 2 else iscoroutinefunction(receiver),
+                    weak=weak,
+                )
+            )
+    return sorted(found, key=lambda c: (c.signal, c.sender != ANY_SENDER, c.sender))
+
+
+def build_map(
+    trace: dict[str, Any] | None = None,
+    signals: list[str] | None = None,
+    include: list[str] | None = None,
+    exclude: list[str] | None = None,
+) -> SignalMap:
+    """The static map, filtered by signal and receiver globs, plus a trace's observed edges."""
+    from signaltrace.loops import short_path
+
+    def wanted_signal(name: str) -> bool:
+        return not signals or any(fnmatchcase(name, pattern) for pattern in signals)
+
+    def wanted_receiver(name: str) -> bool:
+        if include and not any(fnmatchcase(name, pattern) for pattern in include):
+            return False
+        return not (exclude and any(fnmatchcase(name, pattern) for pattern in exclude))
+
+    result = SignalMap()
+    for conn in static_connections():
+        if wanted_signal(conn.signal) and wanted_receiver(conn.receiver):
+            result.connections.append(conn)
+            result.locations[conn.receiver] = f"{short_path(conn.file)}:{conn.line}" if conn.file else ""
+    if trace is not None:
+        _add_trace(result, trace, wanted_signal, wanted_receiver)
+    return result
+
+
+def _add_trace(result: SignalMap, trace: dict[str, Any], wanted_signal: Any, wanted_receiver: Any) -> None:
+    from signaltrace.loops import short_path
+
+    dispatches = {d["id"]: d for d in trace.get("dispatches", [])}
+    for dispatch in dispatches.values():
+        signal, sender = dispatch["signal"], dispatch["sender"]
+        if not wanted_signal(signal):
+            continue
+        for call in dispatch.get("calls", []):
+            receiver = call["receiver"]
+            if not wanted_receiver(receiver):
+                continue
+            key = (signal, sender, receiver)
+            result.observed_calls[key] = result.observed_calls.get(key, 0) + 1
+            if call.get("file"):
+                result.locations.setdefault(receiver, f"{short_path(call['file'])}:{call.get('line')}")
+        parent = dispatch.get("parent")
+        if parent is None or parent.get("dispatch") not in dispatches:
+            continue
+        calls = dispatches[parent["dispatch"]].get("calls", [])
+        if not 0 <= parent.get("call", -1) < len(calls):
+            continue
+        receiver = calls[parent["call"]]["receiver"]
+        if wanted_receiver(receiver):
+            key = (receiver, signal, sender)
+            result.observed_sends[key] = result.observed_sends.get(key, 0) + 1
+
+
+def load_trace(path: str) -> dict[str, Any]:
+    """A trace saved as ``json.dump(trace.to_dict(), file)``; ValueError if it is not one."""
+    with open(path, encoding="utf-8") as file:
+        data = json.load(file)
+    if not isinstance(data, dict) or not isinstance(data.get("dispatches"), list):
+        raise ValueError(f"{path} is not a signaltrace trace (trace.to_dict() as JSON)")
+    return data

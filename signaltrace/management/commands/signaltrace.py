@@ -1,0 +1,196 @@
+"""``manage.py signaltrace graph``: print the signal map (who listens, who sends).
+
+Modelled on django-extensions' ``graph_models``: filters by glob, several output
+formats, ``--output`` to write a file::
+
+    manage.py signaltrace graph                       # text, every receiver
+    manage.py signaltrace graph --format mermaid --exclude "django.*"
+    manage.py signaltrace graph --from-trace trace.json --format dot -o signals.dot
+
+``--from-trace`` adds the edges a recorded run observed (``trace.to_dict()``
+saved as JSON), so a save loop appears as a cycle, listed under "Cycles".
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from signaltrace.graph import ANY_SENDER, SignalMap, build_map, load_trace
+
+FORMATS = ("text", "mermaid", "dot", "json")
+
+
+class Command(BaseCommand):
+    help = "signaltrace tools. 'graph' prints every connected receiver per signal and sender."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        subcommands = parser.add_subparsers(dest="subcommand", metavar="subcommand")
+        subcommands.required = True
+        graph = subcommands.add_parser(
+            "graph",
+            help="Print the signal map: receivers per signal and sender, plus edges from a trace.",
+            description="Print the signal map: receivers per signal and sender, plus edges from a trace.",
+        )
+        graph.add_argument("--format", "-f", choices=FORMATS, default="text", help="Output format (text).")
+        graph.add_argument(
+            "--from-trace",
+            metavar="FILE",
+            help="A saved trace (trace.to_dict() as JSON): add the observed calls and sends.",
+        )
+        graph.add_argument("--output", "-o", metavar="FILE", help="Write to FILE instead of stdout.")
+        graph.add_argument(
+            "--signal", "-s", action="append", metavar="GLOB", help="Only signals matching (repeatable)."
+        )
+        graph.add_argument(
+            "--include", "-I", action="append", metavar="GLOB", help="Only receivers matching (repeatable)."
+        )
+        graph.add_argument(
+            "--exclude",
+            "-X",
+            action="append",
+            metavar="GLOB",
+            help="Leave out receivers matching, e.g. 'django.*'.",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        trace = None
+        if options.get("from_trace"):
+            try:
+                trace = load_trace(options["from_trace"])
+            except (OSError, ValueError) as exc:
+                raise CommandError(f"Cannot read the trace: {exc}") from exc
+        signal_map = build_map(trace, options.get("signal"), options.get("include"), options.get("exclude"))
+        render = {"text": render_text, "mermaid": render_mermaid, "dot": render_dot, "json": render_json}
+        output = render[options["format"]](signal_map, options.get("from_trace"))
+        if options.get("output"):
+            with open(options["output"], "w", encoding="utf-8") as file:
+                file.write(output)
+        else:
+            self.stdout.write(output, ending="" if output.endswith("\n") else "\n")
+
+
+# -------------------------------------------------------------------- renderers
+
+
+def render_text(signal_map: SignalMap, trace_name: str | None = None) -> str:
+    """Receivers grouped by signal, then sender; then observed edges and cycles."""
+    connections = signal_map.connections
+    signal_count = len({conn.signal for conn in connections})
+    lines = [f"Signal map: {len(connections)} receivers on {signal_count} signals"]
+    current_signal = current_sender = None
+    for conn in connections:
+        if conn.signal != current_signal:
+            lines += ["", conn.signal]
+            current_signal, current_sender = conn.signal, None
+        if conn.sender != current_sender:
+            lines.append(f"  {ANY_SENDER if conn.sender == ANY_SENDER else 'sender ' + conn.sender}")
+            current_sender = conn.sender
+        notes = [signal_map.locations.get(conn.receiver, "")]
+        if conn.dispatch_uid is not None:
+            notes.append(f"dispatch_uid={conn.dispatch_uid!r}")
+        if conn.is_async:
+            notes.append("async")
+        if not conn.weak:
+            notes.append("strong reference")
+        lines.append(f"    {conn.receiver}  " + "  ".join(note for note in notes if note))
+    if trace_name is not None:
+        lines += ["", f"Observed in {trace_name}:"]
+        for (signal, sender, receiver), count in sorted(signal_map.observed_calls.items()):
+            lines.append(f"  {signal}({sender}) -> {receiver}  called x{count}")
+        for (receiver, signal, sender), count in sorted(signal_map.observed_sends.items()):
+            lines.append(f"  {receiver} -> {signal}({sender})  sent x{count}")
+        cycles = signal_map.cycles()
+        lines += ["", "Cycles:" if cycles else "Cycles: none"]
+        lines += ["  " + " -> ".join(cycle) for cycle in cycles]
+    return "\n".join(lines) + "\n"
+
+
+def _node_ids(signal_map: SignalMap) -> dict[str, str]:
+    return {key: f"n{number}" for number, key in enumerate(sorted(signal_map.edges()))}
+
+
+def _label(signal_map: SignalMap, key: str) -> tuple[str, str]:
+    """(title, detail) of a node: the signal and sender, or the receiver and its location."""
+    if key.startswith("s:"):
+        signal, sender = key[2:].split("|", 1)
+        return signal, sender
+    return key[2:], signal_map.locations.get(key[2:], "")
+
+
+def _observed_edges(signal_map: SignalMap) -> dict[tuple[str, str], str]:
+    edges = {}
+    for (signal, sender, receiver), count in signal_map.observed_calls.items():
+        edges[(f"s:{signal}|{sender}", f"r:{receiver}")] = f"called x{count}"
+    for (receiver, signal, sender), count in signal_map.observed_sends.items():
+        edges[(f"r:{receiver}", f"s:{signal}|{sender}")] = f"sent x{count}"
+    return edges
+
+
+def _mermaid_text(text: str) -> str:
+    for raw, entity in (("&", "#amp;"), ('"', "#quot;"), ("<", "#lt;"), (">", "#gt;")):
+        text = text.replace(raw, entity)
+    return text
+
+
+def render_mermaid(signal_map: SignalMap, trace_name: str | None = None) -> str:
+    """A Mermaid flowchart: signal nodes, receiver nodes; observed edges dotted and labelled."""
+    ids = _node_ids(signal_map)
+    lines = ["flowchart LR"]
+    for key, node in ids.items():
+        title, detail = (_mermaid_text(part) for part in _label(signal_map, key))
+        text = f"{title}<br/>{detail}" if detail else title
+        lines.append(
+            f'  {node}{"([" if key.startswith("s:") else "["}"{text}"{"])" if key.startswith("s:") else "]"}'
+        )
+    observed = _observed_edges(signal_map)
+    static = {(f"s:{c.signal}|{c.sender}", f"r:{c.receiver}") for c in signal_map.connections}
+    for source, target in sorted(static - set(observed)):
+        lines.append(f"  {ids[source]} --> {ids[target]}")
+    for (source, target), label in sorted(observed.items()):
+        lines.append(f'  {ids[source]} -.->|"{_mermaid_text(label)}"| {ids[target]}')
+    return "\n".join(lines) + "\n"
+
+
+def _dot_text(text: str) -> str:
+    return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def render_dot(signal_map: SignalMap, trace_name: str | None = None) -> str:
+    """Graphviz DOT: signals as ellipses, receivers as boxes, observed edges dashed."""
+    ids = _node_ids(signal_map)
+    lines = ["digraph signals {", "  rankdir=LR;", '  node [fontname="Helvetica"];']
+    for key, node in ids.items():
+        title, detail = _label(signal_map, key)
+        label = _dot_text(f"{title}\n{detail}" if detail else title)
+        shape = "ellipse" if key.startswith("s:") else "box"
+        lines.append(f'  {node} [label="{label}", shape={shape}];')
+    observed = _observed_edges(signal_map)
+    static = {(f"s:{c.signal}|{c.sender}", f"r:{c.receiver}") for c in signal_map.connections}
+    for source, target in sorted(static - set(observed)):
+        lines.append(f"  {ids[source]} -> {ids[target]};")
+    for (source, target), label in sorted(observed.items()):
+        lines.append(f'  {ids[source]} -> {ids[target]} [style=dashed, label="{_dot_text(label)}"];')
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def render_json(signal_map: SignalMap, trace_name: str | None = None) -> str:
+    """Connections, observed edges and cycles as JSON."""
+    data = {
+        "connections": [conn.to_dict() for conn in signal_map.connections],
+        "observed": {
+            "calls": [
+                {"signal": signal, "sender": sender, "receiver": receiver, "count": count}
+                for (signal, sender, receiver), count in sorted(signal_map.observed_calls.items())
+            ],
+            "sends": [
+                {"receiver": receiver, "signal": signal, "sender": sender, "count": count}
+                for (receiver, signal, sender), count in sorted(signal_map.observed_sends.items())
+            ],
+        },
+        "cycles": signal_map.cycles(),
+    }
+    return json.dumps(data, indent=2) + "\n"

@@ -1,0 +1,161 @@
+"""``manage.py signaltrace graph``: the static map, its formats, and edges from a saved trace."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from io import StringIO
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.db.models.signals import post_save
+
+import signaltrace
+from signaltrace.loops import short_path
+from tests.test_loops import ping_saved, pong_saved
+from tests.testapp.models import Item, Ping, Pong
+from tests.testapp.signals import item_viewed
+
+
+def on_item_saved(sender: Any, **kwargs: Any) -> None:
+    return None
+
+
+async def on_item_viewed(sender: Any, **kwargs: Any) -> None:
+    return None
+
+
+@pytest.fixture
+def receivers() -> Iterator[None]:
+    post_save.connect(on_item_saved, sender=Item, dispatch_uid="graph.item_saved")
+    item_viewed.connect(on_item_viewed)
+    post_save.connect(ping_saved, sender=Ping)
+    post_save.connect(pong_saved, sender=Pong)
+    yield
+    post_save.disconnect(on_item_saved, sender=Item, dispatch_uid="graph.item_saved")
+    item_viewed.disconnect(on_item_viewed)
+    post_save.disconnect(ping_saved, sender=Ping)
+    post_save.disconnect(pong_saved, sender=Pong)
+
+
+def graph(*args: str) -> str:
+    out = StringIO()
+    call_command("signaltrace", "graph", *args, stdout=out)
+    return out.getvalue()
+
+
+def where(function: Any) -> str:
+    return f"{short_path(function.__code__.co_filename)}:{function.__code__.co_firstlineno}"
+
+
+@pytest.fixture
+def loop_trace(receivers: None, tmp_path: Path, db: None) -> Path:
+    with signaltrace.record() as trace, pytest.raises(signaltrace.SignalLoopError):
+        Ping.objects.create()
+    path = tmp_path / "trace.json"
+    path.write_text(json.dumps(trace.to_dict()))
+    return path
+
+
+def test_text_lists_every_receiver_per_signal_and_sender(receivers: None) -> None:
+    text = graph()
+    assert text.startswith("Signal map: ")
+    assert (
+        "post_save\n"
+        "  sender testapp.Item\n"
+        f"    tests.test_graph_command.on_item_saved  {where(on_item_saved)}"
+        "  dispatch_uid='graph.item_saved'\n"
+        "  sender testapp.Ping\n"
+        f"    tests.test_loops.ping_saved  {where(ping_saved)}\n"
+    ) in text
+    assert (
+        "tests.testapp.signals.item_viewed\n  any sender\n"
+        f"    tests.test_graph_command.on_item_viewed  {where(on_item_viewed)}  async\n"
+    ) in text
+    assert f"    signaltrace.conf.reset_config  {where(signaltrace.conf.reset_config)}" in text
+    assert "Cycles" not in text
+
+
+def test_filters_by_signal_and_receiver_globs(receivers: None) -> None:
+    text = graph("--signal", "post_save", "--exclude", "tests.test_loops.*")
+    assert "on_item_saved" in text
+    assert "ping_saved" not in text and "reset_config" not in text
+    only = graph("--include", "*.pong_saved")
+    assert only.startswith("Signal map: 1 receivers on 1 signals")
+
+
+def test_json_lists_connections(receivers: None) -> None:
+    data = json.loads(graph("--format", "json", "--signal", "post_save"))
+    item = next(c for c in data["connections"] if c["receiver"] == "tests.test_graph_command.on_item_saved")
+    assert item == {
+        "signal": "post_save",
+        "sender": "testapp.Item",
+        "receiver": "tests.test_graph_command.on_item_saved",
+        "file": on_item_saved.__code__.co_filename,
+        "line": on_item_saved.__code__.co_firstlineno,
+        "dispatch_uid": "graph.item_saved",
+        "is_async": False,
+        "weak": True,
+    }
+    assert data["cycles"] == []
+
+
+def test_from_trace_shows_the_loop_as_a_cycle(loop_trace: Path) -> None:
+    text = graph("--from-trace", str(loop_trace), "--signal", "post_save")
+    assert f"Observed in {loop_trace}:" in text
+    assert "  post_save(testapp.Ping) -> tests.test_loops.ping_saved  called x2" in text
+    assert "  tests.test_loops.ping_saved -> post_save(testapp.Pong)  sent x2" in text
+    assert "  tests.test_loops.pong_saved -> post_save(testapp.Ping)  sent x2" in text
+    assert text.endswith(
+        "Cycles:\n  post_save(testapp.Ping) -> tests.test_loops.ping_saved -> post_save(testapp.Pong) -> "
+        "tests.test_loops.pong_saved -> post_save(testapp.Ping)\n"
+    )
+    data = json.loads(graph("--from-trace", str(loop_trace), "--format", "json"))
+    assert data["cycles"] == [
+        [
+            "post_save(testapp.Ping)",
+            "tests.test_loops.ping_saved",
+            "post_save(testapp.Pong)",
+            "tests.test_loops.pong_saved",
+            "post_save(testapp.Ping)",
+        ]
+    ]
+    assert {"receiver": "tests.test_loops.pong_saved", "signal": "post_save", "sender": "testapp.Ping",
+            "count": 2} in data["observed"]["sends"]  # fmt: skip
+
+
+def test_mermaid_and_dot(loop_trace: Path, tmp_path: Path) -> None:
+    mermaid = graph("--from-trace", str(loop_trace), "--format", "mermaid", "--signal", "post_save")
+    lines = mermaid.splitlines()
+    assert lines[0] == "flowchart LR"
+    nodes = {line.split("(", 1)[0].split("[", 1)[0].strip(): line for line in lines[1:] if "--" not in line}
+    ping = next(n for n, line in nodes.items() if '"post_save<br/>testapp.Ping"' in line)
+    saved = next(n for n, line in nodes.items() if '"tests.test_loops.ping_saved<br/>' in line)
+    assert f'  {ping} -.->|"called x2"| {saved}' in lines
+    assert any(line.startswith(f"  {saved} -.->|") for line in lines)
+    assert any(" --> " in line for line in lines)  # static only: on_item_saved
+    output = tmp_path / "map.dot"
+    assert graph("--from-trace", str(loop_trace), "--format", "dot", "-o", str(output)) == ""
+    dot = output.read_text()
+    assert dot.startswith("digraph signals {\n  rankdir=LR;")
+    assert '[label="post_save\\ntestapp.Ping", shape=ellipse];' in dot
+    assert '[style=dashed, label="sent x2"];' in dot
+    assert dot.rstrip().endswith("}")
+
+
+def test_labels_are_escaped_in_mermaid_and_dot(receivers: None) -> None:
+    from signaltrace.management.commands.signaltrace import _dot_text, _mermaid_text
+
+    assert _mermaid_text('a "b" <c> & d') == "a #quot;b#quot; #lt;c#gt; #amp; d"
+    assert _dot_text('a "b" \\ c') == 'a \\"b\\" \\\\ c'
+
+
+def test_bad_trace_file_is_a_command_error(tmp_path: Path) -> None:
+    path = tmp_path / "nope.json"
+    path.write_text("[1, 2]")
+    with pytest.raises(CommandError, match="is not a signaltrace trace"):
+        graph("--from-trace", str(path))
+    with pytest.raises(CommandError, match="Cannot read the trace"):
+        graph("--from-trace", str(tmp_path / "missing.json"))

@@ -1,0 +1,87 @@
+"""Names of signals, senders and receivers."""
+
+from __future__ import annotations
+
+import functools
+
+from django.contrib.auth.models import User
+from django.core.signals import request_finished
+from django.db.models.signals import post_save
+from django.dispatch import Signal
+
+from signaltrace import naming
+from tests.testapp.signals import item_viewed
+
+
+def plain_receiver(sender, **kwargs):
+    return None
+
+
+class Listener:
+    def method(self, sender, **kwargs):
+        return None
+
+    def __call__(self, sender, **kwargs):
+        return None
+
+
+def test_django_signals_get_their_short_names_and_custom_ones_their_dotted_path():
+    assert naming.signal_name(post_save) == "post_save"
+    assert naming.signal_name(request_finished) == "request_finished"
+    assert naming.signal_name(item_viewed) == "tests.testapp.signals.item_viewed"
+
+
+def test_an_unnamed_signal_is_named_by_id_and_found_later():
+    anonymous = Signal()
+    assert naming.signal_name(anonymous).startswith("Signal at 0x")
+    naming.register_signal_name(anonymous, "my.anonymous")
+    assert naming.signal_name(anonymous) == "my.anonymous"
+
+
+def test_the_scan_never_evaluates_lazy_objects(monkeypatch):
+    import sys
+    import types
+
+    from django.utils.functional import SimpleLazyObject
+
+    evaluated = []
+    module = types.ModuleType("lazy_module_for_test")
+    module.lazy = SimpleLazyObject(lambda: evaluated.append(1) or Signal())
+    monkeypatch.setitem(sys.modules, "lazy_module_for_test", module)
+    naming.signal_name(Signal())
+    assert evaluated == []
+
+
+def test_sender_names():
+    assert naming.sender_name(User) == "auth.User"
+    assert naming.sender_name(None) == "None"
+    assert naming.sender_name(Listener) == "tests.test_naming.Listener"
+    assert naming.sender_name("shop") == "'shop'"
+    assert naming.sender_name(Listener()) == "<tests.test_naming.Listener object>"
+
+
+def test_receiver_info_for_functions_methods_partials_and_callables():
+    name, file, line = naming.receiver_info(plain_receiver)
+    assert (name, file, line) == (
+        "tests.test_naming.plain_receiver",
+        __file__,
+        plain_receiver.__code__.co_firstlineno,
+    )
+    assert naming.receiver_info(Listener().method)[0] == "tests.test_naming.Listener.method"
+    assert naming.receiver_info(functools.partial(plain_receiver))[0] == "tests.test_naming.plain_receiver"
+    name, file, line = naming.receiver_info(Listener())
+    assert name == "tests.test_naming.Listener" and line == Listener.__call__.__code__.co_firstlineno
+
+
+def test_receiver_info_cache_does_not_keep_receivers_alive():
+    import gc
+    import weakref
+
+    def temporary(sender, **kwargs):
+        return None
+
+    naming.receiver_info(temporary)
+    ref = weakref.ref(temporary)
+    del temporary
+    gc.collect()
+    assert ref() is None

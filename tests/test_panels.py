@@ -1,0 +1,384 @@
+"""SignalTracePanel with the real django-debug-toolbar, the way the toolbar tests its panels.
+
+Requests go through the toolbar's middleware (Django's test client for WSGI, its
+AsyncClient for ASGI); the panel is then loaded back from the toolbar's store, as
+the toolbar does when a panel is opened, and its content is checked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import threading
+from typing import Any
+
+import django
+import pytest
+from debug_toolbar.store import get_store
+from debug_toolbar.toolbar import DebugToolbar
+from django.core.checks import Error
+from django.template.loader import render_to_string
+from django.test import AsyncClient, Client, RequestFactory, modify_settings, override_settings
+
+from signaltrace.checks import check_settings
+from signaltrace.panels import SignalTracePanel
+from signaltrace.panels.view import build_context, format_ms, short_path, subtitle, summarize
+from tests.testapp import panel_views
+
+pytestmark = pytest.mark.django_db
+needs_asend = pytest.mark.skipif(django.VERSION < (5, 0), reason="asend() arrived in Django 5.0")
+
+PANEL = "SignalTracePanel"
+
+
+@pytest.fixture
+def created_toolbars():
+    """The toolbars the middleware creates, via the toolbar's own test signal."""
+    toolbars: list[DebugToolbar] = []
+    lock = threading.Lock()
+
+    def keep(sender: Any, toolbar: DebugToolbar, **kwargs: Any) -> None:
+        with lock:
+            toolbars.append(toolbar)
+
+    DebugToolbar._created.connect(keep, weak=False)
+    yield toolbars
+    DebugToolbar._created.disconnect(keep)
+
+
+def stored_panel(toolbar: DebugToolbar) -> SignalTracePanel:
+    """The panel as the toolbar's render_panel view builds it: from the store only."""
+    stored = DebugToolbar.fetch(toolbar.request_id, PANEL)
+    assert stored is not None
+    return stored.get_panel_by_id(PANEL)
+
+
+def stored_stats(toolbar: DebugToolbar) -> dict[str, Any]:
+    return get_store().panel(toolbar.request_id, PANEL)
+
+
+def senders(stats: dict[str, Any]) -> list[str]:
+    return [dispatch["sender"] for dispatch in stats["trace"]["dispatches"]]
+
+
+#: Django's own signals that a request may also send, depending on its version: a
+#: worker thread opening a connection; on 4.2, the error email that logging the
+#: send_robust failure renders (mail_admins, DEBUG off) sends template_rendered.
+INCIDENTAL = {"connection_created", "template_rendered"}
+
+
+def signals(stats: dict[str, Any]) -> list[str]:
+    """Short names of the dispatches the page itself sent, in order."""
+    names = [dispatch["signal"].rsplit(".", 1)[-1] for dispatch in stats["trace"]["dispatches"]]
+    return [name for name in names if name not in INCIDENTAL]
+
+
+def counts(stats: dict[str, Any]) -> tuple[int, int]:
+    """All dispatches and receiver calls recorded."""
+    dispatches = stats["trace"]["dispatches"]
+    return len(dispatches), sum(len(dispatch["calls"]) for dispatch in dispatches)
+
+
+def page_dispatches(stats: dict[str, Any]) -> list[dict[str, Any]]:
+    return [d for d in stats["trace"]["dispatches"] if d["signal"].rsplit(".", 1)[-1] not in INCIDENTAL]
+
+
+def test_sync_request_recorded_and_rendered_from_the_store(created_toolbars):
+    response = Client().get("/panel/signals/")
+    assert response.status_code == 200
+    [toolbar] = created_toolbars
+    stats = stored_stats(toolbar)
+
+    # Only JSON types: a plain json round trip changes nothing.
+    assert json.loads(json.dumps(stats)) == stats
+    assert signals(stats) == [
+        "pre_save",
+        "post_save",
+        "order_placed",
+        "stock_checked",
+        "pre_save",
+        "post_save",
+        "audit_logged",
+        "audit_logged",
+        "cache_cleared",
+        "echo",
+        "echo",
+        "echo",
+    ]
+    assert [d["depth"] for d in page_dispatches(stats)] == [0, 0, 0, 1, 2, 2, 0, 0, 0, 0, 1, 2]
+    dispatches, receivers = counts(stats)
+
+    panel = stored_panel(toolbar)
+    assert panel.from_store and panel.enabled
+    assert re.fullmatch(rf"{dispatches} dispatches · {receivers} receivers · \d+\.\d ms", panel.nav_subtitle)
+    content = panel.content
+    assert content.count('class="st-dispatch') == dispatches
+    assert "tests.testapp.panel_views.reserve_stock" in content
+    assert "orders.reserve_stock" in content  # dispatch_uid
+    assert "tests/testapp/panel_views.py:" in content  # file:line
+    assert "via tests.testapp.panel_views.reserve_stock" in content  # the nested dispatch's parent
+    assert 'class="st-signal st-depth-2"' in content
+
+
+def test_server_timing_entry(created_toolbars):
+    response = Client().get("/panel/signals/")
+    timing = response.headers["Server-Timing"]
+    dispatches, receivers = counts(stored_stats(created_toolbars[0]))
+    desc = f"Signals: {dispatches} dispatches, {receivers} receivers"
+    entry = rf'SignalTracePanel_signals;dur=([\d.]+);desc="{desc}"'
+    match = re.search(entry, timing)
+    assert match is not None
+    assert float(match.group(1)) >= 60  # send_receipt sleeps 60 ms inside a top-level dispatch
+
+
+def test_loops_exceptions_empty_and_slow(created_toolbars):
+    Client().get("/panel/signals/")
+    stats = stored_stats(created_toolbars[0])
+    content = stored_panel(created_toolbars[0]).content
+
+    loops = content.split('<section class="st-loops"', 1)[1].split("</section>", 1)[0]
+    assert "stopped: SignalLoopError raised" in loops
+    [loop] = stats["trace"]["loops"]
+    assert len(loop["cycle"]) >= 2  # echo -> echo: one turn of the cycle
+    assert loops.count("<li>") == len(loop["cycle"])
+    assert content.index("st-loops") < content.index("st-tree")  # at the top
+
+    assert "swallowed by send_robust" in content
+    assert 'st-raised">raised</span>' in content
+    assert "builtins.ValueError" in content
+    assert "Traceback (most recent call last)" in content
+
+    rows = {
+        int(number): classes
+        for classes, number in re.findall(
+            r'<details class="st-dispatch ([^"]*)" [^>]*data-st-id="(\d+)"', content
+        )
+    }
+    page = page_dispatches(stats)
+    assert rows[page[0]["id"]].split() == ["st-empty"]  # pre_save of Item: nobody listens
+    assert "st-has-slow" in rows[page[2]["id"]]  # order_placed: send_receipt sleeps 60 ms
+    assert content.count('<tr class="st-call st-slow">') == 1
+    assert "st-has-loop" in rows[page[11]["id"]]
+
+
+@override_settings(SIGNALTRACE={"ENABLED": True, "PANEL_SLOW_RECEIVER_MS": 10_000})
+def test_slow_threshold_is_a_setting(created_toolbars):
+    Client().get("/panel/signals/")
+    stats = stored_stats(created_toolbars[0])
+    assert stats["slow_ms"] == 10_000
+    content = stored_panel(created_toolbars[0]).content
+    assert "st-has-slow" not in content
+    assert "st-bar-slow" not in content
+
+
+@override_settings(SIGNALTRACE={"ENABLED": True, "MAX_DISPATCHES": 3})
+def test_dropped_dispatches_noted(created_toolbars):
+    Client().get("/panel/signals/")
+    content = stored_panel(created_toolbars[0]).content
+    assert content.count('class="st-dispatch') == 3
+    dropped = re.search(r"(\d+) later dispatches not recorded", content)
+    assert dropped is not None and int(dropped.group(1)) >= 9  # the page sends 12
+    assert "(3)" in content
+
+
+def test_markup_is_escaped_and_secrets_redacted(created_toolbars):
+    Client().get("/panel/signals/")
+    toolbar = created_toolbars[0]
+    content = stored_panel(toolbar).content
+    # The hostile string is a sender, a kwarg, a dispatch_uid and an exception message.
+    assert "<script>" not in content
+    escaped = "&lt;script&gt;alert(&#x27;signaltrace&#x27;)&lt;/script&gt;"
+    assert content.count(escaped) >= 4
+    assert f"<code>{escaped}</code>" in content  # the dispatch_uid
+    # A kwarg named like a secret never reaches the store or the page.
+    assert "hunter2" not in json.dumps(stored_stats(toolbar))
+    assert "hunter2" not in content
+    assert "<dt>password</dt><dd><code>********************</code></dd>" in content
+
+
+@needs_asend
+async def test_async_view_under_asgi(created_toolbars):
+    response = await AsyncClient().get("/panel/async/")
+    assert response.status_code == 200
+    [toolbar] = created_toolbars
+    assert SignalTracePanel.is_async
+    stats = stored_stats(toolbar)
+    names = signals(stats)
+    assert names[:3] == ["pre_save", "post_save", "order_placed"]
+    [order] = [d for d in stats["trace"]["dispatches"] if d["signal"].endswith("order_placed")]
+    assert order["method"] == "asend"
+    assert {call["receiver"].rsplit(".", 1)[-1] for call in order["calls"]} == {
+        "reserve_stock",
+        "send_receipt",
+        "notify_async",
+    }
+    assert any(call["is_async"] for call in order["calls"])
+    assert "stock_checked" in names  # sent by a sync receiver run from asend
+    robust = page_dispatches(stats)[-1]
+    assert robust["method"] == "asend_robust"
+    assert robust["calls"][0]["exception"]["swallowed"] is True
+    content = stored_panel(toolbar).content
+    assert "swallowed by send_robust" in content
+
+
+async def test_sync_view_under_asgi(created_toolbars):
+    response = await AsyncClient().get("/panel/signals/")
+    assert response.status_code == 200
+    stats = stored_stats(created_toolbars[0])
+    names = signals(stats)
+    assert len(names) == 12
+    assert names[2] == "order_placed"
+
+
+def test_concurrent_threads_do_not_mix(created_toolbars):
+    panel_views.barrier = threading.Barrier(2)
+    responses: dict[str, int] = {}
+
+    def fetch(tag: str) -> None:
+        responses[tag] = Client().get(f"/panel/tagged/{tag}/").status_code
+
+    try:
+        threads = [threading.Thread(target=fetch, args=(tag,)) for tag in ("red", "blue")]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=20)
+    finally:
+        panel_views.barrier = None
+    assert responses == {"red": 200, "blue": 200}
+    by_tag = {}
+    for toolbar in created_toolbars:
+        stats = stored_stats(toolbar)
+        by_tag[senders(stats)[0].strip("'").split("-")[0]] = senders(stats)
+    assert by_tag == {"red": ["'red-before'", "'red-after'"], "blue": ["'blue-before'", "'blue-after'"]}
+
+
+@needs_asend
+async def test_concurrent_async_requests_do_not_mix(created_toolbars):
+    panel_views.async_gate.update(arrived=0, expected=2, event=asyncio.Event())
+    client = AsyncClient()
+    try:
+        responses = await asyncio.gather(
+            client.get("/panel/async-tagged/red/"), client.get("/panel/async-tagged/blue/")
+        )
+    finally:
+        panel_views.async_gate.clear()
+    assert [response.status_code for response in responses] == [200, 200]
+    found = sorted(senders(stored_stats(toolbar)) for toolbar in created_toolbars)
+    assert found == [["'blue-before'", "'blue-after'"], ["'red-before'", "'red-after'"]]
+
+
+def test_panel_api_directly_with_the_toolbar():
+    """The toolbar's own test approach: build a toolbar, run the panel's hooks, reload stats."""
+    request = RequestFactory().get("/panel/tagged/direct/")
+    toolbar = DebugToolbar(request, panel_views.signals_page)
+    panel = toolbar.get_panel_by_id(PANEL)
+    panel.enable_instrumentation()
+    panel.enable_instrumentation()  # idempotent
+    try:
+        response = panel.process_request(request)
+    finally:
+        panel.disable_instrumentation()
+        panel.disable_instrumentation()
+    panel_views.tagged.send(sender="after-the-request")  # not recorded
+    panel.generate_stats(request, response)
+    panel.generate_server_timing(request, response)
+    assert "SignalTracePanel_signals" in panel.get_headers(request)["Server-Timing"]
+
+    toolbar.stats = {}
+    panel.load_stats_from_store(toolbar.store.panel(toolbar.request_id, PANEL))
+    assert len(signals(panel.get_stats())) == 12
+    assert "'after-the-request'" not in panel.content
+
+
+def test_no_dispatch_page():
+    toolbar = DebugToolbar(RequestFactory().get("/panel/x/"), lambda request: None)
+    panel = toolbar.get_panel_by_id(PANEL)
+    panel.enable_instrumentation()
+    panel.disable_instrumentation()
+    panel.generate_stats(None, None)
+    assert panel.nav_subtitle.startswith("0 dispatches · 0 receivers")
+    assert "No signal was sent during this request." in panel.content
+
+
+def test_view_helpers():
+    assert format_ms(42_000) == "0.042 ms"
+    assert format_ms(4_312_000) == "4.31 ms"
+    assert format_ms(12_345_678) == "12.3 ms"
+    assert format_ms(1_204_000_000) == "1204 ms"
+    trace = {
+        "dispatches": [
+            {"depth": 0, "duration_ns": 3_000_000, "calls": [{}, {"exception": {"type": "x"}}]},
+            {"depth": 1, "duration_ns": 2_000_000, "calls": [{}]},
+            {"depth": 0, "duration_ns": 1_300_000, "calls": []},
+        ]
+    }
+    summary = summarize(trace)
+    assert summary["exceptions"] == 1
+    assert subtitle(summary) == "3 dispatches · 3 receivers · 4.3 ms"
+    assert subtitle(summarize({"dispatches": [{"calls": [{}]}]})) == "1 dispatch · 1 receiver · 0.0 ms"
+    assert short_path(panel_views.__file__).replace("\\", "/") == "tests/testapp/panel_views.py"
+
+
+@pytest.mark.parametrize("value", [0, -5, "50", True, None])
+def test_check_slow_threshold(value):
+    with override_settings(SIGNALTRACE={"PANEL_SLOW_RECEIVER_MS": value}):
+        errors = check_settings()
+    assert [error.id for error in errors] == ["signaltrace.E010"]
+    assert isinstance(errors[0], Error)
+
+
+@pytest.mark.parametrize("value", [50, 12.5])
+def test_check_slow_threshold_accepts_numbers(value):
+    with override_settings(SIGNALTRACE={"PANEL_SLOW_RECEIVER_MS": value}):
+        assert check_settings() == []
+
+
+def test_run_checks_warns_without_the_app():
+    assert SignalTracePanel.run_checks() == []
+    with modify_settings(INSTALLED_APPS={"remove": ["signaltrace"]}):
+        [warning] = SignalTracePanel.run_checks()
+    assert warning.id == "signaltrace.W010"
+
+
+def test_every_stored_string_is_escaped():
+    """Markup in any string field of the stats (as a store could hold) renders as text."""
+    evil = '<img src=x onerror="alert(1)">'
+    call = {
+        "receiver": evil,
+        "file": evil,
+        "line": 1,
+        "dispatch_uid": evil,
+        "is_async": False,
+        "start_ns": 0,
+        "duration_ns": 90_000_000,
+        "exception": {"type": evil, "message": evil, "traceback": evil, "swallowed": True},
+        "dispatches": [1],
+    }
+    step = {"signal": evil, "sender": evil, "instance": evil, "receiver": evil, "file": evil, "line": 2}
+    loop = {"message": evil, "action": "warned", "swallowed": False, "cycle": [step]}
+    dispatch = {
+        "id": 0,
+        "signal": evil,
+        "sender": evil,
+        "method": evil,
+        "depth": 0,
+        "start_ns": 0,
+        "duration_ns": 100_000_000,
+        "kwargs": {evil: evil},
+        "parent": None,
+        "loop": loop,
+        "calls": [call],
+    }
+    nested = {**dispatch, "id": 1, "depth": 1, "parent": {"dispatch": 0, "call": 0}, "calls": []}
+    trace = {
+        "version": 1,
+        "duration_ns": 200_000_000,
+        "dropped": 0,
+        "loops": [loop],
+        "dispatches": [dispatch, nested],
+    }
+    content = render_to_string("signaltrace/panel.html", build_context({"trace": trace, "slow_ms": 50}))
+    assert "<img" not in content
+    assert content.count("&lt;img src=x onerror=&quot;alert(1)&quot;&gt;") >= 15

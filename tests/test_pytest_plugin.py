@@ -1,0 +1,641 @@
+"""The pytest plugin, through real pytest runs of a small Django project (pytester, in subprocesses).
+
+Each run is a fresh interpreter: the project under test configures its own Django
+settings, as a user's project would, while this test session keeps ``tests.settings``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import json
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from signaltrace.pytest_plugin import DjangoAssertSignals
+from signaltrace.testing import SignalAssertions
+
+SETTINGS = """
+SECRET_KEY = "plugin-tests"
+USE_TZ = True
+INSTALLED_APPS = ["django.contrib.contenttypes", "django.contrib.auth", "signaltrace", "shop"]
+DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
+DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
+SIGNALTRACE = {"ENABLED": True}  # the loop guard on in every run, as without --signaltrace
+# Django < 5 renders the error report for mail_admins when send_robust logs a failure,
+# which adds a template_rendered dispatch to the exact listings below.
+LOGGING_CONFIG = None
+"""
+
+MODELS = """
+from django.db import models
+
+
+class Order(models.Model):
+    number = models.IntegerField(default=0)
+    paid = models.BooleanField(default=False)
+
+
+class Receipt(models.Model):
+    order = models.ForeignKey(Order, on_delete=models.CASCADE)
+"""
+
+SIGNALS = """
+from django.dispatch import Signal
+
+order_paid = Signal()
+"""
+
+RECEIVERS = """
+from django.db.models.signals import post_save
+from django.dispatch import receiver
+
+from shop.models import Order, Receipt
+from shop.signals import order_paid
+
+
+@receiver(post_save, sender=Order)
+def create_receipt(sender, instance, created, **kwargs):
+    if created:
+        Receipt.objects.create(order=instance)
+    elif instance.paid:
+        for receipt in instance.receipt_set.all():
+            receipt.save()
+
+
+@receiver(order_paid)
+def notify_accounting(sender, order, **kwargs):
+    if order.number < 0:
+        raise ValueError(f"bad order number {order.number}")
+    if order.paid:
+        order.receipt_set.get().save()
+
+
+@receiver(post_save, sender=Receipt)
+def touch_order(sender, instance, **kwargs):
+    if instance.order.paid:
+        instance.order.save()
+"""
+
+
+def line_of(receiver: str) -> int:
+    """The line a receiver is reported at: its decorator's, as in ``code.co_firstlineno``."""
+    lines = RECEIVERS.splitlines()  # lines[0] is the empty first line: index == line number - 1
+    return lines.index(next(line for line in lines if line.startswith(f"def {receiver}(")))
+
+
+APPS = """
+from django.apps import AppConfig
+
+
+class ShopConfig(AppConfig):
+    name = "shop"
+
+    def ready(self):
+        from shop import receivers  # noqa: F401
+"""
+
+INI = """
+[pytest]
+DJANGO_SETTINGS_MODULE = proj_settings
+asyncio_default_fixture_loop_scope = function
+"""
+
+HAS_XDIST = importlib.util.find_spec("xdist") is not None
+
+
+@pytest.fixture
+def project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    """A Django project with a ``shop`` app: Order -> Receipt receivers, a custom signal, a loop.
+
+    The settings come from its pytest.ini, as in a user's project: this session's own
+    ``DJANGO_SETTINGS_MODULE`` (set by pytest-django) must not leak into the runs.
+    """
+    monkeypatch.delenv("DJANGO_SETTINGS_MODULE", raising=False)
+    pytester.makeini(INI)
+    pytester.makepyfile(proj_settings=SETTINGS)
+    shop = pytester.mkpydir("shop")
+    for name, source in {"models": MODELS, "signals": SIGNALS, "receivers": RECEIVERS, "apps": APPS}.items():
+        (shop / f"{name}.py").write_text(textwrap.dedent(source))
+    return pytester
+
+
+def literal(*lines: str, prefix: str = "") -> list[str]:
+    """fnmatch patterns for ``lines``: ``[`` is literal, ``*`` stays a wildcard."""
+    return [prefix + "".join("[[]" if char == "[" else char for char in line) for line in lines]
+
+
+def raised(*lines: str) -> list[str]:
+    """Patterns for ``lines`` as pytest prints an exception raised at a test's ``with`` statement."""
+    return literal(*lines, prefix="E       ")
+
+
+def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    # Faker's plugin (installed with factory_boy) takes most of a run's start-up time.
+    return pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:faker", *args)
+
+
+# ------------------------------------------------------------------ fixtures
+
+
+def test_fixtures_pass_and_fail_with_exact_text(project: pytest.Pytester) -> None:
+    project.makepyfile(
+        test_shop="""
+        import pytest
+        from django.db.models.signals import post_save
+
+        from shop.models import Order, Receipt
+        from shop.receivers import create_receipt
+        from shop.signals import order_paid
+
+        pytestmark = pytest.mark.django_db
+
+
+        def test_order_creates_one_receipt(django_assert_signals):
+            with (
+                django_assert_signals.sent(post_save, sender=Order, times=1, created=True),
+                django_assert_signals.sent("post_save", sender="shop.Receipt", times=1),
+                django_assert_signals.receiver_called(create_receipt, times=1),
+                django_assert_signals.max_depth(1),
+                django_assert_signals.no_loops(),
+                django_assert_signals.no_receiver_errors(),
+                django_assert_signals(max_depth=1, max_dispatches=4) as trace,
+            ):
+                Order.objects.create(number=1)
+            assert Receipt.objects.count() == 1
+            assert len(trace.dispatches) == 4
+
+
+        def test_signal_trace_records_the_test(signal_trace):
+            Order.objects.create(number=2)
+            order_paid.send(sender=Order, order=Order(number=2))
+            names = [d.signal_name for d in signal_trace.roots]
+            assert names == ["pre_save", "post_save", "shop.signals.order_paid"]
+
+
+        def test_wrong_count(django_assert_signals):
+            with django_assert_signals.sent(post_save, sender=Order, times=2):
+                Order.objects.create(number=3)
+        """
+    )
+    result = run(project)
+    result.assert_outcomes(passed=2, failed=1)
+    result.stdout.fnmatch_lines(
+        raised(
+            "signaltrace.assertions.SignalAssertionError: "
+            "Expected post_save(sender=shop.Order) to be sent 2 times, but it was sent once.",
+            "Dispatched signals (4):",
+            "  pre_save(sender=shop.Order) depth=0 receivers: none",
+            "  post_save(sender=shop.Order) depth=0 receivers: shop.receivers.create_receipt  <- matches",
+            "    pre_save(sender=shop.Receipt) depth=1 receivers: none",
+            "    post_save(sender=shop.Receipt) depth=1 receivers: shop.receivers.touch_order",
+            "Hint: QuerySet.update(), bulk_create() and bulk_update() write rows without sending "
+            "pre_save or post_save; save each instance, or assert on what the code really sends.",
+            "(add -v option to show kwargs, locations and timings)",
+        ),
+        consecutive=True,
+    )
+
+
+def test_verbose_failure_shows_kwargs_locations_and_timings(project: pytest.Pytester) -> None:
+    project.makepyfile(
+        test_shop="""
+        import pytest
+        from shop.models import Order
+        from shop.signals import order_paid
+
+
+        @pytest.mark.django_db
+        def test_error(django_assert_signals):
+            with django_assert_signals.no_receiver_errors():
+                order_paid.send_robust(sender=Order, order=Order(number=-1))
+        """
+    )
+    result = run(project, "-v")
+    result.assert_outcomes(failed=1)
+    where = f"*shop/receivers.py:{line_of('notify_accounting')}"
+    result.stdout.fnmatch_lines(
+        raised(
+            "signaltrace.assertions.SignalAssertionError: "
+            "Expected no receiver errors, but 1 receiver raised:",
+            f"  shop.receivers.notify_accounting ({where}) raised ValueError: bad order number -1 "
+            "in shop.signals.order_paid(sender=shop.Order) [swallowed by send_robust]",
+            "Dispatched signals (1):",
+            "  shop.signals.order_paid(sender=shop.Order) via send_robust depth=0 receivers: "
+            "shop.receivers.notify_accounting [raised ValueError, swallowed]",
+            "      kwargs: order=<shop.Order pk=None>",
+            f"      shop.receivers.notify_accounting at {where} took *.* ms",
+            "        raised ValueError: bad order number -1",
+        ),
+        consecutive=True,
+    )
+    assert "add -v option" not in result.stdout.str()
+
+
+def test_protocol_matches_the_fixture_object() -> None:
+    """Annotations written against the Protocol describe what the fixture really returns."""
+    members = [name for name in vars(DjangoAssertSignals) if not name.startswith("_") or name == "__call__"]
+    assert sorted(members) == [
+        "__call__",
+        "max_depth",
+        "no_loops",
+        "no_receiver_errors",
+        "not_sent",
+        "receiver_called",
+        "receiver_not_called",
+        "sent",
+    ]
+    for name in members:
+        expected = inspect.signature(getattr(DjangoAssertSignals, name))
+        actual = inspect.signature(getattr(SignalAssertions, name))
+        assert actual == expected, name
+
+
+# ------------------------------------------------------------------ --signaltrace and the marker
+
+SIGNALTRACE_TESTS = """
+import pytest
+from django.db import transaction
+from shop.models import Order, Receipt
+from shop.signals import order_paid
+
+pytestmark = pytest.mark.django_db
+
+
+def test_clean():
+    Order.objects.create(number=1)
+
+
+def test_swallowed_error():
+    order_paid.send_robust(sender=Order, order=Order(number=-5))
+
+
+def test_error_the_test_expects():
+    with pytest.raises(ValueError):
+        order_paid.send(sender=Order, order=Order(number=-6))
+
+
+def test_loop_swallowed():
+    order = Order.objects.create(number=7)
+    Order.objects.filter(pk=order.pk).update(paid=True)
+    order.refresh_from_db()
+    with pytest.warns(RuntimeWarning, match="swallowed by send_robust"):
+        order_paid.send_robust(sender=Order, order=order)
+
+
+@pytest.mark.signaltrace(allow_receiver_errors=True)
+def test_errors_allowed():
+    order_paid.send_robust(sender=Order, order=Order(number=-8))
+
+
+@pytest.mark.signaltrace(enabled=False)
+def test_opted_out():
+    order_paid.send_robust(sender=Order, order=Order(number=-9))
+"""
+
+
+def test_signaltrace_option_fails_swallowed_errors_and_loops(project: pytest.Pytester) -> None:
+    project.makepyfile(test_shop=SIGNALTRACE_TESTS)
+    plain = run(project)
+    plain.assert_outcomes(passed=6)
+
+    result = run(project, "--signaltrace")
+    result.assert_outcomes(passed=4, failed=2)
+    result.stdout.fnmatch_lines(
+        literal(
+            "*_ test_swallowed_error _*",
+            "signaltrace: Expected no receiver errors swallowed by send_robust, but 1 receiver raised:",
+            f"  shop.receivers.notify_accounting (*shop/receivers.py:{line_of('notify_accounting')}) "
+            "raised ValueError: bad order number -5 "
+            "in shop.signals.order_paid(sender=shop.Order) [swallowed by send_robust]",
+            "Dispatched signals (1):",
+            "  shop.signals.order_paid(sender=shop.Order) via send_robust depth=0 receivers: "
+            "shop.receivers.notify_accounting [raised ValueError, swallowed]",
+            "(add -v option to show kwargs, locations and timings)",
+        ),
+        consecutive=True,
+    )
+    result.stdout.fnmatch_lines(
+        literal(
+            "*_ test_loop_swallowed _*",
+            "signaltrace: Expected no signal loops, but 1 loop was stopped:",
+            "  Signal loop detected: *post_save(shop.Receipt #1)* [raised, swallowed by send_robust]",
+            "Expected no receiver errors swallowed by send_robust, but 1 receiver raised:",
+            "  shop.receivers.notify_accounting (*) raised SignalLoopError: Signal loop detected: * "
+            "in shop.signals.order_paid(sender=shop.Order) [swallowed by send_robust]",
+        ),
+        consecutive=True,
+    )
+    result.stdout.fnmatch_lines(["*loop stopped here"])
+    result.stdout.fnmatch_lines(
+        ["FAILED test_shop.py::test_swallowed_error*", "FAILED test_shop.py::test_loop_swallowed*"]
+    )
+
+    ini = project.path / "tox.ini"
+    ini.write_text(ini.read_text() + "\nsignaltrace = true\n")
+    run(project).assert_outcomes(passed=4, failed=2)
+
+
+def test_marker_limits_without_the_option(project: pytest.Pytester) -> None:
+    project.makepyfile(
+        test_shop="""
+        import pytest
+        from shop.models import Order
+        from shop.signals import order_paid
+
+        pytestmark = pytest.mark.django_db
+
+
+        @pytest.mark.signaltrace(max_depth=1, max_dispatches=4)
+        def test_within_limits():
+            Order.objects.create(number=1)
+
+
+        @pytest.mark.signaltrace(max_depth=0)
+        def test_too_deep():
+            Order.objects.create(number=2)
+
+
+        @pytest.mark.signaltrace(max_dispatches=3)
+        def test_too_many():
+            Order.objects.create(number=3)
+
+
+        @pytest.mark.signaltrace
+        def test_swallowed_error():
+            order_paid.send_robust(sender=Order, order=Order(number=-1))
+
+
+        def test_unmarked_is_not_checked():
+            order_paid.send_robust(sender=Order, order=Order(number=-2))
+
+
+        @pytest.mark.signaltrace(max_deep=1)
+        def test_typo():
+            pass
+
+
+        @pytest.mark.signaltrace(max_depth=-1)
+        def test_bad_value():
+            pass
+        """
+    )
+    result = run(project)
+    result.assert_outcomes(passed=2, failed=5)
+    for lines in (
+        [
+            "*_ test_too_deep _*",
+            "signaltrace: Expected signal dispatches at most 0 deep, but 2 went deeper; "
+            "pre_save(sender=shop.Receipt) reached depth 1.",
+            "Dispatched signals (4):",
+            "  pre_save(sender=shop.Order) depth=0 receivers: none",
+            "  post_save(sender=shop.Order) depth=0 receivers: shop.receivers.create_receipt",
+            "    pre_save(sender=shop.Receipt) depth=1 receivers: none  <- deeper than 0",
+            "    post_save(sender=shop.Receipt) depth=1 receivers: shop.receivers.touch_order"
+            "  <- deeper than 0",
+        ],
+        [
+            "*_ test_too_many _*",
+            "signaltrace: Expected at most 3 signal dispatches, but 4 were sent.",
+        ],
+        [
+            "*_ test_swallowed_error _*",
+            "signaltrace: Expected no receiver errors swallowed by send_robust, but 1 receiver raised:",
+        ],
+        [
+            "*_ test_typo _*",
+            "@pytest.mark.signaltrace takes only keyword arguments among allow_loops, "
+            "allow_receiver_errors, enabled, max_depth, max_dispatches; got max_deep",
+        ],
+        ["*_ test_bad_value _*", "@pytest.mark.signaltrace: Expected a count >= 0, got -1"],
+    ):
+        result.stdout.fnmatch_lines(literal(*lines), consecutive=True)
+    assert "test_unmarked_is_not_checked" not in result.stdout.str()
+
+
+def test_marker_is_registered(project: pytest.Pytester) -> None:
+    result = run(project, "--markers")
+    result.stdout.fnmatch_lines(
+        [
+            "@pytest.mark.signaltrace(max_depth=None, max_dispatches=None, allow_loops=False, "
+            "allow_receiver_errors=False, enabled=True): "
+            "record this test's signals and fail it past these limits."
+        ]
+    )
+    project.makepyfile(
+        test_marked="""
+        import pytest
+
+        @pytest.mark.signaltrace(max_depth=1)
+        def test_marked():
+            pass
+        """
+    )
+    strict = run(project, "--strict-markers")
+    strict.assert_outcomes(passed=1)
+
+
+# ------------------------------------------------------------------ the JSON report
+
+REPORT_TESTS = """
+import pytest
+from asgiref.sync import sync_to_async
+from django.db.models.signals import post_save
+from shop.models import Order
+from shop.signals import order_paid
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.mark.parametrize("number", [1, 2, 3])
+def test_orders(number):
+    Order.objects.create(number=number)
+
+
+def test_error_swallowed():
+    order_paid.send_robust(sender=Order, order=Order(number=-1))
+
+
+def test_fails():
+    Order.objects.create(number=4)
+    assert False
+
+
+def test_quiet():
+    pass
+
+
+@pytest.mark.asyncio
+async def test_async():
+    order = Order(number=5)
+    if hasattr(order_paid, "asend"):
+        await order_paid.asend(sender=Order, order=order)
+    else:  # Django 4.2
+        await sync_to_async(order_paid.send)(sender=Order, order=order)
+"""
+
+
+def _check_schema(report: dict[str, Any]) -> None:
+    """Every key and type the report promises (see signaltrace.ci_report)."""
+    assert set(report) == {"version", "signaltrace", "totals", "tests"}
+    assert report["version"] == 1 and isinstance(report["signaltrace"], str)
+    assert set(report["totals"]) == {"tests", "dispatches", "receiver_calls", "loops", "receiver_errors"}
+    assert all(isinstance(value, int) for value in report["totals"].values())
+    test_keys = {
+        "nodeid",
+        "outcome",
+        "worker",
+        "duration_ns",
+        "dispatches",
+        "dropped",
+        "max_depth",
+        "receiver_calls",
+        "signals",
+        "slowest_receivers",
+        "loops",
+        "receiver_errors",
+    }
+    for test in report["tests"]:
+        assert set(test) == test_keys, test["nodeid"]
+        assert test["outcome"] in {"passed", "failed", "skipped"}
+        for key in ("duration_ns", "dispatches", "dropped", "max_depth", "receiver_calls"):
+            assert isinstance(test[key], int) and test[key] >= 0
+        for entry in test["signals"]:
+            assert set(entry) == {"signal", "sender", "count", "receiver_calls", "max_depth"}
+        for entry in test["slowest_receivers"]:
+            assert set(entry) == {"receiver", "location", "calls", "total_ns", "max_ns"}
+            assert entry["total_ns"] >= entry["max_ns"] >= 0
+        for entry in test["receiver_errors"]:
+            assert set(entry) == {"signal", "sender", "receiver", "location", "type", "message", "swallowed"}
+    assert report["totals"]["tests"] == len(report["tests"])
+    assert report["totals"]["dispatches"] == sum(test["dispatches"] for test in report["tests"])
+
+
+def _without_timings(report: dict[str, Any]) -> list[dict[str, Any]]:
+    tests = []
+    for test in report["tests"]:
+        kept = {key: value for key, value in test.items() if key not in {"duration_ns", "worker"}}
+        kept["slowest_receivers"] = sorted((e["receiver"], e["calls"]) for e in test["slowest_receivers"])
+        tests.append(kept)
+    return tests
+
+
+def test_report_is_written_with_its_schema(project: pytest.Pytester) -> None:
+    project.makepyfile(test_shop=REPORT_TESTS)
+    result = run(project, "--signaltrace-report=artifacts/signals.json")
+    result.assert_outcomes(passed=6, failed=1)
+    path = project.path / "artifacts" / "signals.json"
+    result.stdout.fnmatch_lines([f"signaltrace: report of 7 tests written to {path}"])
+    report = json.loads(path.read_text())
+    _check_schema(report)
+    tests = {test["nodeid"]: test for test in report["tests"]}
+    assert list(tests) == sorted(tests)
+    assert report["totals"] == {
+        "tests": 7,
+        "dispatches": 18,
+        "receiver_calls": 10,
+        "loops": 0,
+        "receiver_errors": 1,
+    }
+
+    order = tests["test_shop.py::test_orders[1]"]
+    assert order["outcome"] == "passed" and order["worker"] is None
+    assert order["dispatches"] == 4 and order["max_depth"] == 1 and order["receiver_calls"] == 2
+    assert order["signals"] == [
+        {"signal": "post_save", "sender": "shop.Order", "count": 1, "receiver_calls": 1, "max_depth": 0},
+        {"signal": "post_save", "sender": "shop.Receipt", "count": 1, "receiver_calls": 1, "max_depth": 1},
+        {"signal": "pre_save", "sender": "shop.Order", "count": 1, "receiver_calls": 0, "max_depth": 0},
+        {"signal": "pre_save", "sender": "shop.Receipt", "count": 1, "receiver_calls": 0, "max_depth": 1},
+    ]
+    assert sorted(entry["receiver"] for entry in order["slowest_receivers"]) == [
+        "shop.receivers.create_receipt",
+        "shop.receivers.touch_order",
+    ]
+    for entry in order["slowest_receivers"]:
+        receiver = entry["receiver"].rsplit(".", 1)[-1]
+        assert entry["location"].endswith(f"shop/receivers.py:{line_of(receiver)}")
+        assert entry["calls"] == 1
+
+    error = tests["test_shop.py::test_error_swallowed"]
+    assert error["receiver_errors"] == [
+        {
+            "signal": "shop.signals.order_paid",
+            "sender": "shop.Order",
+            "receiver": "shop.receivers.notify_accounting",
+            "location": error["receiver_errors"][0]["location"],
+            "type": "builtins.ValueError",
+            "message": "bad order number -1",
+            "swallowed": True,
+        }
+    ]
+    assert error["receiver_errors"][0]["location"].endswith(
+        f"shop/receivers.py:{line_of('notify_accounting')}"
+    )
+    assert tests["test_shop.py::test_fails"]["outcome"] == "failed"
+    assert tests["test_shop.py::test_fails"]["dispatches"] == 4
+    assert tests["test_shop.py::test_quiet"]["dispatches"] == 0
+    assert tests["test_shop.py::test_async"]["signals"] == [
+        {
+            "signal": "shop.signals.order_paid",
+            "sender": "shop.Order",
+            "count": 1,
+            "receiver_calls": 1,
+            "max_depth": 0,
+        }
+    ]
+
+
+@pytest.mark.skipif(not HAS_XDIST, reason="pytest-xdist is not installed")
+def test_report_merges_across_xdist_workers(project: pytest.Pytester) -> None:
+    project.makepyfile(test_shop=REPORT_TESTS)
+    run(project, "--signaltrace-report=single.json").assert_outcomes(passed=6, failed=1)
+    result = run(project, "-n", "2", "--signaltrace-report=merged.json")
+    result.assert_outcomes(passed=6, failed=1)
+    single = json.loads((project.path / "single.json").read_text())
+    merged = json.loads((project.path / "merged.json").read_text())
+    _check_schema(merged)
+    assert _without_timings(merged) == _without_timings(single)
+    assert merged["totals"] == single["totals"]
+    assert {test["worker"] for test in merged["tests"]} <= {"gw0", "gw1"}
+    assert len({test["worker"] for test in merged["tests"]}) == 2
+    assert not list(Path(project.path).glob("*.partial"))
+
+
+# ------------------------------------------------------------------ runs without Django settings
+
+
+def test_plugin_is_inert_without_django_settings(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Loaded in every pytest run: without settings it configures nothing and breaks nothing."""
+    monkeypatch.delenv("DJANGO_SETTINGS_MODULE", raising=False)
+    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
+    pytester.makepyfile(
+        test_plain="""
+        import sys
+
+        from django.conf import settings
+        from django.dispatch import Signal
+
+        def test_plain(request):
+            from django.apps import apps
+
+            assert request.config.pluginmanager.has_plugin("signaltrace")
+            assert "signaltrace.pytest_plugin" in sys.modules
+            assert not settings.configured
+            assert not apps.ready
+
+        def test_recording_without_settings(signal_trace):
+            ping = Signal()
+            ping.connect(lambda sender, **kwargs: None, weak=False)
+            ping.send(sender="tests")
+            assert len(signal_trace.dispatches) == 1
+            assert not settings.configured
+        """
+    )
+    run(pytester).assert_outcomes(passed=2)
+    run(pytester, "--signaltrace").assert_outcomes(passed=2)
+    run(pytester, "-p", "no:django", "--signaltrace").assert_outcomes(passed=2)

@@ -1,0 +1,311 @@
+"""record(): what a trace holds, as a user reads it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+
+import django
+import pytest
+from django.db import connection
+from django.db.models.signals import post_init, pre_init
+from django.dispatch import Signal
+from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
+
+import signaltrace
+from tests.testapp.models import Item
+from tests.testapp.signals import item_viewed
+
+order_paid = Signal()
+order_shipped = Signal()
+
+
+def on_paid(sender, **kwargs):
+    order_shipped.send(sender=sender, carrier="post")
+    return "paid"
+
+
+def on_shipped(sender, **kwargs):
+    return "shipped"
+
+
+@pytest.fixture
+def order_signals():
+    order_paid.connect(on_paid)
+    order_shipped.connect(on_shipped)
+    yield
+    order_paid.disconnect(on_paid)
+    order_shipped.disconnect(on_shipped)
+
+
+def test_nested_dispatches_have_depth_parent_and_order(order_signals):
+    with signaltrace.record() as trace:
+        order_paid.send(sender="shop", amount=10)
+    paid, shipped = trace.dispatches
+    assert (paid.signal_name, paid.depth, paid.parent) == ("tests.test_recording.order_paid", 0, None)
+    assert paid.sender_name == "'shop'" and paid.kwargs == {"amount": "10"}
+    assert [call.receiver_name for call in paid.calls] == ["tests.test_recording.on_paid"]
+    call = paid.calls[0]
+    assert call.file == __file__ and call.line == on_paid.__code__.co_firstlineno
+    assert shipped.depth == 1 and shipped.parent is call and call.dispatches == [shipped]
+    assert trace.roots == [paid]
+    assert paid.duration_ns >= shipped.duration_ns > 0
+    assert paid.start_ns <= shipped.start_ns
+
+
+def test_sends_with_no_receivers_are_recorded(db):
+    nobody = Signal()
+    with signaltrace.record() as trace:
+        nobody.send(sender=None)
+        Item.objects.create(name="x")  # pre_save/post_save of Item: no receivers
+    names = [d.signal_name for d in trace.dispatches]
+    assert names[0].endswith("nobody") or names[0].startswith("Signal at")
+    assert "pre_save" in names and "post_save" in names
+    assert all(d.calls == [] for d in trace.dispatches)
+
+
+def test_model_signals_name_the_sender_and_render_instances_without_sql(db):
+    item = Item.objects.create(name="<b>x</b>")
+    with signaltrace.record() as trace, CaptureQueriesContext(connection) as queries:
+        item.save()
+        rendered = trace.to_dict()
+    assert len(queries) == 1  # the UPDATE; Item.__str__ (which queries) never ran
+    post = next(d for d in trace.dispatches if d.signal_name == "post_save")
+    assert post.sender_name == "testapp.Item"
+    assert post.kwargs["instance"] == f"<testapp.Item pk={item.pk}>"
+    assert post.kwargs["created"] == "False"
+    json.dumps(rendered)
+
+
+def test_query_count_of_a_request_is_identical_with_and_without_recording(client, db):
+    with CaptureQueriesContext(connection) as bare:
+        client.get("/items/create/")
+    with signaltrace.record() as trace, CaptureQueriesContext(connection) as recorded:
+        client.get("/items/create/")
+    assert len(recorded) == len(bare)
+    assert "tests.testapp.signals.item_viewed" in [d.signal_name for d in trace.dispatches]
+
+
+def test_ignored_signals_are_not_recorded(db):
+    Item.objects.create(name="a")
+    seen = []
+
+    def on_init(sender, **kwargs):
+        seen.append(sender)
+
+    post_init.connect(on_init, sender=Item)
+    try:
+        with signaltrace.record() as trace:
+            rows = list(Item.objects.all())
+    finally:
+        post_init.disconnect(on_init, sender=Item)
+    assert rows and seen == [Item] * len(rows)
+    assert all(d.signal not in (pre_init, post_init) for d in trace.dispatches)
+
+
+def test_sensitive_kwargs_are_redacted_everywhere():
+    signal = Signal()
+    signal.connect(on_shipped)
+    with override_settings(SIGNALTRACE={"SENSITIVE_KWARGS": "iban"}), signaltrace.record() as trace:
+        signal.send(sender=None, password="hunter2", api_token="t0k", user_iban="DE00", amount=3)
+    kwargs = trace.dispatches[0].kwargs
+    assert kwargs["amount"] == "3"
+    for name in ("password", "api_token", "user_iban"):
+        assert set(kwargs[name]) == {"*"}
+    text = json.dumps(trace.to_dict())
+    assert "hunter2" not in text and "t0k" not in text and "DE00" not in text
+
+
+class Hostile:
+    def __repr__(self):
+        raise RuntimeError("no repr for you")
+
+    def __str__(self):
+        raise RuntimeError("no str either")
+
+
+def test_hostile_reprs_never_break_the_app_and_are_not_called_by_default():
+    signal = Signal()
+    signal.connect(on_shipped)
+    with signaltrace.record() as trace:
+        assert signal.send(sender=Hostile(), payload=Hostile(), text="x" * 1000) == [(on_shipped, "shipped")]
+    dispatch = trace.dispatches[0]
+    assert dispatch.kwargs["payload"] == "<tests.test_recording.Hostile object>"
+    assert dispatch.sender is None  # the sender was a temporary, weakly held
+    assert dispatch.sender_name == "<collected tests.test_recording.Hostile object>"
+    assert len(dispatch.kwargs["text"]) <= 200 and dispatch.kwargs["text"].endswith("…")
+    with override_settings(SIGNALTRACE={"REPR_OBJECTS": True}), signaltrace.record() as trace:
+        signal.send(sender=None, payload=Hostile())
+    assert trace.dispatches[0].kwargs["payload"].startswith("<unrepresentable Hostile: RuntimeError")
+
+
+def test_records_nest_and_outer_blocks_see_inner_dispatches(order_signals):
+    with signaltrace.record() as outer:
+        order_shipped.send(sender=None)
+        with signaltrace.record() as inner:
+            order_paid.send(sender=None)
+    assert len(inner.dispatches) == 2 and len(outer.dispatches) == 3
+    assert [d.signal_name for d in outer.dispatches][1:] == [d.signal_name for d in inner.dispatches]
+    assert not signaltrace.is_recording()
+
+
+def test_threads_do_not_mix(order_signals):
+    barrier = threading.Barrier(4)
+    results = {}
+
+    def work(number):
+        barrier.wait()
+        with signaltrace.record() as trace:
+            for _ in range(50):
+                order_paid.send(sender=number)
+        results[number] = trace
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for number, trace in results.items():
+        assert len(trace.dispatches) == 100
+        assert {d.sender for d in trace.dispatches} == {number}
+        assert all(d.depth == 1 for d in trace.dispatches if d.signal is order_shipped)
+
+
+def test_a_thread_without_record_is_not_recorded(order_signals):
+    with signaltrace.record() as trace:
+        thread = threading.Thread(target=order_paid.send, kwargs={"sender": None})
+        thread.start()
+        thread.join()
+    assert trace.dispatches == []
+
+
+def test_sixty_thousand_dispatches_in_one_trace_and_the_cap(order_signals):
+    with override_settings(SIGNALTRACE={"MAX_DISPATCHES": 70_000}), signaltrace.record() as trace:
+        for _ in range(30_000):
+            order_paid.send(sender=None)
+    assert len(trace.dispatches) == 60_000 and trace.dropped == 0
+    assert len(trace.roots) == 30_000
+    with signaltrace.record() as capped:  # default cap: 10,000
+        for _ in range(6_000):
+            order_paid.send(sender=None)
+    assert len(capped.dispatches) == 10_000 and capped.dropped == 2_000
+    assert capped.to_dict()["dropped"] == 2_000
+
+
+needs_asend = pytest.mark.skipif(django.VERSION < (5, 0), reason="asend is new in Django 5.0")
+
+
+@needs_asend
+async def test_asend_records_sync_and_async_receivers_with_the_right_parents():
+    signal = Signal()
+    inner = Signal()
+    inner.connect(on_shipped)
+    order = []
+
+    async def first(sender, **kwargs):
+        await asyncio.sleep(0.01)
+        await inner.asend(sender="first")
+        order.append("first")
+        return 1
+
+    async def second(sender, **kwargs):
+        inner.send(sender="second")
+        await asyncio.sleep(0.02)
+        await inner.asend(sender="second-again")
+        order.append("second")
+        return 2
+
+    def sync_one(sender, **kwargs):
+        inner.send(sender="sync")
+        return 0
+
+    signal.connect(first)
+    signal.connect(second)
+    signal.connect(sync_one)
+    with signaltrace.record() as trace:
+        responses = await signal.asend(sender=None)
+    assert responses == [(sync_one, 0), (first, 1), (second, 2)]
+    top = trace.roots
+    assert len(top) == 1 and top[0].method == "asend"
+    calls = {call.receiver_name.rsplit(".", 1)[-1]: call for call in top[0].calls}
+    assert calls["first"].is_async and not calls["sync_one"].is_async
+    senders = {name: [d.sender for d in call.dispatches] for name, call in calls.items()}
+    assert senders == {"sync_one": ["sync"], "first": ["first"], "second": ["second", "second-again"]}
+    assert all(d.depth == 1 for call in calls.values() for d in call.dispatches)
+
+
+@needs_asend
+async def test_asend_robust_records_swallowed_exceptions():
+    signal = Signal()
+
+    async def failing(sender, **kwargs):
+        raise ValueError("async boom")
+
+    signal.connect(failing)
+    with signaltrace.record() as trace:
+        [(receiver, error)] = await signal.asend_robust(sender=None)
+    assert receiver is failing and isinstance(error, ValueError)
+    call = trace.dispatches[0].calls[0]
+    assert call.exception is error and call.swallowed
+    data = trace.to_dict()["dispatches"][0]["calls"][0]["exception"]
+    assert data["type"] == "builtins.ValueError" and data["swallowed"] is True
+    assert "async boom" in data["traceback"]
+
+
+@needs_asend
+def test_sync_send_with_async_receivers(order_signals):
+    signal = Signal()
+
+    async def async_receiver(sender, **kwargs):
+        order_paid.send(sender="from-async")
+        return "async"
+
+    signal.connect(on_shipped)
+    signal.connect(async_receiver)
+    with signaltrace.record() as trace:
+        assert signal.send(sender=None) == [(on_shipped, "shipped"), (async_receiver, "async")]
+    root = trace.roots[0]
+    [nested] = root.calls[1].dispatches
+    assert nested.sender == "from-async" and nested.depth == 1
+
+
+def test_to_dict_is_json_and_links_parents(order_signals, db):
+    with signaltrace.record() as trace:
+        order_paid.send(sender=None)
+        item_viewed.send(sender=Item, item_id=1)
+    data = json.loads(json.dumps(trace.to_dict()))
+    assert data["version"] == 1 and data["dropped"] == 0 and data["loops"] == []
+    paid, shipped, viewed = data["dispatches"]
+    assert shipped["parent"] == {"dispatch": 0, "call": 0}
+    assert paid["calls"][0]["dispatches"] == [1]
+    assert viewed["sender"] == "testapp.Item" and viewed["kwargs"] == {"item_id": "1"}
+
+
+def test_signals_sent_while_send_robust_logs_are_not_children_of_the_failed_receiver(caplog):
+    logged = Signal()
+    failing_signal = Signal()
+
+    def failing(sender, **kwargs):
+        raise ValueError("x")
+
+    class SendingHandler(logging.Handler):
+        def emit(self, record):
+            logged.send(sender="logger")
+
+    logged.connect(on_shipped)
+    failing_signal.connect(failing)
+    handler = SendingHandler()
+    logger = logging.getLogger("django.dispatch")
+    logger.addHandler(handler)
+    try:
+        with signaltrace.record() as trace:
+            failing_signal.send_robust(sender=None)
+    finally:
+        logger.removeHandler(handler)
+    # Django 4.2 may also send template_rendered while its AdminEmailHandler formats.
+    robust, from_logging = [d for d in trace.dispatches if d.signal in (failing_signal, logged)]
+    assert robust.calls[0].dispatches == []
+    assert from_logging.parent is None and from_logging.depth == 0

@@ -1,0 +1,129 @@
+"""The unittest mixin, through Django's own TestCase (run by pytest-django, as a Django project would)."""
+
+from __future__ import annotations
+
+from typing import Any
+from unittest import skipUnless
+
+from asgiref.sync import sync_to_async
+from django.db.models.signals import post_save
+from django.dispatch import Signal
+from django.test import TestCase, TransactionTestCase
+
+from signaltrace import Trace
+from signaltrace.testing import SignalAssertionsMixin
+from tests.testapp.models import Item, Ping
+
+invoice_sent = Signal()
+
+
+def create_ping(sender: Any, instance: Item, created: bool, **kwargs: Any) -> None:
+    if created:
+        Ping.objects.create(name=instance.name)
+
+
+def reject(sender: Any, **kwargs: Any) -> None:
+    raise RuntimeError("mail server down")
+
+
+async def acknowledge(sender: Any, **kwargs: Any) -> None:
+    return None
+
+
+class ReceiversMixin:
+    def setUp(self) -> None:
+        super().setUp()  # type: ignore[misc]
+        post_save.connect(create_ping, sender=Item)
+        invoice_sent.connect(reject)
+        self.addCleanup(post_save.disconnect, create_ping, sender=Item)  # type: ignore[attr-defined]
+        self.addCleanup(invoice_sent.disconnect, reject)  # type: ignore[attr-defined]
+
+
+class MixinTests(ReceiversMixin, SignalAssertionsMixin, TestCase):
+    def test_passing_assertions(self) -> None:
+        with (
+            self.assertSignalSent(post_save, sender=Item, times=1, created=True),
+            self.assertSignalSent("post_save", sender="testapp.Ping", times=1),
+            self.assertSignalNotSent(invoice_sent),
+            self.assertReceiverCalled(create_ping, times=1),
+            self.assertReceiverNotCalled("tests.test_testing.reject"),
+            self.assertMaxSignalDepth(1),
+            self.assertNoSignalLoops(),
+            self.assertNoReceiverErrors(),
+            self.assertSignals(max_depth=1, max_dispatches=4) as trace,
+        ):
+            Item.objects.create(name="ada")
+        self.assertIsInstance(trace, Trace)
+        self.assertEqual(len(trace.dispatches), 4)
+
+    def test_failure_is_a_test_failure_with_the_listing(self) -> None:
+        with self.assertRaises(self.failureException) as caught:
+            with self.assertSignalSent(post_save, sender=Item, created=False):
+                Item.objects.create(name="ada")
+        self.assertEqual(
+            str(caught.exception).splitlines(),
+            [
+                "Expected post_save(sender=testapp.Item, created=False) to be sent at least once, "
+                "but it was sent 0 times.",
+                "Dispatched signals (4):",
+                "  pre_save(sender=testapp.Item) depth=0 receivers: none",
+                "  post_save(sender=testapp.Item) depth=0 receivers: tests.test_testing.create_ping"
+                "  <- kwargs differ: created=True (expected False)",
+                "    pre_save(sender=testapp.Ping) depth=1 receivers: none",
+                "    post_save(sender=testapp.Ping) depth=1 receivers: none",
+                "(set signaltrace_verbose = True for kwargs, locations and timings)",
+            ],
+        )
+
+    def test_swallowed_receiver_error(self) -> None:
+        with self.assertRaises(AssertionError) as caught:
+            with self.assertNoReceiverErrors():
+                invoice_sent.send_robust(sender=Item)
+        message = str(caught.exception)
+        self.assertIn("raised RuntimeError: mail server down in tests.test_testing.invoice_sent", message)
+        self.assertIn("[swallowed by send_robust]", message)
+        with self.assertSignals(allow_receiver_errors=True):
+            invoice_sent.send_robust(sender=Item)
+
+    def test_not_sent_and_not_called_failures(self) -> None:
+        expected = "Expected tests.test_testing.invoice_sent not to be sent, but it was sent 2 times."
+        with self.assertRaisesMessage(AssertionError, expected):
+            with self.assertSignalNotSent(invoice_sent):
+                invoice_sent.send_robust(sender=Item)
+                invoice_sent.send_robust(sender=Item)
+        with self.assertRaisesMessage(
+            AssertionError, "Expected receiver tests.test_testing.create_ping not to be called, but it was"
+        ):
+            with self.assertReceiverNotCalled(create_ping):
+                Item.objects.create(name="ada")
+
+    async def test_async_code(self) -> None:
+        with self.assertSignalSent(invoice_sent, times=1, number=11), self.assertReceiverCalled(reject):
+            await sync_to_async(invoice_sent.send_robust)(sender=Item, number=11)
+
+    @skipUnless(hasattr(Signal, "asend"), "Django 4.2 has no asend")
+    async def test_async_receivers(self) -> None:
+        invoice_sent.connect(acknowledge)
+        self.addCleanup(invoice_sent.disconnect, acknowledge)
+        with (
+            self.assertSignalSent(invoice_sent, times=1, number=12),
+            self.assertReceiverCalled(acknowledge, times=1),
+        ):
+            await invoice_sent.asend_robust(sender=Item, number=12)
+
+
+class VerboseMixinTests(ReceiversMixin, SignalAssertionsMixin, TransactionTestCase):
+    signaltrace_verbose = True
+
+    def test_verbose_failure_shows_kwargs_and_locations(self) -> None:
+        with self.assertRaises(AssertionError) as caught:
+            with self.assertReceiverCalled(create_ping, times=2):
+                Item.objects.create(name="ada")
+        lines = str(caught.exception).splitlines()
+        self.assertEqual(
+            lines[0],
+            "Expected receiver tests.test_testing.create_ping to be called 2 times, but it was called once.",
+        )
+        self.assertTrue(lines[6].startswith("      tests.test_testing.create_ping at "), lines[6])
+        self.assertIn(f"test_testing.py:{create_ping.__code__.co_firstlineno} took ", lines[6])
+        self.assertFalse(lines[-1].startswith("(set signaltrace_verbose"))
