@@ -9,7 +9,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from django.core.checks import Error, register
+from django.core.checks import CheckMessage, Error, register
+from django.core.checks import Warning as CheckWarning
 
 from signaltrace.conf import DEFAULTS, user_settings
 
@@ -129,4 +130,87 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Error]:
                 10,
             )
         )
+    return errors
+
+
+def _check_signal_paths(key: str, value: Any) -> list[Error]:
+    """E020: a list of dotted paths; E021: each one importable and a Signal."""
+    from django.dispatch import Signal
+    from django.utils.module_loading import import_string
+
+    paths = list(value) if isinstance(value, dict) else value
+    if not isinstance(paths, (list, tuple)) or not all(isinstance(item, str) for item in paths):
+        return [
+            _error(
+                f"SIGNALTRACE[{key!r}] must be a list of dotted import paths of signals.",
+                'For example ["django.db.models.signals.post_save"].',
+                20,
+            )
+        ]
+    errors = []
+    for path in paths:
+        try:
+            signal = import_string(path)
+        except ImportError as exc:
+            errors.append(
+                _error(
+                    f"SIGNALTRACE[{key!r}] names {path!r}, which cannot be imported ({exc}).",
+                    "Use the dotted path of the module attribute holding the signal.",
+                    21,
+                )
+            )
+            continue
+        if not isinstance(signal, Signal):
+            errors.append(
+                _error(
+                    f"SIGNALTRACE[{key!r}] names {path!r}, which is not a Signal.",
+                    "Use the dotted path of a django.dispatch.Signal instance.",
+                    21,
+                )
+            )
+    return errors
+
+
+@register()
+def check_otel_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Validate the ``OTEL_*`` keys used by :mod:`signaltrace.otel` (E020-E023, W020)."""
+    config = user_settings()
+    errors: list[CheckMessage] = []
+    if config.get("OTEL_SIGNALS_ALLOW") is not None:
+        errors.extend(_check_signal_paths("OTEL_SIGNALS_ALLOW", config["OTEL_SIGNALS_ALLOW"]))
+    if "OTEL_SIGNALS_DENY" in config:
+        errors.extend(_check_signal_paths("OTEL_SIGNALS_DENY", config["OTEL_SIGNALS_DENY"]))
+    if "OTEL_SAMPLE_RATES" in config:
+        rates = config["OTEL_SAMPLE_RATES"]
+        if not isinstance(rates, dict) or not all(
+            isinstance(rate, (int, float)) and not isinstance(rate, bool) and 0 <= rate <= 1
+            for rate in rates.values()
+        ):
+            errors.append(
+                _error(
+                    "SIGNALTRACE['OTEL_SAMPLE_RATES'] must map dotted paths of signals to numbers "
+                    "from 0 to 1.",
+                    'For example {"django.db.models.signals.post_save": 0.1}.',
+                    22,
+                )
+            )
+        else:
+            errors.extend(_check_signal_paths("OTEL_SAMPLE_RATES", rates))
+    if "OTEL_RECORD_KWARGS" in config and not isinstance(config["OTEL_RECORD_KWARGS"], bool):
+        errors.append(
+            _error("SIGNALTRACE['OTEL_RECORD_KWARGS'] must be True or False.", "The default is False.", 23)
+        )
+    allowed = config.get("OTEL_SIGNALS_ALLOW")
+    ignored = config.get("IGNORE_SIGNALS", DEFAULTS["IGNORE_SIGNALS"])
+    if isinstance(allowed, (list, tuple)) and isinstance(ignored, (list, tuple)):
+        never = [path for path in allowed if path in ignored]
+        if never:
+            errors.append(
+                CheckWarning(
+                    f"SIGNALTRACE['OTEL_SIGNALS_ALLOW'] names signals that IGNORE_SIGNALS excludes, "
+                    f"which never get spans: {', '.join(map(str, never))}.",
+                    hint="Remove them from IGNORE_SIGNALS to trace them (they may be hot).",
+                    id="signaltrace.W020",
+                )
+            )
     return errors

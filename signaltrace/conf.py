@@ -40,6 +40,15 @@ DEFAULTS: dict[str, Any] = {
     "LOOP_MAX_REENTRIES": 2,
     # The debug-toolbar panel highlights receivers at least this slow (milliseconds).
     "PANEL_SLOW_RECEIVER_MS": 50,
+    # OpenTelemetry (signaltrace.otel): only these signals get spans (dotted paths);
+    # None: every signal not ignored.
+    "OTEL_SIGNALS_ALLOW": None,
+    # Signals that never get spans (dotted paths).
+    "OTEL_SIGNALS_DENY": [],
+    # Fraction (0 to 1) of dispatches traced, per signal: {"dotted.path": 0.1}.
+    "OTEL_SAMPLE_RATES": {},
+    # Add the redacted, rendered kwargs as signaltrace.kwargs.<name> span attributes.
+    "OTEL_RECORD_KWARGS": False,
 }
 
 REDACTED = "********************"
@@ -96,10 +105,22 @@ def is_enabled() -> bool:
     return bool(enabled)
 
 
+_configured = False
+
+
 def _settings_configured() -> bool:
+    """Whether Django's settings are configured; remembered once they are.
+
+    Called on every dispatch: ``settings.configured`` goes through ``LazySettings``
+    and an import, which costs more than the rest of the settings lookup.
+    """
+    global _configured
+    if _configured:
+        return True
     from django.conf import settings
 
-    return settings.configured
+    _configured = settings.configured
+    return _configured
 
 
 def sensitive_pattern() -> re.Pattern[str]:

@@ -23,11 +23,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from signaltrace.naming import sender_name, signal_name
+from signaltrace.naming import dispatch_uid_of, sender_name, signal_name
 from signaltrace.recording import (
     C_DISPATCH,
     C_END,
     C_EXCEPTION,
+    C_FUNCTION_ID,
     C_INFO,
     C_IS_ASYNC,
     C_OBSERVED,
@@ -154,6 +155,11 @@ class LiveCall:
     @property
     def is_async(self) -> bool:
         return self._record[C_IS_ASYNC]
+
+    @property
+    def dispatch_uid(self) -> Any:
+        """The ``dispatch_uid`` the receiver was connected with, or None (looked up on access)."""
+        return dispatch_uid_of(self._record[C_DISPATCH][D_SIGNAL], self._record[C_FUNCTION_ID])
 
     @property
     def start_ns(self) -> int:

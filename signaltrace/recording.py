@@ -264,11 +264,18 @@ def end_call(call: list[Any], exception: BaseException | None = None) -> None:
         _notify("call_finished", call)
 
 
+_view_of: Any = None
+
+
 def _notify(event: str, record: list[Any]) -> None:
     """Call ``event`` on every observer; an observer's failure is only logged."""
-    from signaltrace.observers import view_of
+    global _view_of
+    if _view_of is None:
+        # Imported on first use: signaltrace.observers imports this module.
+        from signaltrace.observers import view_of
 
-    view = view_of(record, is_dispatch=event.startswith("dispatch"))
+        _view_of = view_of
+    view = _view_of(record, is_dispatch=event.startswith("dispatch"))
     for observer in list(observers):
         try:
             getattr(observer, event)(view)

@@ -27,6 +27,7 @@ run_leg() {
 tests/scripts/browser.sh  # chromium for tests/test_panel_browser.py; prints why if it cannot
 run_leg newest "$newest" "Django>=4.2"
 tests/scripts/demo-smoke.sh
+tests/scripts/phoenix.sh .venv-newest/bin/python
 "./.venv-newest/bin/ruff" check .
 "./.venv-newest/bin/ruff" format --check .
 run_leg django42 "$oldest" "Django>=4.2,<5.0"

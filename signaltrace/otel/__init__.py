@@ -1,0 +1,114 @@
+"""OpenTelemetry spans for Django signals: one per dispatch, one per receiver.
+
+Usage
+-----
+
+With ``opentelemetry-instrument`` nothing is needed in code: installing
+``signaltrace[otel]`` registers the ``signaltrace`` entry point in the
+``opentelemetry_instrumentor`` group, so::
+
+    opentelemetry-instrument python manage.py runserver --noreload
+
+traces every signal dispatch alongside Django's request spans. By hand::
+
+    from signaltrace.otel import SignalInstrumentor
+
+    SignalInstrumentor().instrument()                         # global tracer provider
+    SignalInstrumentor().instrument(tracer_provider=provider)  # or an explicit one
+    SignalInstrumentor().uninstrument()
+
+``instrument()`` may run before Django's settings are configured; the settings are
+read on the first dispatch. Turn it off under auto-instrumentation with
+``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=signaltrace``.
+
+What it records
+---------------
+
+For each dispatch of a signal that has live receivers, an ``INTERNAL`` span named
+``<method> <signal>`` (``send post_save``, ``asend_robust shop.signals.paid``) with
+``signaltrace.signal``, ``signaltrace.sender`` (``app_label.Model``, or a type name:
+never an instance's repr), ``signaltrace.method``, ``signaltrace.depth`` and
+``signaltrace.receiver_count``; and under it, for each receiver, a span named
+``receiver <module.qualname>`` with ``code.function.name``, ``code.file.path``,
+``code.line.number``, ``signaltrace.dispatch_uid`` (when connected with one) and
+``signaltrace.receiver.is_async``. Kwarg values are not recorded unless
+``OTEL_RECORD_KWARGS`` is on, and then only as signaltrace renders them: redacted,
+truncated, objects by type.
+
+Errors: a receiver that raises gets status ERROR, ``error.type`` and an exception
+event. Its dispatch span is ERROR too when the exception left the dispatch; under
+``send_robust`` it did not, and the receiver span says ``signaltrace.swallowed``.
+A dispatch stopped by signaltrace's loop guard has an ``exception`` event
+(``signaltrace.errors.SignalLoopError``) and status ERROR.
+
+Configuration
+-------------
+
+Keys of the ``SIGNALTRACE`` setting (see docs/settings.md)::
+
+    SIGNALTRACE = {
+        # Only these signals get spans (dotted paths); None: every signal.
+        "OTEL_SIGNALS_ALLOW": None,
+        # These never do.
+        "OTEL_SIGNALS_DENY": ["django.core.signals.request_finished"],
+        # Fraction of dispatches traced, per signal, for hot signals.
+        "OTEL_SAMPLE_RATES": {"django.db.models.signals.post_save": 0.1},
+        # Add redacted kwargs as signaltrace.kwargs.<name> attributes.
+        "OTEL_RECORD_KWARGS": False,
+    }
+
+Signals in ``IGNORE_SIGNALS`` (``pre_init`` and ``post_init`` by default) never
+get spans.
+
+API
+---
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
+
+from signaltrace.observers import add_observer, remove_observer
+from signaltrace.otel.export import setup_otlp_from_environment
+from signaltrace.otel.package import _instruments
+from signaltrace.otel.spans import SpanObserver
+from signaltrace.otel.version import __version__
+
+__all__ = ["SignalInstrumentor", "setup_otlp_from_environment"]
+
+#: The semantic conventions version whose attribute names the spans use.
+SCHEMA_URL = "https://opentelemetry.io/schemas/1.33.0"
+
+
+class SignalInstrumentor(BaseInstrumentor):
+    """Spans for Django signal dispatches and receiver calls.
+
+    A singleton (as every ``BaseInstrumentor``): ``instrument()`` twice is a
+    logged no-op, ``uninstrument()`` undoes it.
+    """
+
+    _observer: SpanObserver | None = None
+
+    def instrumentation_dependencies(self) -> Collection[str]:
+        return _instruments
+
+    def _instrument(self, **kwargs: Any) -> None:
+        """Register a span observer with signaltrace's core (installs its hooks)."""
+        tracer = trace.get_tracer(
+            __name__,
+            __version__,
+            tracer_provider=kwargs.get("tracer_provider"),
+            schema_url=SCHEMA_URL,
+        )
+        self._observer = SpanObserver(tracer)
+        add_observer(self._observer)
+
+    def _uninstrument(self, **kwargs: Any) -> None:
+        """Stop making spans. The hooks stay installed: the core may still record."""
+        if self._observer is not None:
+            remove_observer(self._observer)
+            self._observer = None

@@ -1,0 +1,3 @@
+"""The libraries this instrumentation instruments (checked by ``BaseInstrumentor``)."""
+
+_instruments = ("django >= 4.2",)

@@ -1,0 +1,102 @@
+"""Which dispatches become spans: the ``OTEL_*`` keys of the ``SIGNALTRACE`` setting.
+
+The instrumentor may be created before Django's settings are configured
+(``opentelemetry-instrument`` loads it first), so nothing is read at import or at
+``instrument()``: the rules are built on the first dispatch from the merged config
+of :mod:`signaltrace.conf`, and rebuilt whenever that config object changes (it is
+cached, and replaced on ``setting_changed``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from signaltrace.conf import get_config
+
+if TYPE_CHECKING:
+    from django.dispatch import Signal
+
+
+def _signals(paths: Any) -> frozenset[Signal]:
+    """The Signal objects named by dotted paths; unusable entries are skipped.
+
+    Unusable entries are reported by the system checks (``signaltrace.E020``...).
+    """
+    from django.dispatch import Signal
+    from django.utils.module_loading import import_string
+
+    found = set()
+    for path in paths if isinstance(paths, (list, tuple, set, frozenset)) else ():
+        try:
+            signal = import_string(path) if isinstance(path, str) else path
+        except ImportError:
+            continue
+        if isinstance(signal, Signal):
+            found.add(signal)
+    return frozenset(found)
+
+
+def _rates(value: Any) -> dict[Signal, float]:
+    if not isinstance(value, dict):
+        return {}
+    rates = {}
+    for path, rate in value.items():
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate <= 1:
+            continue
+        for signal in _signals([path]):
+            rates[signal] = float(rate)
+    return rates
+
+
+# Tolerates the rounding of repeated float additions (ten times 0.1 is not 1.0).
+_ALMOST_ONE = 1.0 - 1e-9
+
+
+class Selection:
+    """The rules of one config: allow list, deny list, sampling rates, kwargs.
+
+    Sampling is deterministic: a signal with rate ``r`` gets a span for exactly
+    ``r`` of its dispatches, spread evenly (an accumulator per signal), so a hot
+    signal sampled at 0.01 yields one dispatch span in a hundred. Concurrent
+    threads may race on an accumulator; that only shifts which dispatch is kept.
+    """
+
+    __slots__ = ("_credit", "allowed", "config", "denied", "rates", "record_kwargs")
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.config = config
+        allow = config.get("OTEL_SIGNALS_ALLOW")
+        self.allowed: frozenset[Signal] | None = None if allow is None else _signals(allow)
+        self.denied = _signals(config.get("OTEL_SIGNALS_DENY"))
+        self.rates = _rates(config.get("OTEL_SAMPLE_RATES"))
+        self.record_kwargs = config.get("OTEL_RECORD_KWARGS") is True
+        self._credit: dict[Signal, float] = {}
+
+    def wants(self, signal: Signal) -> bool:
+        """Whether this dispatch of ``signal`` gets spans (advances sampling)."""
+        if self.allowed is not None and signal not in self.allowed:
+            return False
+        if signal in self.denied:
+            return False
+        rate = self.rates.get(signal)
+        if rate is None:
+            return True
+        credit = self._credit.get(signal, 1.0 - rate) + rate
+        if credit >= _ALMOST_ONE:
+            self._credit[signal] = credit - 1.0
+            return True
+        self._credit[signal] = credit
+        return False
+
+
+_current: Selection | None = None
+
+
+def current_selection() -> Selection:
+    """The rules for the settings in force now (rebuilt only when they change)."""
+    global _current
+    config = get_config()
+    selection = _current
+    if selection is None or selection.config is not config:
+        selection = _current = Selection(config)
+    return selection

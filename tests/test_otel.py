@@ -1,0 +1,507 @@
+"""signaltrace.otel: spans checked on the SDK's in-memory exporter, explicit tracer provider."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from importlib.metadata import entry_points
+from pathlib import Path
+
+import pytest
+from django.core.checks import run_checks
+from django.db.models.signals import post_init, post_save, pre_init
+from django.dispatch import Signal
+from django.test import Client, override_settings
+from opentelemetry import trace
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, StatusCode
+
+from signaltrace import SignalLoopError
+from signaltrace.otel import SignalInstrumentor
+from tests.testapp.models import Item, Ping
+from tests.testapp.signals import item_viewed
+
+ROOT = Path(__file__).resolve().parent.parent
+HAS_ASEND = hasattr(Signal, "asend")
+
+done = Signal()
+nested = Signal()
+
+
+class Spans:
+    """The finished spans of one test, with the provider that made them."""
+
+    def __init__(self) -> None:
+        self.exporter = InMemorySpanExporter()
+        self.provider = TracerProvider()
+        self.provider.add_span_processor(SimpleSpanProcessor(self.exporter))
+        self.tracer = self.provider.get_tracer("tests")
+
+    def all(self) -> list[ReadableSpan]:
+        return list(self.exporter.get_finished_spans())
+
+    def named(self, name: str) -> list[ReadableSpan]:
+        return [span for span in self.all() if span.name == name]
+
+    def one(self, name: str) -> ReadableSpan:
+        found = self.named(name)
+        assert len(found) == 1, [span.name for span in self.all()]
+        return found[0]
+
+
+@pytest.fixture
+def spans() -> Iterator[Spans]:
+    spans = Spans()
+    SignalInstrumentor().instrument(tracer_provider=spans.provider)
+    yield spans
+    SignalInstrumentor().uninstrument()
+
+
+@pytest.fixture
+def connect() -> Iterator:
+    """Connect receivers for one test; disconnected afterwards."""
+    connected = []
+
+    def connect(signal: Signal, receiver, **kwargs):
+        signal.connect(receiver, weak=False, **kwargs)
+        connected.append((signal, receiver, kwargs.get("sender"), kwargs.get("dispatch_uid")))
+        return receiver
+
+    yield connect
+    for signal, receiver, sender, uid in connected:
+        signal.disconnect(receiver, sender=sender, dispatch_uid=uid)
+
+
+def parent_id(span: ReadableSpan) -> int | None:
+    return span.parent.span_id if span.parent is not None else None
+
+
+def on_done(sender, **kwargs):
+    return "ok"
+
+
+def failing(sender, **kwargs):
+    raise ValueError("receiver failed")
+
+
+def test_dispatch_and_receiver_spans(spans, connect):
+    connect(done, on_done, dispatch_uid="tests.on_done")
+    assert done.send(sender=Item, order=7) == [(on_done, "ok")]
+
+    dispatch = spans.one("send tests.test_otel.done")
+    receiver = spans.one("receiver tests.test_otel.on_done")
+    assert dispatch.kind is SpanKind.INTERNAL and receiver.kind is SpanKind.INTERNAL
+    assert dict(dispatch.attributes) == {
+        "signaltrace.signal": "tests.test_otel.done",
+        "signaltrace.sender": "testapp.Item",
+        "signaltrace.method": "send",
+        "signaltrace.depth": 0,
+        "signaltrace.receiver_count": 1,
+    }
+    assert dict(receiver.attributes) == {
+        "code.function.name": "tests.test_otel.on_done",
+        "code.file.path": __file__,
+        "code.line.number": on_done.__code__.co_firstlineno,
+        "signaltrace.dispatch_uid": "tests.on_done",
+        "signaltrace.receiver.is_async": False,
+    }
+    assert dispatch.parent is None
+    assert parent_id(receiver) == dispatch.context.span_id
+    assert receiver.context.trace_id == dispatch.context.trace_id
+    assert dispatch.status.status_code is StatusCode.UNSET
+    assert receiver.status.status_code is StatusCode.UNSET
+    assert dispatch.start_time <= receiver.start_time <= receiver.end_time <= dispatch.end_time
+
+
+def test_no_spans_without_live_receivers(spans, connect):
+    done.send(sender=Item)
+    connect(done, on_done, sender=Ping)
+    done.send(sender=Item)  # a receiver, but not for this sender
+    assert spans.all() == []
+    done.send(sender=Ping)
+    assert [span.name for span in spans.all()] == [
+        "receiver tests.test_otel.on_done",
+        "send tests.test_otel.done",
+    ]
+
+
+@pytest.mark.django_db
+def test_model_signals_name_models_never_instances_or_kwargs(spans, connect):
+    received = []
+    connect(post_save, lambda sender, **kwargs: received.append(sender), sender=Item)
+    connect(pre_init, on_done, sender=Item)
+    connect(post_init, on_done, sender=Item)
+    Item.objects.create(name="secret name")
+    list(Item.objects.all())
+
+    assert received == [Item]
+    names = [span.name for span in spans.all()]
+    assert names == [
+        "receiver tests.test_otel.test_model_signals_name_models_never_instances_or_kwargs.<locals>.<lambda>",
+        "send post_save",
+    ]
+    dispatch = spans.one("send post_save")
+    assert dispatch.attributes["signaltrace.sender"] == "testapp.Item"
+    values = " ".join(str(value) for span in spans.all() for value in span.attributes.values())
+    assert "secret name" not in values and "items)" not in values
+    assert not any(key.startswith("signaltrace.kwargs") for key in dispatch.attributes)
+
+
+@override_settings(SIGNALTRACE={"OTEL_RECORD_KWARGS": True})
+def test_record_kwargs_opt_in_is_redacted(spans, connect):
+    connect(done, on_done)
+    done.send(sender=None, order=7, api_token="hunter2", user=object())
+    attributes = spans.one("send tests.test_otel.done").attributes
+    assert attributes["signaltrace.kwargs.order"] == "7"
+    assert attributes["signaltrace.kwargs.api_token"] == "********************"
+    assert attributes["signaltrace.kwargs.user"] == "<builtins.object object>"
+
+
+def test_raising_receiver_fails_its_span_and_the_dispatch(spans, connect):
+    connect(done, failing)
+    with pytest.raises(ValueError, match="receiver failed"):
+        done.send(sender=None)
+    receiver = spans.one("receiver tests.test_otel.failing")
+    dispatch = spans.one("send tests.test_otel.done")
+    assert receiver.status.status_code is StatusCode.ERROR
+    assert receiver.status.description == "ValueError: receiver failed"
+    assert receiver.attributes["error.type"] == "ValueError"
+    (event,) = receiver.events
+    assert event.name == "exception"
+    assert event.attributes["exception.type"] == "ValueError"
+    assert event.attributes["exception.message"] == "receiver failed"
+    assert "signaltrace.swallowed" not in receiver.attributes
+    assert dispatch.status.status_code is StatusCode.ERROR
+    assert dispatch.attributes["error.type"] == "ValueError"
+    assert dispatch.events == ()
+
+
+def test_send_robust_error_is_handled_by_the_dispatch(spans, connect):
+    connect(done, failing)
+    connect(done, on_done)
+    responses = done.send_robust(sender=None)
+    assert isinstance(responses[0][1], ValueError) and responses[1][1] == "ok"
+    receiver = spans.one("receiver tests.test_otel.failing")
+    dispatch = spans.one("send_robust tests.test_otel.done")
+    assert receiver.status.status_code is StatusCode.ERROR
+    assert receiver.attributes["error.type"] == "ValueError"
+    assert receiver.attributes["signaltrace.swallowed"] is True
+    assert [event.name for event in receiver.events] == ["exception"]
+    assert dispatch.status.status_code is StatusCode.UNSET
+    assert "error.type" not in dispatch.attributes
+    assert spans.one("receiver tests.test_otel.on_done").status.status_code is StatusCode.UNSET
+
+
+def test_nested_dispatch_and_other_spans_nest_under_the_receiver(spans, connect):
+    def outer_receiver(sender, **kwargs):
+        with spans.tracer.start_as_current_span("work inside"):
+            nested.send(sender=None)
+
+    connect(done, outer_receiver)
+    connect(nested, on_done)
+    with spans.tracer.start_as_current_span("request") as request:
+        done.send(sender=None)
+        assert trace.get_current_span() is request
+
+    request_span = spans.one("request")
+    dispatch = spans.one("send tests.test_otel.done")
+    receiver = spans.one(f"receiver {outer_receiver.__module__}.{outer_receiver.__qualname__}")
+    work = spans.one("work inside")
+    inner = spans.one("send tests.test_otel.nested")
+    inner_receiver = spans.one("receiver tests.test_otel.on_done")
+    assert parent_id(dispatch) == request_span.context.span_id
+    assert parent_id(receiver) == dispatch.context.span_id
+    assert parent_id(work) == receiver.context.span_id
+    assert parent_id(inner) == work.context.span_id
+    assert inner.attributes["signaltrace.depth"] == 1
+    assert parent_id(inner_receiver) == inner.context.span_id
+    assert len({span.context.trace_id for span in spans.all()}) == 1
+
+
+def test_nested_dispatch_parent_is_the_receiver_even_when_not_current(spans, connect):
+    """The parent comes from the records: a receiver that detaches the context still counts."""
+
+    def sending_receiver(sender, **kwargs):
+        with trace.use_span(trace.INVALID_SPAN):
+            nested.send(sender=None)
+
+    connect(done, sending_receiver)
+    connect(nested, on_done)
+    done.send(sender=None)
+    receiver = spans.one(f"receiver {sending_receiver.__module__}.{sending_receiver.__qualname__}")
+    assert parent_id(spans.one("send tests.test_otel.nested")) == receiver.context.span_id
+
+
+@pytest.mark.django_db
+def test_loop_stopped_is_an_error_event_on_the_stopped_dispatch(spans, connect):
+    def resave(sender, instance, **kwargs):
+        instance.counter += 1
+        instance.save()
+
+    connect(post_save, resave, sender=Ping)
+    with pytest.raises(SignalLoopError):
+        Ping.objects.create()
+
+    dispatches = sorted(spans.named("send post_save"), key=lambda span: span.attributes["signaltrace.depth"])
+    assert [span.attributes["signaltrace.depth"] for span in dispatches] == [0, 1, 2]
+    stopped = dispatches[2]
+    (event,) = stopped.events
+    assert event.name == "exception"
+    assert event.attributes["exception.type"] == "signaltrace.errors.SignalLoopError"
+    assert event.attributes["exception.message"].startswith(
+        "Signal loop detected: post_save(testapp.Ping #1)"
+    )
+    assert event.attributes["signaltrace.loop.action"] == "raised"
+    assert stopped.status.status_code is StatusCode.ERROR
+    receivers = spans.named(f"receiver {resave.__module__}.{resave.__qualname__}")
+    assert len(receivers) == 2
+    assert parent_id(stopped) in {span.context.span_id for span in receivers}
+    for span in (*receivers, dispatches[0], dispatches[1]):
+        assert span.status.status_code is StatusCode.ERROR
+        assert span.attributes["error.type"] == "signaltrace.errors.SignalLoopError"
+
+
+@pytest.mark.skipif(not HAS_ASEND, reason="Signal.asend needs Django 5.0+")
+async def test_async_receivers_run_under_their_dispatch(spans, connect):
+    async def first(sender, **kwargs):
+        await asyncio.sleep(0)
+        await nested.asend(sender=None)
+        await asyncio.sleep(0)
+
+    async def second(sender, **kwargs):
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+
+    def sync_one(sender, **kwargs):
+        with spans.tracer.start_as_current_span("sync work"):
+            pass
+
+    async def inner_receiver(sender, **kwargs):
+        await asyncio.sleep(0)
+
+    connect(done, first)
+    connect(done, second)
+    connect(done, sync_one)
+    connect(nested, inner_receiver)
+    with spans.tracer.start_as_current_span("request") as request:
+        await done.asend(sender=None)
+        assert trace.get_current_span() is request
+
+    def receiver_span(function) -> ReadableSpan:
+        return spans.one(f"receiver {function.__module__}.{function.__qualname__}")
+
+    dispatch = spans.one("asend tests.test_otel.done")
+    assert parent_id(dispatch) == spans.one("request").context.span_id
+    for function in (first, second, sync_one):
+        assert parent_id(receiver_span(function)) == dispatch.context.span_id
+    assert receiver_span(first).attributes["signaltrace.receiver.is_async"] is True
+    assert parent_id(spans.one("sync work")) == receiver_span(sync_one).context.span_id
+    inner = spans.one("asend tests.test_otel.nested")
+    assert parent_id(inner) == receiver_span(first).context.span_id
+    assert parent_id(receiver_span(inner_receiver)) == inner.context.span_id
+
+
+@pytest.mark.skipif(not HAS_ASEND, reason="Signal.asend needs Django 5.0+")
+async def test_async_robust_error_and_failing_asend(spans, connect):
+    async def afailing(sender, **kwargs):
+        raise ValueError("async receiver failed")
+
+    connect(done, afailing)
+    responses = await done.asend_robust(sender=None)
+    assert isinstance(responses[0][1], ValueError)
+    with pytest.raises(ValueError):
+        await done.asend(sender=None)
+
+    robust = spans.one("asend_robust tests.test_otel.done")
+    plain = spans.one("asend tests.test_otel.done")
+    assert robust.status.status_code is StatusCode.UNSET
+    assert plain.status.status_code is StatusCode.ERROR
+    assert plain.attributes["error.type"] == "ValueError"
+    receivers = spans.named(f"receiver {afailing.__module__}.{afailing.__qualname__}")
+    assert [span.status.status_code for span in receivers] == [StatusCode.ERROR, StatusCode.ERROR]
+
+
+@pytest.mark.django_db
+def test_django_request_span_is_the_parent(spans, connect):
+    from opentelemetry.instrumentation.django import DjangoInstrumentor
+
+    connect(post_save, on_done, sender=Item)
+    connect(item_viewed, on_done)
+    DjangoInstrumentor().instrument(tracer_provider=spans.provider)
+    try:
+        response = Client().get("/items/create/?name=x")
+    finally:
+        DjangoInstrumentor().uninstrument()
+    assert response.status_code == 200
+
+    (request,) = [span for span in spans.all() if span.kind is SpanKind.SERVER]
+    assert request.name == "GET items/create/"
+    saved = spans.one("send post_save")
+    viewed = spans.one("send tests.testapp.signals.item_viewed")
+    assert parent_id(saved) == request.context.span_id
+    assert parent_id(viewed) == request.context.span_id
+    assert saved.context.trace_id == request.context.trace_id
+
+
+@override_settings(
+    SIGNALTRACE={
+        "OTEL_SIGNALS_DENY": ["tests.test_otel.nested"],
+        "OTEL_SAMPLE_RATES": {"tests.test_otel.done": 0.25},
+    }
+)
+def test_deny_list_and_sampling(spans, connect):
+    connect(done, on_done)
+    connect(nested, on_done)
+    for _ in range(8):
+        done.send(sender=None)
+        nested.send(sender=None)
+    assert len(spans.named("send tests.test_otel.done")) == 2
+    assert len(spans.named("receiver tests.test_otel.on_done")) == 2
+    assert spans.named("send tests.test_otel.nested") == []
+
+
+@override_settings(SIGNALTRACE={"OTEL_SIGNALS_ALLOW": ["tests.test_otel.nested"]})
+def test_allow_list(spans, connect):
+    connect(done, on_done)
+    connect(nested, on_done)
+    done.send(sender=None)
+    nested.send(sender=None)
+    assert [span.name for span in spans.all() if span.name.startswith("send")] == [
+        "send tests.test_otel.nested"
+    ]
+
+
+def test_settings_changes_are_followed(spans, connect):
+    connect(done, on_done)
+    with override_settings(SIGNALTRACE={"OTEL_SIGNALS_DENY": ["tests.test_otel.done"]}):
+        done.send(sender=None)
+    assert spans.named("send tests.test_otel.done") == []
+    done.send(sender=None)
+    assert len(spans.named("send tests.test_otel.done")) == 1
+
+
+def test_uninstrument_stops_spans_and_instrument_is_idempotent(connect):
+    connect(done, on_done)
+    spans = Spans()
+    instrumentor = SignalInstrumentor()
+    instrumentor.instrument(tracer_provider=spans.provider)
+    instrumentor.instrument(tracer_provider=spans.provider)
+    done.send(sender=None)
+    instrumentor.uninstrument()
+    done.send(sender=None)
+    assert len(spans.named("send tests.test_otel.done")) == 1
+    assert SignalInstrumentor() is instrumentor
+    assert list(instrumentor.instrumentation_dependencies()) == ["django >= 4.2"]
+
+
+class BrokenTracer:
+    def start_span(self, *args, **kwargs):
+        raise RuntimeError("tracer is broken")
+
+
+def test_a_broken_tracer_never_breaks_the_dispatch(spans, connect, caplog):
+    connect(done, on_done)
+    SignalInstrumentor()._observer.tracer = BrokenTracer()
+    assert done.send(sender=None) == [(on_done, "ok")]
+    assert "SpanObserver.dispatch_started" in caplog.text
+
+
+def test_entry_point_is_registered():
+    (entry,) = [ep for ep in entry_points(group="opentelemetry_instrumentor") if ep.name == "signaltrace"]
+    assert entry.load() is SignalInstrumentor
+
+
+AUTO_INSTRUMENTED = """
+import django
+from django.conf import settings
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from signaltrace.otel import SignalInstrumentor
+
+assert SignalInstrumentor().is_instrumented_by_opentelemetry, "not loaded by opentelemetry-instrument"
+assert not settings.configured
+exporter = InMemorySpanExporter()
+provider = TracerProvider()
+provider.add_span_processor(SimpleSpanProcessor(exporter))
+trace.set_tracer_provider(provider)
+settings.configure(
+    INSTALLED_APPS=["signaltrace"],
+    SIGNALTRACE={"OTEL_SIGNALS_DENY": ["django.core.signals.request_started"]},
+)
+django.setup()
+from django.core.signals import request_finished, request_started
+def receiver(sender, **kwargs): pass
+request_started.connect(receiver)
+request_finished.connect(receiver)
+request_started.send(sender=None)
+request_finished.send(sender=None)
+print(sorted(span.name for span in exporter.get_finished_spans()))
+"""
+
+
+def test_opentelemetry_instrument_loads_it_before_settings_exist():
+    """The real `opentelemetry-instrument` launcher: entry point, then settings read lazily."""
+    launcher = Path(sys.executable).parent / "opentelemetry-instrument"
+    env = {
+        **os.environ,
+        "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": "django,sqlite3,wsgi,asgi",
+        "OTEL_TRACES_EXPORTER": "none",
+        "OTEL_METRICS_EXPORTER": "none",
+        "OTEL_LOGS_EXPORTER": "none",
+    }
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    result = subprocess.run(
+        [str(launcher), sys.executable, "-c", AUTO_INSTRUMENTED],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == (
+        "['receiver __main__.receiver', 'receiver django.core.cache.close_caches', "
+        "'receiver django.db.close_old_connections', 'send request_finished']"
+    )
+
+
+@pytest.mark.parametrize(
+    ("otel_settings", "expected_id"),
+    [
+        ({"OTEL_SIGNALS_ALLOW": "django.db.models.signals.post_save"}, "signaltrace.E020"),
+        ({"OTEL_SIGNALS_DENY": [3]}, "signaltrace.E020"),
+        ({"OTEL_SIGNALS_DENY": ["nowhere.signals.gone"]}, "signaltrace.E021"),
+        ({"OTEL_SIGNALS_ALLOW": ["django.db.models.signals.ModelSignal"]}, "signaltrace.E021"),
+        ({"OTEL_SAMPLE_RATES": {"django.db.models.signals.post_save": 1.5}}, "signaltrace.E022"),
+        ({"OTEL_SAMPLE_RATES": ["django.db.models.signals.post_save"]}, "signaltrace.E022"),
+        ({"OTEL_SAMPLE_RATES": {"nowhere.gone": 0.5}}, "signaltrace.E021"),
+        ({"OTEL_RECORD_KWARGS": "yes"}, "signaltrace.E023"),
+        ({"OTEL_SIGNALS_ALLOW": ["django.db.models.signals.post_init"]}, "signaltrace.W020"),
+    ],
+)
+def test_checks(otel_settings, expected_id):
+    with override_settings(SIGNALTRACE=otel_settings):
+        ids = [message.id for message in run_checks() if message.id.startswith("signaltrace.")]
+    assert ids == [expected_id]
+
+
+def test_valid_otel_settings_pass_the_checks():
+    valid = {
+        "OTEL_SIGNALS_ALLOW": ["django.db.models.signals.post_save"],
+        "OTEL_SIGNALS_DENY": ["django.core.signals.request_finished"],
+        "OTEL_SAMPLE_RATES": {
+            "django.db.models.signals.post_save": 0.1,
+            "django.core.signals.request_started": 1,
+        },
+        "OTEL_RECORD_KWARGS": True,
+    }
+    with override_settings(SIGNALTRACE=valid):
+        assert [message.id for message in run_checks() if message.id.startswith("signaltrace.")] == []
