@@ -19,42 +19,6 @@ def _error(message: str, hint: str, number: int) -> Error:
     return Error(message, hint=hint, id=f"signaltrace.E{number:03d}")
 
 
-def _check_ignore_signals(value: Any) -> list[Error]:
-    from django.dispatch import Signal
-    from django.utils.module_loading import import_string
-
-    if not isinstance(value, (list, tuple)) or not all(isinstance(item, str) for item in value):
-        return [
-            _error(
-                "SIGNALTRACE['IGNORE_SIGNALS'] must be a list of dotted import paths.",
-                'For example ["django.db.models.signals.pre_init"].',
-                4,
-            )
-        ]
-    errors = []
-    for path in value:
-        try:
-            signal = import_string(path)
-        except ImportError as exc:
-            errors.append(
-                _error(
-                    f"SIGNALTRACE['IGNORE_SIGNALS'] names {path!r}, which cannot be imported ({exc}).",
-                    "Use the dotted path of the module attribute holding the signal.",
-                    4,
-                )
-            )
-            continue
-        if not isinstance(signal, Signal):
-            errors.append(
-                _error(
-                    f"SIGNALTRACE['IGNORE_SIGNALS'] names {path!r}, which is not a Signal.",
-                    "Use the dotted path of a django.dispatch.Signal instance.",
-                    4,
-                )
-            )
-    return errors
-
-
 def _is_positive_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
 
@@ -85,7 +49,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Error]:
     if "ENABLED" in config and config["ENABLED"] not in (None, True, False):
         errors.append(_error("SIGNALTRACE['ENABLED'] must be True, False or None.", "None follows DEBUG.", 3))
     if "IGNORE_SIGNALS" in config:
-        errors.extend(_check_ignore_signals(config["IGNORE_SIGNALS"]))
+        errors.extend(_check_signal_paths("IGNORE_SIGNALS", config["IGNORE_SIGNALS"], 4, 4))
     for key in ("MAX_DISPATCHES", "MAX_REPR_LENGTH", "LOOP_MAX_REENTRIES"):
         if key in config and not _is_positive_int(config[key]):
             errors.append(
@@ -133,8 +97,11 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Error]:
     return errors
 
 
-def _check_signal_paths(key: str, value: Any) -> list[Error]:
-    """E020: a list of dotted paths; E021: each one importable and a Signal."""
+def _check_signal_paths(key: str, value: Any, shape_error: int, path_error: int) -> list[Error]:
+    """A list (or dict keyed by) dotted paths of signals; each importable and a Signal.
+
+    ``shape_error`` and ``path_error`` are the check numbers to report with.
+    """
     from django.dispatch import Signal
     from django.utils.module_loading import import_string
 
@@ -144,7 +111,7 @@ def _check_signal_paths(key: str, value: Any) -> list[Error]:
             _error(
                 f"SIGNALTRACE[{key!r}] must be a list of dotted import paths of signals.",
                 'For example ["django.db.models.signals.post_save"].',
-                20,
+                shape_error,
             )
         ]
     errors = []
@@ -156,7 +123,7 @@ def _check_signal_paths(key: str, value: Any) -> list[Error]:
                 _error(
                     f"SIGNALTRACE[{key!r}] names {path!r}, which cannot be imported ({exc}).",
                     "Use the dotted path of the module attribute holding the signal.",
-                    21,
+                    path_error,
                 )
             )
             continue
@@ -165,7 +132,7 @@ def _check_signal_paths(key: str, value: Any) -> list[Error]:
                 _error(
                     f"SIGNALTRACE[{key!r}] names {path!r}, which is not a Signal.",
                     "Use the dotted path of a django.dispatch.Signal instance.",
-                    21,
+                    path_error,
                 )
             )
     return errors
@@ -177,9 +144,9 @@ def check_otel_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMes
     config = user_settings()
     errors: list[CheckMessage] = []
     if config.get("OTEL_SIGNALS_ALLOW") is not None:
-        errors.extend(_check_signal_paths("OTEL_SIGNALS_ALLOW", config["OTEL_SIGNALS_ALLOW"]))
+        errors.extend(_check_signal_paths("OTEL_SIGNALS_ALLOW", config["OTEL_SIGNALS_ALLOW"], 20, 21))
     if "OTEL_SIGNALS_DENY" in config:
-        errors.extend(_check_signal_paths("OTEL_SIGNALS_DENY", config["OTEL_SIGNALS_DENY"]))
+        errors.extend(_check_signal_paths("OTEL_SIGNALS_DENY", config["OTEL_SIGNALS_DENY"], 20, 21))
     if "OTEL_SAMPLE_RATES" in config:
         rates = config["OTEL_SAMPLE_RATES"]
         if not isinstance(rates, dict) or not all(
@@ -195,7 +162,7 @@ def check_otel_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMes
                 )
             )
         else:
-            errors.extend(_check_signal_paths("OTEL_SAMPLE_RATES", rates))
+            errors.extend(_check_signal_paths("OTEL_SAMPLE_RATES", rates, 20, 21))
     if "OTEL_RECORD_KWARGS" in config and not isinstance(config["OTEL_RECORD_KWARGS"], bool):
         errors.append(
             _error("SIGNALTRACE['OTEL_RECORD_KWARGS'] must be True or False.", "The default is False.", 23)
