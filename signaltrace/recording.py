@@ -145,13 +145,6 @@ class Recorder:
 _NO_KWARGS: tuple[tuple[str, ...], list[Any]] = ((), [])
 
 
-def _sender_slot(sender: Any) -> tuple[Any, bool]:
-    """How a record holds the sender: weakly when possible, never keeping it alive."""
-    if sender is None or not type(sender).__weakrefoffset__:
-        return sender, False
-    return weakref.ref(sender), True
-
-
 def begin_dispatch(
     recorders: tuple[Recorder, ...] | None,
     signal: Signal,
@@ -190,7 +183,11 @@ def begin_dispatch(
             sensitive, repr_objects = innermost.sensitive, innermost.repr_objects
         if not keeping and not (observers and receiver_count):
             return None
-        sender_value, sender_is_weak = _sender_slot(sender)
+        # Hold the sender weakly when it can be: records never keep senders alive.
+        if sender is None or not type(sender).__weakrefoffset__:
+            sender_value, sender_is_weak = sender, False
+        else:
+            sender_value, sender_is_weak = weakref.ref(sender), True
         parent_call = parent[F_CALL] if parent is not None else None
         depth = 0
         while parent is not None:

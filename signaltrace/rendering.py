@@ -67,7 +67,8 @@ _snapshotters: dict[type, Any] = {}
 _snapshotters_repr: dict[type, Any] = {}
 # kwarg name -> bool, whether it is sensitive; filled on first sight of each name.
 _sensitive_names: dict[str, bool] = {}
-# tuple of kwarg names -> tuple of "redact this one?" flags, one per name.
+# tuple of kwarg names -> tuple of "redact this one?" flags, one per name, or ()
+# when no name of the tuple is sensitive (the common case).
 _redaction_plans: dict[tuple[str, ...], tuple[bool, ...]] = {}
 _MAX_PLANS = 1000
 
@@ -148,17 +149,16 @@ def snapshot_kwargs(named: dict[str, Any], pattern: re.Pattern[str], repr_object
     if plan is None:
         if len(_redaction_plans) >= _MAX_PLANS:
             _redaction_plans.clear()
-        plan = _redaction_plans[names] = tuple(is_sensitive(name, pattern) for name in names)
+        flags = tuple(is_sensitive(name, pattern) for name in names)
+        plan = _redaction_plans[names] = flags if any(flags) else ()
+    values = list(named.values())
     snapshotters = _snapshotters_repr if repr_objects else _snapshotters
-    values = []
-    for redact, value in zip(plan, named.values(), strict=True):
-        if redact:
-            values.append(REDACTED_VALUE)
-        elif type(value) in _PLAIN_TYPES:
-            values.append(value)
-        else:
+    for index, value in enumerate(values):
+        if plan and plan[index]:
+            values[index] = REDACTED_VALUE
+        elif type(value) not in _PLAIN_TYPES:
             snapshotter = snapshotters.get(type(value)) or _snapshotter(type(value), repr_objects)
-            values.append(snapshotter(value))
+            values[index] = snapshotter(value)
     return names, values
 
 
