@@ -10,15 +10,15 @@ loop therefore shows up as a cycle. Rendered as text, Mermaid, Graphviz DOT or J
 from __future__ import annotations
 
 import json
-import sys
 import weakref
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from inspect import iscoroutinefunction
-from types import ModuleType
 from typing import Any
 
 from django.dispatch import Signal
+
+from signaltrace.naming import discover_signals
 
 ANY_SENDER = "any sender"
 
@@ -173,34 +173,6 @@ def _cycle_through(graph: dict[str, set[str]], component: set[str], start: str) 
 
 
 # ---------------------------------------------------------------- static map
-
-
-def _signal_types() -> set[type]:
-    found: set[type] = set()
-    pending = [Signal]
-    while pending:
-        cls = pending.pop()
-        if cls not in found:
-            found.add(cls)
-            pending.extend(cls.__subclasses__())
-    return found
-
-
-def discover_signals() -> list[Signal]:
-    """Every Signal held by a module attribute (compared by exact type: no lazy objects touched)."""
-    types = _signal_types()
-    seen: dict[int, Signal] = {}
-    for module in list(sys.modules.values()):
-        if not isinstance(module, ModuleType):
-            continue
-        try:
-            values = list(vars(module).values())
-        except Exception:  # noqa: BLE001 - a hostile module must not stop the scan
-            continue
-        for value in values:
-            if type(value) in types:
-                seen.setdefault(id(value), value)
-    return list(seen.values())
 
 
 def _senders_by_id() -> dict[int, Any]:

@@ -13,6 +13,7 @@ import inspect
 import sys
 import threading
 import weakref
+from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
 
@@ -47,16 +48,13 @@ def _candidate_rank(module_name: str) -> tuple[int, int, int]:
     return (0 if is_django else 1, 0 if module_name.endswith("signals") else 1, len(module_name))
 
 
-def _scan_modules() -> None:
-    """Name every signal held by a module attribute in ``sys.modules``.
+def _module_signals(modules: list[tuple[str, Any]]) -> Iterator[tuple[str, str, Signal]]:
+    """``(module name, attribute, signal)`` for every signal held by a module attribute.
 
     Compares ``type(value)`` instead of ``isinstance`` so lazy objects (which answer
     ``isinstance`` by evaluating themselves) are never touched.
     """
-    global _scanned_module_count
     signal_types = _signal_types()
-    best: dict[int, tuple[tuple[int, int, int], Signal, str]] = {}
-    modules = list(sys.modules.items())
     for module_name, module in modules:
         if not isinstance(module, ModuleType):
             continue
@@ -65,13 +63,29 @@ def _scan_modules() -> None:
         except Exception:  # noqa: BLE001 - a hostile module must not stop the scan
             continue
         for attribute, value in attributes:
-            if type(value) not in signal_types or attribute.startswith("__"):
-                continue
-            rank = _candidate_rank(module_name)
-            current = best.get(id(value))
-            if current is None or rank < current[0]:
-                name = attribute if rank[0] == 0 else f"{module_name}.{attribute}"
-                best[id(value)] = (rank, value, name)
+            if type(value) in signal_types and not attribute.startswith("__"):
+                yield module_name, attribute, value
+
+
+def discover_signals() -> list[Signal]:
+    """Every signal held by a module attribute of an imported module, each once."""
+    found: dict[int, Signal] = {}
+    for _module_name, _attribute, signal in _module_signals(list(sys.modules.items())):
+        found.setdefault(id(signal), signal)
+    return list(found.values())
+
+
+def _scan_modules() -> None:
+    """Name every signal held by a module attribute in ``sys.modules``."""
+    global _scanned_module_count
+    best: dict[int, tuple[tuple[int, int, int], Signal, str]] = {}
+    modules = list(sys.modules.items())
+    for module_name, attribute, signal in _module_signals(modules):
+        rank = _candidate_rank(module_name)
+        current = best.get(id(signal))
+        if current is None or rank < current[0]:
+            name = attribute if rank[0] == 0 else f"{module_name}.{attribute}"
+            best[id(signal)] = (rank, signal, name)
     for _rank, signal, name in best.values():
         _signal_names[signal] = name
     _scanned_module_count = len(modules)
