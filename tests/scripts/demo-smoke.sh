@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Proves README's demo command works as a new user would run it: `make demo` with
 # a fresh virtualenv and a fresh database, on a free port, until the sign-up page
-# (with the debug toolbar) is served; then stops the server.
+# (with the debug toolbar) is served; then checks the panel in chromium
+# (tests/scripts/demo_browser.py) and stops the server.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -24,6 +25,12 @@ page = urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/signup/", timeout
 assert "<h1>Sign up</h1>" in page and 'id="djDebug"' in page, "not the sign-up page with the toolbar"
 PY
     echo "=== demo smoke test passed: the sign-up page is served, with the debug toolbar"
+    browser_python=${BROWSER_PYTHON:-.venv-newest/bin/python}
+    if [ -x "$browser_python" ]; then
+      "$browser_python" tests/scripts/demo_browser.py "$port"
+    else
+      echo "SKIP demo browser test: no $browser_python with Playwright (run make test)"
+    fi
     exit 0
   fi
   if ! kill -0 "$demo_pid" 2>/dev/null; then
