@@ -100,9 +100,8 @@ def own_cell() -> list[Any]:
 
 
 def current_frame() -> list[Any] | None:
-    """The frame of the dispatch whose receiver is running, or None."""
-    cell = frame_cell.get()
-    return None if cell is None else cell[CELL_FRAME]
+    """The frame of the dispatch whose receiver is running in this thread, or None."""
+    return own_cell()[CELL_FRAME]
 
 
 #: Live consumers of records (see :mod:`signaltrace.observers`). A plain list, so
