@@ -282,7 +282,7 @@ def _notify(event: str, record: list[Any]) -> None:
 def record_empty_dispatch(signal: Signal, sender: Any, named: dict[str, Any], method: str) -> None:
     """Record a dispatch that found no receivers ("sent, but nobody listened")."""
     recorders = active_recorders.get()
-    if recorders is None:
+    if recorders is None or signal in recorders[-1].ignored:
         return
     record = begin_dispatch(recorders, signal, sender, named, method, current_frame(), 0)
     if record is not None:

@@ -108,9 +108,11 @@ def _snapshot_for_type(value_type: type, repr_objects: bool) -> Any:
 
 
 def _snapshot_container(value: Any) -> Any:
-    if all(type(item) in _PLAIN_TYPES for item in value):
-        return value
-    return TypeRef(type(value).__name__)
+    """A tuple or frozenset (``update_fields``) of plain values is kept as it is."""
+    for item in value:
+        if type(item) not in _PLAIN_TYPES:
+            return TypeRef(type(value).__name__)
+    return value
 
 
 def _snapshotter(value_type: type, repr_objects: bool) -> Any:

@@ -30,5 +30,6 @@ tests/scripts/demo-smoke.sh
 tests/scripts/phoenix.sh .venv-newest/bin/python
 "./.venv-newest/bin/ruff" check .
 "./.venv-newest/bin/ruff" format --check .
+"./.venv-newest/bin/mkdocs" build --strict --quiet  # the docs, with every link checked
 run_leg django42 "$oldest" "Django>=4.2,<5.0"
 echo "=== all legs passed"
