@@ -399,12 +399,13 @@ async def _asend_common(
             )
         else:
             sync_group = _no_responses()
-        async_group = _run_async_receivers(self, sender, named, async_receivers, frame, dispatch, robust)
+        arguments = (self, sender, named, async_receivers, frame, dispatch, robust)
         if _run_parallel is not None:
+            # 6.1+: the sync group first; the async group is not even created if it raises.
             responses = await sync_group
-            responses.extend(await async_group)
+            responses.extend(await _run_async_receivers(*arguments))
         else:
-            responses, async_responses = await asyncio.gather(sync_group, async_group)
+            responses, async_responses = await asyncio.gather(sync_group, _run_async_receivers(*arguments))
             responses.extend(async_responses)
         return responses
     finally:
