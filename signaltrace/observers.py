@@ -16,14 +16,20 @@ Usage::
 
 Observer methods run inside the dispatch, on the thread or task that sends, so
 they must be quick. An exception in one is logged on the ``signaltrace`` logger
-and never reaches the application.
+and never reaches the application. Only the methods an observer overrides are
+called, and each record has one view, made when observers first hear of it.
+
+``dispatch.kwargs`` is snapshotted only when something needs it: when a
+``record()`` block keeps the dispatch, or when an observer's ``needs_kwargs`` is
+true (otherwise it is empty for observers).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from signaltrace.naming import dispatch_uid_of, sender_name, signal_name
+from signaltrace import recording
+from signaltrace.naming import dispatch_uids, sender_name, signal_name
 from signaltrace.recording import (
     C_DISPATCH,
     C_END,
@@ -58,12 +64,15 @@ ROBUST_METHODS = frozenset({"send_robust", "asend_robust"})
 
 
 class LiveDispatch:
-    """A view of one dispatch record while it runs (and after)."""
+    """A view of one dispatch record while it runs (and after); one per record."""
 
-    __slots__ = ("_record",)
+    __slots__ = ("_record", "_uids", "state")
 
     def __init__(self, record: list[Any]) -> None:
         self._record = record
+        #: Scratch space for observers, kept with the record (e.g. a span).
+        self.state: dict[Any, Any] = {}
+        self._uids: dict[int, Any] | None = None
 
     @property
     def signal(self) -> Signal:
@@ -110,7 +119,10 @@ class LiveDispatch:
 
     @property
     def kwargs(self) -> dict[str, str]:
-        """Rendered, redacted kwargs (computed on each access)."""
+        """Rendered, redacted kwargs (computed on each access).
+
+        Empty when nothing records the dispatch and no observer ``needs_kwargs``.
+        """
         return render_kwargs(self._record[D_KWARGS])
 
     @property
@@ -122,23 +134,30 @@ class LiveDispatch:
     def parent(self) -> LiveCall | None:
         """The receiver call this dispatch was sent from, or None at depth 0."""
         parent = self._record[D_PARENT_CALL]
-        return None if parent is None else LiveCall(parent)
+        return None if parent is None else call_view(parent)
 
-    @property
-    def state(self) -> dict[Any, Any]:
-        """Scratch space for observers, kept with the record (e.g. a span)."""
-        if self._record[D_OBSERVED] is None:
-            self._record[D_OBSERVED] = {}
-        return self._record[D_OBSERVED]
+    def dispatch_uid_of(self, function_id: int) -> Any:
+        """The ``dispatch_uid`` of the receiver whose function has this id, or None.
+
+        The signal's uid map is looked up once per dispatch (and cached per signal
+        until its receivers change); a signal without any ``dispatch_uid`` costs
+        one empty-dict lookup per call.
+        """
+        uids = self._uids
+        if uids is None:
+            uids = self._uids = dispatch_uids(self._record[D_SIGNAL])
+        return uids.get(function_id) if uids else None
 
 
 class LiveCall:
-    """A view of one receiver call record while it runs (and after)."""
+    """A view of one receiver call record while it runs (and after); one per record."""
 
-    __slots__ = ("_record",)
+    __slots__ = ("_record", "state")
 
     def __init__(self, record: list[Any]) -> None:
         self._record = record
+        #: Scratch space for observers, kept with the record (e.g. a span).
+        self.state: dict[Any, Any] = {}
 
     @property
     def receiver_name(self) -> str:
@@ -153,13 +172,18 @@ class LiveCall:
         return self._record[C_INFO][2]
 
     @property
+    def info(self) -> tuple[str, str, int]:
+        """``(receiver_name, file, line)`` in one tuple, the same object for every call of a receiver."""
+        return self._record[C_INFO]
+
+    @property
     def is_async(self) -> bool:
         return self._record[C_IS_ASYNC]
 
     @property
     def dispatch_uid(self) -> Any:
-        """The ``dispatch_uid`` the receiver was connected with, or None (looked up on access)."""
-        return dispatch_uid_of(self._record[C_DISPATCH][D_SIGNAL], self._record[C_FUNCTION_ID])
+        """The ``dispatch_uid`` the receiver was connected with, or None."""
+        return self.dispatch.dispatch_uid_of(self._record[C_FUNCTION_ID])
 
     @property
     def start_ns(self) -> int:
@@ -181,18 +205,19 @@ class LiveCall:
 
     @property
     def dispatch(self) -> LiveDispatch:
-        return LiveDispatch(self._record[C_DISPATCH])
-
-    @property
-    def state(self) -> dict[Any, Any]:
-        """Scratch space for observers, kept with the record (e.g. a span)."""
-        if self._record[C_OBSERVED] is None:
-            self._record[C_OBSERVED] = {}
-        return self._record[C_OBSERVED]
+        return dispatch_view(self._record[C_DISPATCH])
 
 
 class DispatchObserver:
-    """Base class of observers; override the events you need (all no-ops here)."""
+    """Base class of observers; override the events you need (all no-ops here).
+
+    Only overridden methods are called. Set ``needs_kwargs`` (a class attribute,
+    or a property for a choice made from settings) when ``dispatch.kwargs`` is
+    read: otherwise kwargs are not snapshotted for dispatches nothing records.
+    """
+
+    #: Whether this observer reads ``dispatch.kwargs`` (read once per dispatch).
+    needs_kwargs: bool = False
 
     def dispatch_started(self, dispatch: LiveDispatch) -> None:
         """A dispatch with live receivers starts, before its first receiver."""
@@ -207,6 +232,35 @@ class DispatchObserver:
         """Every receiver has run, or one raised, or a loop stopped the dispatch."""
 
 
+EVENTS = ("dispatch_started", "call_started", "call_finished", "dispatch_finished")
+
+
+def _overrides(observer: Any, event: str) -> Any:
+    """The observer's bound method for ``event``, or None if it is the base class's no-op."""
+    method = getattr(observer, event, None)
+    if method is None or getattr(method, "__func__", None) is getattr(DispatchObserver, event):
+        return None
+    return method
+
+
+def _may_need_kwargs(observer: Any) -> bool:
+    """False only for an observer whose ``needs_kwargs`` is the plain class default False."""
+    if "needs_kwargs" in getattr(observer, "__dict__", ()):
+        return True
+    return getattr(type(observer), "needs_kwargs", False) is not False
+
+
+def _observers_changed() -> None:
+    """Rebuild what the core calls per event (never done per dispatch)."""
+    current = list(observers)
+    handlers = {
+        event: tuple(method for method in (_overrides(o, event) for o in current) if method is not None)
+        for event in EVENTS
+    }
+    needing_kwargs = tuple(o for o in current if _may_need_kwargs(o))
+    recording.set_observer_handlers(handlers, needing_kwargs, (LiveDispatch, LiveCall))
+
+
 def add_observer(observer: DispatchObserver) -> None:
     """Start telling ``observer`` about dispatches (idempotent; installs the hooks)."""
     from signaltrace.hooks import install
@@ -214,14 +268,32 @@ def add_observer(observer: DispatchObserver) -> None:
     install()
     if observer not in observers:
         observers.append(observer)
+        _observers_changed()
 
 
 def remove_observer(observer: DispatchObserver) -> None:
     """Stop telling ``observer`` about dispatches (idempotent)."""
     if observer in observers:
         observers.remove(observer)
+        _observers_changed()
+
+
+def dispatch_view(record: list[Any]) -> LiveDispatch:
+    """The view of a dispatch record (the same object for every event of the record)."""
+    view = record[D_OBSERVED]
+    if view is None:
+        view = record[D_OBSERVED] = LiveDispatch(record)
+    return view
+
+
+def call_view(record: list[Any]) -> LiveCall:
+    """The view of a receiver call record (the same object for every event of the record)."""
+    view = record[C_OBSERVED]
+    if view is None:
+        view = record[C_OBSERVED] = LiveCall(record)
+    return view
 
 
 def view_of(record: list[Any], is_dispatch: bool) -> LiveDispatch | LiveCall:
     """The view an observer receives for a raw record."""
-    return LiveDispatch(record) if is_dispatch else LiveCall(record)
+    return dispatch_view(record) if is_dispatch else call_view(record)

@@ -64,7 +64,7 @@ F_SIGNAL, F_SENDER, F_INSTANCE, F_PARENT, F_RECEIVER, F_CALL = range(6)
     D_CALLS,
     D_LOOP,
     D_RECEIVER_COUNT,
-    D_OBSERVED,
+    D_OBSERVED,  # the observers' view of the record (signaltrace.observers.LiveDispatch)
 ) = range(14)
 
 # Receiver call record fields.
@@ -77,7 +77,7 @@ F_SIGNAL, F_SENDER, F_INSTANCE, F_PARENT, F_RECEIVER, F_CALL = range(6)
     C_EXCEPTION,
     C_CHILDREN,
     C_DISPATCH,
-    C_OBSERVED,
+    C_OBSERVED,  # the observers' view of the record (signaltrace.observers.LiveCall)
 ) = range(9)
 
 active_recorders: ContextVar[tuple[Recorder, ...] | None] = ContextVar("signaltrace_recorders", default=None)
@@ -108,6 +108,30 @@ def current_frame() -> list[Any] | None:
 #: Live consumers of records (see :mod:`signaltrace.observers`). A plain list, so
 #: the hooks' ``not observers`` test costs next to nothing while it is empty.
 observers: list[Any] = []
+
+# What the notifications call, rebuilt by signaltrace.observers whenever observers
+# change (never per dispatch): for each event, the bound methods of the observers
+# that override it; the view classes; and whether any observer may need kwargs.
+on_dispatch_started: tuple[Any, ...] = ()
+on_call_started: tuple[Any, ...] = ()
+on_call_finished: tuple[Any, ...] = ()
+on_dispatch_finished: tuple[Any, ...] = ()
+kwargs_observers: tuple[Any, ...] = ()
+_views: Any = None
+
+
+def set_observer_handlers(
+    handlers: dict[str, tuple[Any, ...]], needing_kwargs: tuple[Any, ...], views: tuple[Any, Any]
+) -> None:
+    """Called by :mod:`signaltrace.observers` after ``observers`` changed."""
+    global on_dispatch_started, on_call_started, on_call_finished, on_dispatch_finished
+    global kwargs_observers, _views
+    _views = views
+    kwargs_observers = needing_kwargs
+    on_dispatch_started = handlers["dispatch_started"]
+    on_call_started = handlers["call_started"]
+    on_call_finished = handlers["call_finished"]
+    on_dispatch_finished = handlers["dispatch_finished"]
 
 
 class Recorder:
@@ -143,6 +167,16 @@ class Recorder:
 
 
 _NO_KWARGS: tuple[tuple[str, ...], list[Any]] = ((), [])
+# Kwargs not snapshotted: nothing records the dispatch and no observer needs them.
+_UNRECORDED_KWARGS: tuple[tuple[str, ...], list[Any]] = ((), [])
+
+
+def _kwargs_needed() -> bool:
+    """Whether an observer reads kwargs (``DispatchObserver.needs_kwargs``)."""
+    for observer in kwargs_observers:
+        if observer.needs_kwargs:
+            return True
+    return False
 
 
 def _sender_slot(sender: Any) -> tuple[Any, bool]:
@@ -173,7 +207,7 @@ def begin_dispatch(
             if signal in ignored_signals():
                 return None
             keeping: Sequence[Recorder] = ()
-            sensitive, repr_objects = sensitive_pattern(), False
+            sensitive, repr_objects = None, False
         else:
             innermost = recorders[-1]
             if signal in innermost.ignored:
@@ -190,6 +224,12 @@ def begin_dispatch(
             sensitive, repr_objects = innermost.sensitive, innermost.repr_objects
         if not keeping and not (observers and receiver_count):
             return None
+        if not named:
+            kwargs = _NO_KWARGS
+        elif keeping or _kwargs_needed():
+            kwargs = snapshot_kwargs(named, sensitive or sensitive_pattern(), repr_objects)
+        else:
+            kwargs = _UNRECORDED_KWARGS  # only observers that never read kwargs see it
         sender_value, sender_is_weak = _sender_slot(sender)
         parent_call = parent[F_CALL] if parent is not None else None
         depth = 0
@@ -206,7 +246,7 @@ def begin_dispatch(
             depth,
             perf_counter_ns(),
             None,
-            snapshot_kwargs(named, sensitive, repr_objects) if named else _NO_KWARGS,
+            kwargs,
             [],
             None,
             receiver_count,
@@ -219,16 +259,16 @@ def begin_dispatch(
     except Exception:  # noqa: BLE001 - never break the host app
         report_internal_error("begin_dispatch")
         return None
-    if observers and receiver_count:
-        _notify("dispatch_started", record)
+    if on_dispatch_started and receiver_count:
+        _notify(on_dispatch_started, _dispatch_view(record))
     return record
 
 
 def end_dispatch(dispatch: list[Any]) -> None:
     """Close the record of a dispatch whose receivers have all returned (or raised)."""
     dispatch[D_END] = perf_counter_ns()
-    if observers and dispatch[D_RECEIVER_COUNT]:
-        _notify("dispatch_finished", dispatch)
+    if on_dispatch_finished and dispatch[D_RECEIVER_COUNT]:
+        _notify(on_dispatch_finished, _dispatch_view(dispatch))
 
 
 def begin_call(dispatch: list[Any], receiver: Any, is_async: bool) -> list[Any]:
@@ -250,8 +290,8 @@ def begin_call(dispatch: list[Any], receiver: Any, is_async: bool) -> list[Any]:
         None,
     ]
     dispatch[D_CALLS].append(call)
-    if observers:
-        _notify("call_started", call)
+    if on_call_started:
+        _notify(on_call_started, _call_view(call))
     return call
 
 
@@ -260,27 +300,34 @@ def end_call(call: list[Any], exception: BaseException | None = None) -> None:
     call[C_END] = perf_counter_ns()
     if exception is not None:
         call[C_EXCEPTION] = exception
-    if observers:
-        _notify("call_finished", call)
+    if on_call_finished:
+        _notify(on_call_finished, _call_view(call))
 
 
-_view_of: Any = None
+def _dispatch_view(record: list[Any]) -> Any:
+    """The one view observers get for a dispatch record, made on first notification."""
+    view = record[D_OBSERVED]
+    if view is None:
+        view = record[D_OBSERVED] = _views[0](record)
+    return view
 
 
-def _notify(event: str, record: list[Any]) -> None:
-    """Call ``event`` on every observer; an observer's failure is only logged."""
-    global _view_of
-    if _view_of is None:
-        # Imported on first use: signaltrace.observers imports this module.
-        from signaltrace.observers import view_of
+def _call_view(record: list[Any]) -> Any:
+    """The one view observers get for a receiver call record, made on first notification."""
+    view = record[C_OBSERVED]
+    if view is None:
+        view = record[C_OBSERVED] = _views[1](record)
+    return view
 
-        _view_of = view_of
-    view = _view_of(record, is_dispatch=event.startswith("dispatch"))
-    for observer in list(observers):
+
+def _notify(handlers: tuple[Any, ...], view: Any) -> None:
+    """Call each observer method in ``handlers``; an observer's failure is only logged."""
+    for handler in handlers:
         try:
-            getattr(observer, event)(view)
+            handler(view)
         except Exception:  # noqa: BLE001 - an observer must not break a dispatch
-            report_internal_error(f"{type(observer).__name__}.{event}")
+            owner = getattr(handler, "__self__", handler)
+            report_internal_error(f"{type(owner).__name__}.{getattr(handler, '__name__', '?')}")
 
 
 def record_empty_dispatch(signal: Signal, sender: Any, named: dict[str, Any], method: str) -> None:

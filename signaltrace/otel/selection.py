@@ -61,7 +61,7 @@ class Selection:
     threads may race on an accumulator; that only shifts which dispatch is kept.
     """
 
-    __slots__ = ("_credit", "allowed", "config", "denied", "rates", "record_kwargs")
+    __slots__ = ("_credit", "allowed", "config", "denied", "filters", "rates", "record_kwargs")
 
     def __init__(self, config: dict[str, Any]) -> None:
         self.config = config
@@ -70,6 +70,9 @@ class Selection:
         self.denied = _signals(config.get("OTEL_SIGNALS_DENY"))
         self.rates = _rates(config.get("OTEL_SAMPLE_RATES"))
         self.record_kwargs = config.get("OTEL_RECORD_KWARGS") is True
+        #: Whether any rule applies at all: without one, every dispatch gets spans
+        #: and :meth:`wants` need not be asked.
+        self.filters = self.allowed is not None or bool(self.denied) or bool(self.rates)
         self._credit: dict[Signal, float] = {}
 
     def wants(self, signal: Signal) -> bool:

@@ -10,6 +10,8 @@ from the core's own records, not from a second mechanism.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -39,6 +41,37 @@ def error_type(exception: BaseException) -> str:
 def _mark_error(span: Span, exception: BaseException) -> None:
     span.set_status(Status(StatusCode.ERROR, f"{type(exception).__name__}: {exception}"))
     span.set_attribute("error.type", error_type(exception))
+
+
+# (receiver info, is_async, dispatch_uid) -> (span name, attributes): the same for
+# every call of a receiver, so built once. The SDK copies attributes into the span
+# (and a sampler only reads them), so one dict serves every span; it is passed
+# read-only.
+_receiver_fields: dict[tuple[Any, ...], tuple[str, Mapping[str, Any]]] = {}
+_MAX_RECEIVER_FIELDS = 4096
+
+
+def _receiver_span_fields(
+    info: tuple[str, str, int], is_async: bool, dispatch_uid: Any
+) -> tuple[str, Mapping[str, Any]]:
+    """The name and attributes of a receiver's span."""
+    key = (info, is_async, dispatch_uid)
+    fields = _receiver_fields.get(key)
+    if fields is None:
+        receiver_name, file, line = info
+        attributes: dict[str, Any] = {
+            "code.function.name": receiver_name,
+            "signaltrace.receiver.is_async": is_async,
+        }
+        if file:
+            attributes["code.file.path"] = file
+            attributes["code.line.number"] = line
+        if dispatch_uid is not None:
+            attributes["signaltrace.dispatch_uid"] = str(dispatch_uid)
+        if len(_receiver_fields) >= _MAX_RECEIVER_FIELDS:
+            _receiver_fields.clear()
+        fields = _receiver_fields[key] = (f"receiver {receiver_name}", MappingProxyType(attributes))
+    return fields
 
 
 def _parent_context(call: LiveCall) -> Context | None:
@@ -92,19 +125,24 @@ class SpanObserver(DispatchObserver):
 
     # ------------------------------------------------------------------ dispatches
 
+    @property
+    def needs_kwargs(self) -> bool:  # type: ignore[override]
+        """Kwargs are snapshotted for spans only when ``OTEL_RECORD_KWARGS`` is on."""
+        return current_selection().record_kwargs
+
     def dispatch_started(self, dispatch: LiveDispatch) -> None:
         """Open the dispatch span unless the selection rules skip this signal."""
         selection = current_selection()
-        signal = dispatch.signal
-        if not selection.wants(signal):
+        if selection.filters and not selection.wants(dispatch.signal):
             return
         parent_call = dispatch.parent
         parent_context = None if parent_call is None else _parent_context(parent_call)
         name = dispatch.signal_name
+        method = dispatch.method
         attributes: dict[str, Any] = {
             "signaltrace.signal": name,
             "signaltrace.sender": dispatch.sender_name,
-            "signaltrace.method": dispatch.method,
+            "signaltrace.method": method,
             "signaltrace.depth": dispatch.depth,
             "signaltrace.receiver_count": dispatch.receiver_count,
         }
@@ -112,7 +150,7 @@ class SpanObserver(DispatchObserver):
             for key, value in dispatch.kwargs.items():
                 attributes[f"signaltrace.kwargs.{key}"] = value
         span = self.tracer.start_span(
-            f"{dispatch.method} {name}",
+            f"{method} {name}",
             context=parent_context,
             kind=SpanKind.INTERNAL,
             attributes=attributes,
@@ -155,20 +193,10 @@ class SpanObserver(DispatchObserver):
         dispatch_context = call.dispatch.state.get(_CONTEXT)
         if dispatch_context is None:
             return
-        receiver_name = call.receiver_name
         is_async = call.is_async
-        attributes: dict[str, Any] = {
-            "code.function.name": receiver_name,
-            "signaltrace.receiver.is_async": is_async,
-        }
-        if call.file:
-            attributes["code.file.path"] = call.file
-            attributes["code.line.number"] = call.line
-        dispatch_uid = call.dispatch_uid
-        if dispatch_uid is not None:
-            attributes["signaltrace.dispatch_uid"] = str(dispatch_uid)
+        name, attributes = _receiver_span_fields(call.info, is_async, call.dispatch_uid)
         span = self.tracer.start_span(
-            f"receiver {receiver_name}",
+            name,
             context=dispatch_context,
             kind=SpanKind.INTERNAL,
             attributes=attributes,
