@@ -84,9 +84,16 @@ def _configured_config() -> dict[str, Any]:
     return config
 
 
+#: Bumped whenever the cached config is dropped, so caches built from it elsewhere
+#: (the OpenTelemetry selection rules) can tell they are stale with one comparison.
+generation = 0
+
+
 def reset_config(*, setting: str = "", **kwargs: Any) -> None:
     """``setting_changed`` receiver: forget cached settings when they change."""
+    global generation
     if setting in ("SIGNALTRACE", "DEBUG", ""):
+        generation += 1
         _configured_config.cache_clear()
         _sensitive_pattern.cache_clear()
         _ignored_signals.cache_clear()

@@ -17,7 +17,7 @@ Usage::
 Observer methods run inside the dispatch, on the thread or task that sends, so
 they must be quick. An exception in one is logged on the ``signaltrace`` logger
 and never reaches the application. Only the methods an observer overrides are
-called, and each record has one view, made when observers first hear of it.
+called.
 
 ``dispatch.kwargs`` is snapshotted only when something needs it: when a
 ``record()`` block keeps the dispatch, or when an observer's ``needs_kwargs`` is
@@ -64,15 +64,12 @@ ROBUST_METHODS = frozenset({"send_robust", "asend_robust"})
 
 
 class LiveDispatch:
-    """A view of one dispatch record while it runs (and after); one per record."""
+    """A view of one dispatch record while it runs (and after)."""
 
-    __slots__ = ("_record", "_uids", "state")
+    __slots__ = ("_record",)
 
     def __init__(self, record: list[Any]) -> None:
         self._record = record
-        #: Scratch space for observers, kept with the record (e.g. a span).
-        self.state: dict[Any, Any] = {}
-        self._uids: dict[int, Any] | None = None
 
     @property
     def signal(self) -> Signal:
@@ -134,30 +131,24 @@ class LiveDispatch:
     def parent(self) -> LiveCall | None:
         """The receiver call this dispatch was sent from, or None at depth 0."""
         parent = self._record[D_PARENT_CALL]
-        return None if parent is None else call_view(parent)
+        return None if parent is None else LiveCall(parent)
 
-    def dispatch_uid_of(self, function_id: int) -> Any:
-        """The ``dispatch_uid`` of the receiver whose function has this id, or None.
-
-        The signal's uid map is looked up once per dispatch (and cached per signal
-        until its receivers change); a signal without any ``dispatch_uid`` costs
-        one empty-dict lookup per call.
-        """
-        uids = self._uids
-        if uids is None:
-            uids = self._uids = dispatch_uids(self._record[D_SIGNAL])
-        return uids.get(function_id) if uids else None
+    @property
+    def state(self) -> dict[Any, Any]:
+        """Scratch space for observers, kept with the record (e.g. a span)."""
+        state = self._record[D_OBSERVED]
+        if state is None:
+            state = self._record[D_OBSERVED] = {}
+        return state
 
 
 class LiveCall:
-    """A view of one receiver call record while it runs (and after); one per record."""
+    """A view of one receiver call record while it runs (and after)."""
 
-    __slots__ = ("_record", "state")
+    __slots__ = ("_record",)
 
     def __init__(self, record: list[Any]) -> None:
         self._record = record
-        #: Scratch space for observers, kept with the record (e.g. a span).
-        self.state: dict[Any, Any] = {}
 
     @property
     def receiver_name(self) -> str:
@@ -182,8 +173,13 @@ class LiveCall:
 
     @property
     def dispatch_uid(self) -> Any:
-        """The ``dispatch_uid`` the receiver was connected with, or None."""
-        return self.dispatch.dispatch_uid_of(self._record[C_FUNCTION_ID])
+        """The ``dispatch_uid`` the receiver was connected with, or None.
+
+        One lookup in the signal's uid map, cached per signal until its receivers
+        change (:func:`signaltrace.naming.dispatch_uids`).
+        """
+        uids = dispatch_uids(self._record[C_DISPATCH][D_SIGNAL])
+        return uids.get(self._record[C_FUNCTION_ID]) if uids else None
 
     @property
     def start_ns(self) -> int:
@@ -205,7 +201,15 @@ class LiveCall:
 
     @property
     def dispatch(self) -> LiveDispatch:
-        return dispatch_view(self._record[C_DISPATCH])
+        return LiveDispatch(self._record[C_DISPATCH])
+
+    @property
+    def state(self) -> dict[Any, Any]:
+        """Scratch space for observers, kept with the record (e.g. a span)."""
+        state = self._record[C_OBSERVED]
+        if state is None:
+            state = self._record[C_OBSERVED] = {}
+        return state
 
 
 class DispatchObserver:
@@ -218,6 +222,12 @@ class DispatchObserver:
 
     #: Whether this observer reads ``dispatch.kwargs`` (read once per dispatch).
     needs_kwargs: bool = False
+
+    #: Internal, for signaltrace's own observers on hot paths: when True, the
+    #: methods receive the raw record lists of :mod:`signaltrace.recording`
+    #: (``D_*``/``C_*`` fields, scratch dicts in ``D_OBSERVED``/``C_OBSERVED``)
+    #: instead of views, which saves a view and its property calls per event.
+    receives_records: bool = False
 
     def dispatch_started(self, dispatch: LiveDispatch) -> None:
         """A dispatch with live receivers starts, before its first receiver."""
@@ -250,15 +260,28 @@ def _may_need_kwargs(observer: Any) -> bool:
     return getattr(type(observer), "needs_kwargs", False) is not False
 
 
+def _handler(observer: Any, event: str) -> Any:
+    """What the core calls for ``event``: the method itself, or an adapter making the view."""
+    method = _overrides(observer, event)
+    if method is None or getattr(observer, "receives_records", False):
+        return method
+    view_class = LiveDispatch if event.startswith("dispatch") else LiveCall
+
+    def handler(record: list[Any]) -> None:
+        method(view_class(record))
+
+    handler.observer_method = method  # type: ignore[attr-defined] - named in error reports
+    return handler
+
+
 def _observers_changed() -> None:
     """Rebuild what the core calls per event (never done per dispatch)."""
     current = list(observers)
     handlers = {
-        event: tuple(method for method in (_overrides(o, event) for o in current) if method is not None)
+        event: tuple(handler for handler in (_handler(o, event) for o in current) if handler is not None)
         for event in EVENTS
     }
-    needing_kwargs = tuple(o for o in current if _may_need_kwargs(o))
-    recording.set_observer_handlers(handlers, needing_kwargs, (LiveDispatch, LiveCall))
+    recording.set_observer_handlers(handlers, tuple(o for o in current if _may_need_kwargs(o)))
 
 
 def add_observer(observer: DispatchObserver) -> None:
@@ -278,22 +301,6 @@ def remove_observer(observer: DispatchObserver) -> None:
         _observers_changed()
 
 
-def dispatch_view(record: list[Any]) -> LiveDispatch:
-    """The view of a dispatch record (the same object for every event of the record)."""
-    view = record[D_OBSERVED]
-    if view is None:
-        view = record[D_OBSERVED] = LiveDispatch(record)
-    return view
-
-
-def call_view(record: list[Any]) -> LiveCall:
-    """The view of a receiver call record (the same object for every event of the record)."""
-    view = record[C_OBSERVED]
-    if view is None:
-        view = record[C_OBSERVED] = LiveCall(record)
-    return view
-
-
 def view_of(record: list[Any], is_dispatch: bool) -> LiveDispatch | LiveCall:
     """The view an observer receives for a raw record."""
-    return dispatch_view(record) if is_dispatch else call_view(record)
+    return LiveDispatch(record) if is_dispatch else LiveCall(record)

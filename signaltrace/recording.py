@@ -36,7 +36,7 @@ from time import perf_counter_ns
 from typing import TYPE_CHECKING, Any
 
 from signaltrace.conf import ignored_signals, sensitive_pattern
-from signaltrace.naming import receiver_info
+from signaltrace.naming import _receiver_infos, receiver_info
 from signaltrace.rendering import snapshot_kwargs
 from signaltrace.safety import report_internal_error
 
@@ -64,7 +64,7 @@ F_SIGNAL, F_SENDER, F_INSTANCE, F_PARENT, F_RECEIVER, F_CALL = range(6)
     D_CALLS,
     D_LOOP,
     D_RECEIVER_COUNT,
-    D_OBSERVED,  # the observers' view of the record (signaltrace.observers.LiveDispatch)
+    D_OBSERVED,  # observers' scratch dict (LiveDispatch.state), made on first use
 ) = range(14)
 
 # Receiver call record fields.
@@ -77,7 +77,7 @@ F_SIGNAL, F_SENDER, F_INSTANCE, F_PARENT, F_RECEIVER, F_CALL = range(6)
     C_EXCEPTION,
     C_CHILDREN,
     C_DISPATCH,
-    C_OBSERVED,  # the observers' view of the record (signaltrace.observers.LiveCall)
+    C_OBSERVED,  # observers' scratch dict (LiveCall.state), made on first use
 ) = range(9)
 
 active_recorders: ContextVar[tuple[Recorder, ...] | None] = ContextVar("signaltrace_recorders", default=None)
@@ -110,23 +110,19 @@ def current_frame() -> list[Any] | None:
 observers: list[Any] = []
 
 # What the notifications call, rebuilt by signaltrace.observers whenever observers
-# change (never per dispatch): for each event, the bound methods of the observers
-# that override it; the view classes; and whether any observer may need kwargs.
+# change (never per dispatch): per event, one callable per observer that overrides
+# it, taking the raw record (observers that take views get a small adapter); and
+# the observers whose ``needs_kwargs`` may be true.
 on_dispatch_started: tuple[Any, ...] = ()
 on_call_started: tuple[Any, ...] = ()
 on_call_finished: tuple[Any, ...] = ()
 on_dispatch_finished: tuple[Any, ...] = ()
 kwargs_observers: tuple[Any, ...] = ()
-_views: Any = None
 
 
-def set_observer_handlers(
-    handlers: dict[str, tuple[Any, ...]], needing_kwargs: tuple[Any, ...], views: tuple[Any, Any]
-) -> None:
+def set_observer_handlers(handlers: dict[str, tuple[Any, ...]], needing_kwargs: tuple[Any, ...]) -> None:
     """Called by :mod:`signaltrace.observers` after ``observers`` changed."""
-    global on_dispatch_started, on_call_started, on_call_finished, on_dispatch_finished
-    global kwargs_observers, _views
-    _views = views
+    global on_dispatch_started, on_call_started, on_call_finished, on_dispatch_finished, kwargs_observers
     kwargs_observers = needing_kwargs
     on_dispatch_started = handlers["dispatch_started"]
     on_call_started = handlers["call_started"]
@@ -260,7 +256,11 @@ def begin_dispatch(
         report_internal_error("begin_dispatch")
         return None
     if on_dispatch_started and receiver_count:
-        _notify(on_dispatch_started, _dispatch_view(record))
+        for handler in on_dispatch_started:
+            try:
+                handler(record)
+            except Exception:  # noqa: BLE001 - an observer must not break a dispatch
+                _observer_failed(handler)
     return record
 
 
@@ -268,19 +268,28 @@ def end_dispatch(dispatch: list[Any]) -> None:
     """Close the record of a dispatch whose receivers have all returned (or raised)."""
     dispatch[D_END] = perf_counter_ns()
     if on_dispatch_finished and dispatch[D_RECEIVER_COUNT]:
-        _notify(on_dispatch_finished, _dispatch_view(dispatch))
+        for handler in on_dispatch_finished:
+            try:
+                handler(dispatch)
+            except Exception:  # noqa: BLE001
+                _observer_failed(handler)
 
 
 def begin_call(dispatch: list[Any], receiver: Any, is_async: bool) -> list[Any]:
     """Start the record of one receiver call inside ``dispatch``."""
-    try:
-        info = receiver_info(receiver)
-    except Exception:  # noqa: BLE001
-        report_internal_error("receiver_info")
-        info = (repr(type(receiver)), "", 0)
+    function = getattr(receiver, "__func__", receiver)
+    cached = _receiver_infos.get(id(function))  # receiver_info()'s cache, read inline
+    if cached is not None and cached[0]() is function:
+        info = cached[1]
+    else:
+        try:
+            info = receiver_info(receiver)
+        except Exception:  # noqa: BLE001
+            report_internal_error("receiver_info")
+            info = (repr(type(receiver)), "", 0)
     call = [
         info,
-        id(getattr(receiver, "__func__", receiver)),
+        id(function),
         is_async,
         perf_counter_ns(),
         None,
@@ -291,7 +300,11 @@ def begin_call(dispatch: list[Any], receiver: Any, is_async: bool) -> list[Any]:
     ]
     dispatch[D_CALLS].append(call)
     if on_call_started:
-        _notify(on_call_started, _call_view(call))
+        for handler in on_call_started:
+            try:
+                handler(call)
+            except Exception:  # noqa: BLE001
+                _observer_failed(handler)
     return call
 
 
@@ -301,33 +314,18 @@ def end_call(call: list[Any], exception: BaseException | None = None) -> None:
     if exception is not None:
         call[C_EXCEPTION] = exception
     if on_call_finished:
-        _notify(on_call_finished, _call_view(call))
+        for handler in on_call_finished:
+            try:
+                handler(call)
+            except Exception:  # noqa: BLE001
+                _observer_failed(handler)
 
 
-def _dispatch_view(record: list[Any]) -> Any:
-    """The one view observers get for a dispatch record, made on first notification."""
-    view = record[D_OBSERVED]
-    if view is None:
-        view = record[D_OBSERVED] = _views[0](record)
-    return view
-
-
-def _call_view(record: list[Any]) -> Any:
-    """The one view observers get for a receiver call record, made on first notification."""
-    view = record[C_OBSERVED]
-    if view is None:
-        view = record[C_OBSERVED] = _views[1](record)
-    return view
-
-
-def _notify(handlers: tuple[Any, ...], view: Any) -> None:
-    """Call each observer method in ``handlers``; an observer's failure is only logged."""
-    for handler in handlers:
-        try:
-            handler(view)
-        except Exception:  # noqa: BLE001 - an observer must not break a dispatch
-            owner = getattr(handler, "__self__", handler)
-            report_internal_error(f"{type(owner).__name__}.{getattr(handler, '__name__', '?')}")
+def _observer_failed(handler: Any) -> None:
+    """Log an observer's exception as ``ObserverClass.event``."""
+    method = getattr(handler, "observer_method", handler)
+    owner = getattr(method, "__self__", method)
+    report_internal_error(f"{type(owner).__name__}.{getattr(method, '__name__', '?')}")
 
 
 def record_empty_dispatch(signal: Signal, sender: Any, named: dict[str, Any], method: str) -> None:

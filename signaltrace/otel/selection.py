@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from signaltrace import conf
 from signaltrace.conf import get_config
 
 if TYPE_CHECKING:
@@ -93,13 +94,24 @@ class Selection:
 
 
 _current: Selection | None = None
+# The conf generation _current was checked against, or -1 while settings are not
+# configured (then the defaults are in force and the check is made every time).
+_checked_generation = -1
 
 
 def current_selection() -> Selection:
-    """The rules for the settings in force now (rebuilt only when they change)."""
-    global _current
-    config = get_config()
+    """The rules for the settings in force now (rebuilt only when they change).
+
+    Called once per dispatch: when the config has not been reset since the last
+    call, this is two comparisons.
+    """
+    global _current, _checked_generation
     selection = _current
+    if selection is not None and _checked_generation == conf.generation:
+        return selection
+    generation = conf.generation
+    config = get_config()
     if selection is None or selection.config is not config:
         selection = _current = Selection(config)
+    _checked_generation = generation if conf._settings_configured() else -1
     return selection

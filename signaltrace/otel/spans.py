@@ -3,13 +3,19 @@
 :class:`SpanObserver` is a :class:`signaltrace.observers.DispatchObserver`: the
 core tells it when a dispatch (with live receivers, of a signal not ignored) and
 each of its receiver calls start and finish, and it opens and closes one span for
-each. The spans live in the records' ``state`` scratch dicts, so nesting comes
-from the core's own records, not from a second mechanism.
+each. The spans live in the records' scratch dicts, so nesting comes from the
+core's own records, not from a second mechanism.
+
+This runs for every dispatch of a traced application, so it reads the raw records
+(``receives_records``) rather than views, and computes what is the same for every
+dispatch of a signal, or every call of a receiver, once: span names, names of
+signals and senders, the receiver attributes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
@@ -19,16 +25,39 @@ from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 
-from signaltrace.observers import DispatchObserver, LiveCall, LiveDispatch
+from signaltrace.naming import _signal_names, dispatch_uids, sender_name, signal_name
+from signaltrace.observers import ROBUST_METHODS, DispatchObserver
 from signaltrace.otel.selection import current_selection
+from signaltrace.recording import (
+    C_DISPATCH,
+    C_EXCEPTION,
+    C_FUNCTION_ID,
+    C_INFO,
+    C_IS_ASYNC,
+    C_OBSERVED,
+    D_DEPTH,
+    D_KWARGS,
+    D_LOOP,
+    D_METHOD,
+    D_OBSERVED,
+    D_PARENT_CALL,
+    D_RECEIVER_COUNT,
+    D_SENDER,
+    D_SENDER_IS_WEAK,
+    D_SIGNAL,
+)
+from signaltrace.rendering import render_kwargs
 
 # Keys of the scratch dicts; objects, so they cannot clash with other observers'.
 _SPAN = object()
 _CONTEXT = object()
 _TOKEN = object()
 _ERROR = object()
+_UIDS = object()
 
 LOOP_ERROR_TYPE = "signaltrace.errors.SignalLoopError"
+_INTERNAL = SpanKind.INTERNAL
+_MAX_CACHED = 4096
 
 
 def error_type(exception: BaseException) -> str:
@@ -43,38 +72,61 @@ def _mark_error(span: Span, exception: BaseException) -> None:
     span.set_attribute("error.type", error_type(exception))
 
 
+# (id(signal), id(sender), method) -> (weak reference to the signal, weak reference
+# to the sender or None, span name, signal name, sender name). Ids validated by the
+# references, so a dead signal's id reused by a new one is never mistaken for it;
+# nothing is kept alive. Only senders that are None or classes are cached.
+_dispatch_names: dict[tuple[int, int, str], tuple[Any, Any, str, str, str]] = {}
+
+
+def _names_of_dispatch(signal: Any, sender: Any, method: str) -> tuple[Any, Any, str, str, str]:
+    """Span name, signal name and sender name of a dispatch, cached when they are stable."""
+    name = signal_name(signal)
+    entry = (None, None, f"{method} {name}", name, sender_name(sender))
+    if _signal_names.get(signal) != name or not (sender is None or isinstance(sender, type)):
+        return entry  # an unnamed signal may be named later; instances are not cached
+    try:
+        signal_ref = weakref.ref(signal)
+        sender_ref = None if sender is None else weakref.ref(sender)
+    except TypeError:
+        return entry
+    if len(_dispatch_names) >= _MAX_CACHED:
+        _dispatch_names.clear()
+    entry = (signal_ref, sender_ref, *entry[2:])
+    _dispatch_names[(id(signal), id(sender), method)] = entry
+    return entry
+
+
 # (receiver info, is_async, dispatch_uid) -> (span name, attributes): the same for
 # every call of a receiver, so built once. The SDK copies attributes into the span
-# (and a sampler only reads them), so one dict serves every span; it is passed
-# read-only.
+# (and a sampler only reads them), so one read-only mapping serves every span.
 _receiver_fields: dict[tuple[Any, ...], tuple[str, Mapping[str, Any]]] = {}
-_MAX_RECEIVER_FIELDS = 4096
 
 
 def _receiver_span_fields(
     info: tuple[str, str, int], is_async: bool, dispatch_uid: Any
 ) -> tuple[str, Mapping[str, Any]]:
     """The name and attributes of a receiver's span."""
-    key = (info, is_async, dispatch_uid)
-    fields = _receiver_fields.get(key)
-    if fields is None:
-        receiver_name, file, line = info
-        attributes: dict[str, Any] = {
-            "code.function.name": receiver_name,
-            "signaltrace.receiver.is_async": is_async,
-        }
-        if file:
-            attributes["code.file.path"] = file
-            attributes["code.line.number"] = line
-        if dispatch_uid is not None:
-            attributes["signaltrace.dispatch_uid"] = str(dispatch_uid)
-        if len(_receiver_fields) >= _MAX_RECEIVER_FIELDS:
-            _receiver_fields.clear()
-        fields = _receiver_fields[key] = (f"receiver {receiver_name}", MappingProxyType(attributes))
+    receiver_name, file, line = info
+    attributes: dict[str, Any] = {
+        "code.function.name": receiver_name,
+        "signaltrace.receiver.is_async": is_async,
+    }
+    if file:
+        attributes["code.file.path"] = file
+        attributes["code.line.number"] = line
+    if dispatch_uid is not None:
+        attributes["signaltrace.dispatch_uid"] = str(dispatch_uid)
+    if len(_receiver_fields) >= _MAX_CACHED:
+        _receiver_fields.clear()
+    fields = _receiver_fields[(info, is_async, dispatch_uid)] = (
+        f"receiver {receiver_name}",
+        MappingProxyType(attributes),
+    )
     return fields
 
 
-def _parent_context(call: LiveCall) -> Context | None:
+def _parent_context(call: list[Any]) -> Context | None:
     """The context to open a dispatch sent from inside ``call`` in (None: the current one).
 
     A sync receiver's span is current while it runs, so the current span is that
@@ -84,10 +136,11 @@ def _parent_context(call: LiveCall) -> Context | None:
     with its siblings and holds the span from before ``asend``) does the receiver
     span from the records take over.
     """
-    receiver_span = call.state.get(_SPAN)
+    state = call[C_OBSERVED]
+    receiver_span = None if state is None else state.get(_SPAN)
     if receiver_span is None:
         return None
-    if not call.is_async:
+    if not call[C_IS_ASYNC]:
         current = trace.get_current_span().get_span_context()
         if current.is_valid and current.trace_id == receiver_span.get_span_context().trace_id:
             return None
@@ -98,7 +151,7 @@ class SpanObserver(DispatchObserver):
     """One ``INTERNAL`` span per dispatch, with a child span per receiver call.
 
     Parents: a dispatch sent from inside a receiver is a child of that receiver's
-    span (``dispatch.parent.state``), or of a span opened inside it (see
+    span (kept in the parent call's record), or of a span opened inside it (see
     :func:`_parent_context`); any other dispatch is a child of the current
     OpenTelemetry context, e.g. the request span of
     ``opentelemetry-instrumentation-django``. Receiver spans are children of their
@@ -120,55 +173,62 @@ class SpanObserver(DispatchObserver):
     receiver nest under the span current when ``asend`` was awaited.
     """
 
+    receives_records = True
+
     def __init__(self, tracer: Tracer) -> None:
         self.tracer = tracer
-
-    # ------------------------------------------------------------------ dispatches
 
     @property
     def needs_kwargs(self) -> bool:  # type: ignore[override]
         """Kwargs are snapshotted for spans only when ``OTEL_RECORD_KWARGS`` is on."""
         return current_selection().record_kwargs
 
-    def dispatch_started(self, dispatch: LiveDispatch) -> None:
+    # ------------------------------------------------------------------ dispatches
+
+    def dispatch_started(self, dispatch: list[Any]) -> None:  # type: ignore[override]
         """Open the dispatch span unless the selection rules skip this signal."""
         selection = current_selection()
-        if selection.filters and not selection.wants(dispatch.signal):
+        signal = dispatch[D_SIGNAL]
+        if selection.filters and not selection.wants(signal):
             return
-        parent_call = dispatch.parent
+        parent_call = dispatch[D_PARENT_CALL]
         parent_context = None if parent_call is None else _parent_context(parent_call)
-        name = dispatch.signal_name
-        method = dispatch.method
+        sender = dispatch[D_SENDER]
+        if dispatch[D_SENDER_IS_WEAK]:
+            sender = sender()
+        method = dispatch[D_METHOD]
+        names = _dispatch_names.get((id(signal), id(sender), method))
+        if names is None or names[0]() is not signal or (sender is not None and names[1]() is not sender):
+            names = _names_of_dispatch(signal, sender, method)
         attributes: dict[str, Any] = {
-            "signaltrace.signal": name,
-            "signaltrace.sender": dispatch.sender_name,
+            "signaltrace.signal": names[3],
+            "signaltrace.sender": names[4],
             "signaltrace.method": method,
-            "signaltrace.depth": dispatch.depth,
-            "signaltrace.receiver_count": dispatch.receiver_count,
+            "signaltrace.depth": dispatch[D_DEPTH],
+            "signaltrace.receiver_count": dispatch[D_RECEIVER_COUNT],
         }
         if selection.record_kwargs:
-            for key, value in dispatch.kwargs.items():
+            for key, value in render_kwargs(dispatch[D_KWARGS]).items():
                 attributes[f"signaltrace.kwargs.{key}"] = value
-        span = self.tracer.start_span(
-            f"{method} {name}",
-            context=parent_context,
-            kind=SpanKind.INTERNAL,
-            attributes=attributes,
-        )
-        state = dispatch.state
+        span = self.tracer.start_span(names[2], context=parent_context, kind=_INTERNAL, attributes=attributes)
+        state = dispatch[D_OBSERVED]
+        if state is None:
+            state = dispatch[D_OBSERVED] = {}
         state[_SPAN] = span
-        # The context every receiver span starts in, made once per dispatch.
+        # The context every receiver span starts in, made once per dispatch; and
+        # the signal's dispatch_uid map, looked up once per dispatch.
         state[_CONTEXT] = trace.set_span_in_context(span)
+        state[_UIDS] = dispatch_uids(signal)
 
-    def dispatch_finished(self, dispatch: LiveDispatch) -> None:
+    def dispatch_finished(self, dispatch: list[Any]) -> None:  # type: ignore[override]
         """Close the dispatch span; ERROR only if an exception left the dispatch."""
-        state = dispatch.state
-        span = state.pop(_SPAN, None)
+        state = dispatch[D_OBSERVED]
+        span = None if state is None else state.pop(_SPAN, None)
         if span is None:
             return
-        del state[_CONTEXT]
+        del state[_CONTEXT], state[_UIDS]
         error = state.pop(_ERROR, None)
-        loop = dispatch.loop
+        loop = dispatch[D_LOOP]
         if loop is not None:
             # This dispatch re-entered a dispatch in progress and was stopped before
             # any receiver ran: the SignalLoopError is raised from here.
@@ -188,51 +248,55 @@ class SpanObserver(DispatchObserver):
 
     # ------------------------------------------------------------------ receivers
 
-    def call_started(self, call: LiveCall) -> None:
+    def call_started(self, call: list[Any]) -> None:  # type: ignore[override]
         """Open the receiver span under its dispatch span; make it current if sync."""
-        dispatch_context = call.dispatch.state.get(_CONTEXT)
+        dispatch_state = call[C_DISPATCH][D_OBSERVED]
+        dispatch_context = None if dispatch_state is None else dispatch_state.get(_CONTEXT)
         if dispatch_context is None:
             return
-        is_async = call.is_async
-        name, attributes = _receiver_span_fields(call.info, is_async, call.dispatch_uid)
+        is_async = call[C_IS_ASYNC]
+        uids = dispatch_state[_UIDS]
+        uid = uids.get(call[C_FUNCTION_ID]) if uids else None
+        fields = _receiver_fields.get((call[C_INFO], is_async, uid))
+        if fields is None:
+            fields = _receiver_span_fields(call[C_INFO], is_async, uid)
         span = self.tracer.start_span(
-            name,
-            context=dispatch_context,
-            kind=SpanKind.INTERNAL,
-            attributes=attributes,
+            fields[0], context=dispatch_context, kind=_INTERNAL, attributes=fields[1]
         )
-        state = call.state
+        state = call[C_OBSERVED]
+        if state is None:
+            state = call[C_OBSERVED] = {}
         state[_SPAN] = span
         if not is_async:
             state[_TOKEN] = otel_context.attach(trace.set_span_in_context(span))
 
-    def call_finished(self, call: LiveCall) -> None:
+    def call_finished(self, call: list[Any]) -> None:  # type: ignore[override]
         """Close the receiver span, with status ERROR and the exception if it raised."""
-        state = call.state
-        span = state.pop(_SPAN, None)
+        state = call[C_OBSERVED]
+        span = None if state is None else state.pop(_SPAN, None)
         if span is None:
             return
         token = state.pop(_TOKEN, None)
         if token is not None:
             otel_context.detach(token)
-        exception = call.exception
+        exception = call[C_EXCEPTION]
         if exception is not None:
             span.record_exception(exception)
             _mark_error(span, exception)
-            if call.swallowed:
+            if isinstance(exception, Exception) and call[C_DISPATCH][D_METHOD] in ROBUST_METHODS:
                 span.set_attribute("signaltrace.swallowed", True)
             else:
                 self._note_escaping_error(call, exception)
         span.end()
 
     @staticmethod
-    def _note_escaping_error(call: LiveCall, exception: BaseException) -> None:
+    def _note_escaping_error(call: list[Any], exception: BaseException) -> None:
         """Remember the exception that leaves the dispatch, for its span's status.
 
         The first one wins, except over a cancellation: on Django 6.1 a failing
         async receiver cancels its siblings, whose ``CancelledError`` may come after.
         """
-        dispatch_state = call.dispatch.state
+        dispatch_state = call[C_DISPATCH][D_OBSERVED]
         first = dispatch_state.get(_ERROR)
         if first is None or isinstance(first, asyncio.CancelledError):
             dispatch_state[_ERROR] = exception
