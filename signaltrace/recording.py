@@ -35,6 +35,7 @@ from threading import get_ident
 from time import perf_counter_ns
 from typing import TYPE_CHECKING, Any
 
+from signaltrace import conf
 from signaltrace.conf import ignored_signals, sensitive_pattern
 from signaltrace.naming import _receiver_infos, receiver_info
 from signaltrace.rendering import snapshot_kwargs
@@ -167,21 +168,6 @@ _NO_KWARGS: tuple[tuple[str, ...], list[Any]] = ((), [])
 _UNRECORDED_KWARGS: tuple[tuple[str, ...], list[Any]] = ((), [])
 
 
-def _kwargs_needed() -> bool:
-    """Whether an observer reads kwargs (``DispatchObserver.needs_kwargs``)."""
-    for observer in kwargs_observers:
-        if observer.needs_kwargs:
-            return True
-    return False
-
-
-def _sender_slot(sender: Any) -> tuple[Any, bool]:
-    """How a record holds the sender: weakly when possible, never keeping it alive."""
-    if sender is None or not type(sender).__weakrefoffset__:
-        return sender, False
-    return weakref.ref(sender), True
-
-
 def begin_dispatch(
     recorders: tuple[Recorder, ...] | None,
     signal: Signal,
@@ -200,7 +186,8 @@ def begin_dispatch(
     """
     try:
         if recorders is None:
-            if signal in ignored_signals():
+            ignored = conf.ignored_now
+            if signal in (ignored_signals() if ignored is None else ignored):
                 return None
             keeping: Sequence[Recorder] = ()
             sensitive, repr_objects = None, False
@@ -220,13 +207,22 @@ def begin_dispatch(
             sensitive, repr_objects = innermost.sensitive, innermost.repr_objects
         if not keeping and not (observers and receiver_count):
             return None
-        if not named:
-            kwargs = _NO_KWARGS
-        elif keeping or _kwargs_needed():
-            kwargs = snapshot_kwargs(named, sensitive or sensitive_pattern(), repr_objects)
+        kwargs = _NO_KWARGS
+        if named:
+            if not keeping:
+                # Only observers see this dispatch: snapshot kwargs only if one reads them.
+                kwargs = _UNRECORDED_KWARGS
+                for observer in kwargs_observers:
+                    if observer.needs_kwargs:
+                        kwargs = None
+                        break
+            if kwargs is not _UNRECORDED_KWARGS:
+                kwargs = snapshot_kwargs(named, sensitive or sensitive_pattern(), repr_objects)
+        # How the record holds the sender: weakly when possible, never keeping it alive.
+        if sender is None or not type(sender).__weakrefoffset__:
+            sender_value, sender_is_weak = sender, False
         else:
-            kwargs = _UNRECORDED_KWARGS  # only observers that never read kwargs see it
-        sender_value, sender_is_weak = _sender_slot(sender)
+            sender_value, sender_is_weak = weakref.ref(sender), True
         parent_call = parent[F_CALL] if parent is not None else None
         depth = 0
         while parent is not None:

@@ -25,8 +25,10 @@ from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 
-from signaltrace.naming import _signal_names, dispatch_uids, sender_name, signal_name
+from signaltrace import conf
+from signaltrace.naming import _signal_names, _uid_maps, dispatch_uids, sender_name, signal_name
 from signaltrace.observers import ROBUST_METHODS, DispatchObserver
+from signaltrace.otel import selection as rules
 from signaltrace.otel.selection import current_selection
 from signaltrace.recording import (
     C_DISPATCH,
@@ -49,11 +51,10 @@ from signaltrace.recording import (
 from signaltrace.rendering import render_kwargs
 
 # Keys of the scratch dicts; objects, so they cannot clash with other observers'.
+# A dispatch's (span, context of its receivers, dispatch_uid map); a receiver call's
+# (span, token of the context attached while it runs, or None when async).
 _SPAN = object()
-_CONTEXT = object()
-_TOKEN = object()
 _ERROR = object()
-_UIDS = object()
 
 LOOP_ERROR_TYPE = "signaltrace.errors.SignalLoopError"
 _INTERNAL = SpanKind.INTERNAL
@@ -137,9 +138,10 @@ def _parent_context(call: list[Any]) -> Context | None:
     span from the records take over.
     """
     state = call[C_OBSERVED]
-    receiver_span = None if state is None else state.get(_SPAN)
-    if receiver_span is None:
+    entry = None if state is None else state.get(_SPAN)
+    if entry is None:
         return None
+    receiver_span = entry[0]
     if not call[C_IS_ASYNC]:
         current = trace.get_current_span().get_span_context()
         if current.is_valid and current.trace_id == receiver_span.get_span_context().trace_id:
@@ -181,13 +183,18 @@ class SpanObserver(DispatchObserver):
     @property
     def needs_kwargs(self) -> bool:  # type: ignore[override]
         """Kwargs are snapshotted for spans only when ``OTEL_RECORD_KWARGS`` is on."""
-        return current_selection().record_kwargs
+        selection = rules._current
+        if selection is None or rules._checked_generation != conf.generation:
+            selection = current_selection()
+        return selection.record_kwargs
 
     # ------------------------------------------------------------------ dispatches
 
     def dispatch_started(self, dispatch: list[Any]) -> None:  # type: ignore[override]
         """Open the dispatch span unless the selection rules skip this signal."""
-        selection = current_selection()
+        selection = rules._current  # current_selection(), its fast path inlined
+        if selection is None or rules._checked_generation != conf.generation:
+            selection = current_selection()
         signal = dispatch[D_SIGNAL]
         if selection.filters and not selection.wants(signal):
             return
@@ -211,23 +218,28 @@ class SpanObserver(DispatchObserver):
             for key, value in render_kwargs(dispatch[D_KWARGS]).items():
                 attributes[f"signaltrace.kwargs.{key}"] = value
         span = self.tracer.start_span(names[2], context=parent_context, kind=_INTERNAL, attributes=attributes)
-        state = dispatch[D_OBSERVED]
-        if state is None:
-            state = dispatch[D_OBSERVED] = {}
-        state[_SPAN] = span
         # The context every receiver span starts in, made once per dispatch; and
         # the signal's dispatch_uid map, looked up once per dispatch.
-        state[_CONTEXT] = trace.set_span_in_context(span)
-        state[_UIDS] = dispatch_uids(signal)
+        uids = _uid_maps.get(id(signal))  # dispatch_uids(signal), its fast path inlined
+        if uids is not None and uids[1] == signal.receivers and uids[0]() is signal:
+            uids = uids[2]
+        else:
+            uids = dispatch_uids(signal)
+        entry = (span, trace.set_span_in_context(span), uids)
+        state = dispatch[D_OBSERVED]
+        if state is None:
+            dispatch[D_OBSERVED] = {_SPAN: entry}
+        else:
+            state[_SPAN] = entry
 
     def dispatch_finished(self, dispatch: list[Any]) -> None:  # type: ignore[override]
         """Close the dispatch span; ERROR only if an exception left the dispatch."""
         state = dispatch[D_OBSERVED]
-        span = None if state is None else state.pop(_SPAN, None)
-        if span is None:
+        entry = None if state is None else state.pop(_SPAN, None)
+        if entry is None:
             return
-        del state[_CONTEXT], state[_UIDS]
-        error = state.pop(_ERROR, None)
+        span = entry[0]
+        error = state.pop(_ERROR, None) if state else None
         loop = dispatch[D_LOOP]
         if loop is not None:
             # This dispatch re-entered a dispatch in progress and was stopped before
@@ -251,32 +263,32 @@ class SpanObserver(DispatchObserver):
     def call_started(self, call: list[Any]) -> None:  # type: ignore[override]
         """Open the receiver span under its dispatch span; make it current if sync."""
         dispatch_state = call[C_DISPATCH][D_OBSERVED]
-        dispatch_context = None if dispatch_state is None else dispatch_state.get(_CONTEXT)
-        if dispatch_context is None:
+        dispatch_entry = None if dispatch_state is None else dispatch_state.get(_SPAN)
+        if dispatch_entry is None:
             return
         is_async = call[C_IS_ASYNC]
-        uids = dispatch_state[_UIDS]
+        uids = dispatch_entry[2]
         uid = uids.get(call[C_FUNCTION_ID]) if uids else None
         fields = _receiver_fields.get((call[C_INFO], is_async, uid))
         if fields is None:
             fields = _receiver_span_fields(call[C_INFO], is_async, uid)
         span = self.tracer.start_span(
-            fields[0], context=dispatch_context, kind=_INTERNAL, attributes=fields[1]
+            fields[0], context=dispatch_entry[1], kind=_INTERNAL, attributes=fields[1]
         )
+        entry = (span, None if is_async else otel_context.attach(trace.set_span_in_context(span)))
         state = call[C_OBSERVED]
         if state is None:
-            state = call[C_OBSERVED] = {}
-        state[_SPAN] = span
-        if not is_async:
-            state[_TOKEN] = otel_context.attach(trace.set_span_in_context(span))
+            call[C_OBSERVED] = {_SPAN: entry}
+        else:
+            state[_SPAN] = entry
 
     def call_finished(self, call: list[Any]) -> None:  # type: ignore[override]
         """Close the receiver span, with status ERROR and the exception if it raised."""
         state = call[C_OBSERVED]
-        span = None if state is None else state.pop(_SPAN, None)
-        if span is None:
+        entry = None if state is None else state.pop(_SPAN, None)
+        if entry is None:
             return
-        token = state.pop(_TOKEN, None)
+        span, token = entry
         if token is not None:
             otel_context.detach(token)
         exception = call[C_EXCEPTION]
