@@ -26,7 +26,7 @@ from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 
 from signaltrace import conf
-from signaltrace.naming import _signal_names, _uid_maps, dispatch_uids, sender_name, signal_name
+from signaltrace.naming import _signal_names, dispatch_uids, sender_name, signal_name
 from signaltrace.observers import ROBUST_METHODS, DispatchObserver
 from signaltrace.otel import selection as rules
 from signaltrace.otel.selection import current_selection
@@ -73,29 +73,53 @@ def _mark_error(span: Span, exception: BaseException) -> None:
     span.set_attribute("error.type", error_type(exception))
 
 
-# (id(signal), id(sender), method) -> (weak reference to the signal, weak reference
-# to the sender or None, span name, signal name, sender name). Ids validated by the
-# references, so a dead signal's id reused by a new one is never mistaken for it;
-# nothing is kept alive. Only senders that are None or classes are cached.
-_dispatch_names: dict[tuple[int, int, str], tuple[Any, Any, str, str, str]] = {}
+class _SignalFacts:
+    """What every traced dispatch of one signal shares: names, and the dispatch_uid map."""
+
+    __slots__ = ("name", "receivers", "ref", "span_names", "uids")
+
+    def __init__(self, signal: Any) -> None:
+        self.name = signal_name(signal)
+        self.span_names = {method: f"{method} {self.name}" for method in _METHODS}
+        self.ref = weakref.ref(signal)
+        self.receivers: list[Any] = []
+        self.uids: dict[int, Any] = {}
+        self.refresh_uids(signal)
+
+    def refresh_uids(self, signal: Any) -> None:
+        """Take the signal's receivers as they are now (the cache keeps their entries)."""
+        self.receivers = list(signal.receivers)
+        self.uids = dispatch_uids(signal)
 
 
-def _names_of_dispatch(signal: Any, sender: Any, method: str) -> tuple[Any, Any, str, str, str]:
-    """Span name, signal name and sender name of a dispatch, cached when they are stable."""
-    name = signal_name(signal)
-    entry = (None, None, f"{method} {name}", name, sender_name(sender))
-    if _signal_names.get(signal) != name or not (sender is None or isinstance(sender, type)):
-        return entry  # an unnamed signal may be named later; instances are not cached
-    try:
-        signal_ref = weakref.ref(signal)
-        sender_ref = None if sender is None else weakref.ref(sender)
-    except TypeError:
-        return entry
-    if len(_dispatch_names) >= _MAX_CACHED:
-        _dispatch_names.clear()
-    entry = (signal_ref, sender_ref, *entry[2:])
-    _dispatch_names[(id(signal), id(sender), method)] = entry
-    return entry
+_METHODS = ("send", "send_robust", "asend", "asend_robust")
+
+# id(signal) -> its facts; the id is validated by the facts' weak reference, and the
+# entry dropped when the signal dies. A signal not held by any module attribute is
+# named by its id and not cached: it may be named later.
+_signal_facts: dict[int, _SignalFacts] = {}
+
+# id(sender class) -> (weak reference, name): senders are mostly model classes.
+_sender_names: dict[int, tuple[Any, str]] = {}
+
+
+def _facts_of(signal: Any) -> _SignalFacts:
+    facts = _SignalFacts(signal)
+    if _signal_names.get(signal) == facts.name:
+        key = id(signal)
+        facts.ref = weakref.ref(signal, lambda _ref, key=key: _signal_facts.pop(key, None))
+        _signal_facts[key] = facts
+    return facts
+
+
+def _name_of_sender(sender: Any) -> str:
+    name = sender_name(sender)
+    if isinstance(sender, type):
+        if len(_sender_names) >= _MAX_CACHED:
+            _sender_names.clear()
+        key = id(sender)
+        _sender_names[key] = (weakref.ref(sender, lambda _ref, key=key: _sender_names.pop(key, None)), name)
+    return name
 
 
 # (receiver info, is_async, dispatch_uid) -> (span name, attributes): the same for
@@ -200,16 +224,23 @@ class SpanObserver(DispatchObserver):
             return
         parent_call = dispatch[D_PARENT_CALL]
         parent_context = None if parent_call is None else _parent_context(parent_call)
+        facts = _signal_facts.get(id(signal))
+        if facts is None or facts.ref() is not signal:
+            facts = _facts_of(signal)
+        elif facts.receivers != signal.receivers:  # identity first: about a pointer test each
+            facts.refresh_uids(signal)
         sender = dispatch[D_SENDER]
-        if dispatch[D_SENDER_IS_WEAK]:
-            sender = sender()
+        if sender is None:
+            sender_label = "None"
+        else:
+            if dispatch[D_SENDER_IS_WEAK]:
+                sender = sender()
+            known = _sender_names.get(id(sender))
+            sender_label = known[1] if known is not None and known[0]() is sender else _name_of_sender(sender)
         method = dispatch[D_METHOD]
-        names = _dispatch_names.get((id(signal), id(sender), method))
-        if names is None or names[0]() is not signal or (sender is not None and names[1]() is not sender):
-            names = _names_of_dispatch(signal, sender, method)
         attributes: dict[str, Any] = {
-            "signaltrace.signal": names[3],
-            "signaltrace.sender": names[4],
+            "signaltrace.signal": facts.name,
+            "signaltrace.sender": sender_label,
             "signaltrace.method": method,
             "signaltrace.depth": dispatch[D_DEPTH],
             "signaltrace.receiver_count": dispatch[D_RECEIVER_COUNT],
@@ -217,15 +248,15 @@ class SpanObserver(DispatchObserver):
         if selection.record_kwargs:
             for key, value in render_kwargs(dispatch[D_KWARGS]).items():
                 attributes[f"signaltrace.kwargs.{key}"] = value
-        span = self.tracer.start_span(names[2], context=parent_context, kind=_INTERNAL, attributes=attributes)
-        # The context every receiver span starts in, made once per dispatch; and
-        # the signal's dispatch_uid map, looked up once per dispatch.
-        uids = _uid_maps.get(id(signal))  # dispatch_uids(signal), its fast path inlined
-        if uids is not None and uids[1] == signal.receivers and uids[0]() is signal:
-            uids = uids[2]
-        else:
-            uids = dispatch_uids(signal)
-        entry = (span, trace.set_span_in_context(span), uids)
+        span = self.tracer.start_span(
+            facts.span_names.get(method) or f"{method} {facts.name}",
+            context=parent_context,
+            kind=_INTERNAL,
+            attributes=attributes,
+        )
+        # The context every receiver span starts in, made once per dispatch; and the
+        # signal's dispatch_uid map.
+        entry = (span, trace.set_span_in_context(span), facts.uids)
         state = dispatch[D_OBSERVED]
         if state is None:
             dispatch[D_OBSERVED] = {_SPAN: entry}
