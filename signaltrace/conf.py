@@ -84,9 +84,17 @@ def _configured_config() -> dict[str, Any]:
     return config
 
 
+#: Bumped whenever the cached config is dropped, so caches built from it elsewhere
+#: (the OpenTelemetry selection rules) can tell they are stale with one comparison.
+generation = 0
+
+
 def reset_config(*, setting: str = "", **kwargs: Any) -> None:
     """``setting_changed`` receiver: forget cached settings when they change."""
+    global generation, ignored_now
     if setting in ("SIGNALTRACE", "DEBUG", ""):
+        generation += 1
+        ignored_now = None
         _configured_config.cache_clear()
         _sensitive_pattern.cache_clear()
         _ignored_signals.cache_clear()
@@ -147,9 +155,18 @@ def setting(name: str) -> Any:
     return get_config().get(name, DEFAULTS[name])
 
 
+#: ``ignored_signals()`` once settings are configured (None until then, and after a
+#: reset): read directly on the dispatch hot path, which then makes no call.
+ignored_now: frozenset[Any] | None = None
+
+
 def ignored_signals() -> frozenset[Any]:
     """The Signal objects named in ``IGNORE_SIGNALS`` (unimportable ones skipped)."""
-    return _ignored_signals(_settings_configured())
+    global ignored_now
+    found = _ignored_signals(_settings_configured())
+    if _configured:
+        ignored_now = found
+    return found
 
 
 @cache

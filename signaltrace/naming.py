@@ -210,3 +210,46 @@ def dispatch_uid_of(signal: Signal, receiver_function_id: int) -> Any:
         own_key = (id(target.__self__), id(function)) if hasattr(target, "__func__") else id(target)
         return None if key == own_key else key
     return None
+
+
+# id(signal) -> (weak reference validating the id, the signal's receiver entries the
+# map was built from, {id(receiver function): dispatch_uid}).
+_uid_maps: dict[int, tuple[weakref.ref[Any], list[Any], dict[int, Any]]] = {}
+
+
+def dispatch_uids(signal: Signal) -> dict[int, Any]:
+    """``{id(receiver function): dispatch_uid}`` for the receivers of ``signal`` connected with one.
+
+    For live observers, which need the uid of every receiver call: built once and
+    reused while ``signal.receivers`` holds the same entries (a list comparison
+    that checks identity first, so it costs about one pointer test per receiver).
+    Empty for the usual signal whose receivers have no ``dispatch_uid``. The cache
+    keeps the entry tuples of the last build, so a ``weak=False`` receiver
+    disconnected since stays referenced until the signal's next traced dispatch.
+    """
+    receivers = signal.receivers
+    key = id(signal)
+    cached = _uid_maps.get(key)
+    if cached is not None and cached[1] == receivers and cached[0]() is signal:
+        return cached[2]
+    entries = list(receivers)
+    uids: dict[int, Any] = {}
+    seen: set[int] = set()
+    for entry in entries:
+        lookup_key, ref = entry[0], entry[1]
+        target = ref() if isinstance(ref, weakref.ReferenceType) else ref
+        if target is None:
+            continue
+        function = getattr(target, "__func__", target)
+        if id(function) in seen:
+            continue  # as dispatch_uid_of: the first entry of a function decides
+        seen.add(id(function))
+        own_key = (id(target.__self__), id(function)) if hasattr(target, "__func__") else id(target)
+        if lookup_key[0] != own_key:
+            uids[id(function)] = lookup_key[0]
+    try:
+        ref_to_signal = weakref.ref(signal, lambda _ref, key=key: _uid_maps.pop(key, None))
+    except TypeError:
+        return uids
+    _uid_maps[key] = (ref_to_signal, entries, uids)
+    return uids

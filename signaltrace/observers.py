@@ -16,14 +16,20 @@ Usage::
 
 Observer methods run inside the dispatch, on the thread or task that sends, so
 they must be quick. An exception in one is logged on the ``signaltrace`` logger
-and never reaches the application.
+and never reaches the application. Only the methods an observer overrides are
+called.
+
+``dispatch.kwargs`` is snapshotted only when something needs it: when a
+``record()`` block keeps the dispatch, or when an observer's ``needs_kwargs`` is
+true (otherwise it is empty for observers).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from signaltrace.naming import dispatch_uid_of, sender_name, signal_name
+from signaltrace import recording
+from signaltrace.naming import dispatch_uids, sender_name, signal_name
 from signaltrace.recording import (
     C_DISPATCH,
     C_END,
@@ -110,7 +116,10 @@ class LiveDispatch:
 
     @property
     def kwargs(self) -> dict[str, str]:
-        """Rendered, redacted kwargs (computed on each access)."""
+        """Rendered, redacted kwargs (computed on each access).
+
+        Empty when nothing records the dispatch and no observer ``needs_kwargs``.
+        """
         return render_kwargs(self._record[D_KWARGS])
 
     @property
@@ -127,9 +136,10 @@ class LiveDispatch:
     @property
     def state(self) -> dict[Any, Any]:
         """Scratch space for observers, kept with the record (e.g. a span)."""
-        if self._record[D_OBSERVED] is None:
-            self._record[D_OBSERVED] = {}
-        return self._record[D_OBSERVED]
+        state = self._record[D_OBSERVED]
+        if state is None:
+            state = self._record[D_OBSERVED] = {}
+        return state
 
 
 class LiveCall:
@@ -153,13 +163,23 @@ class LiveCall:
         return self._record[C_INFO][2]
 
     @property
+    def info(self) -> tuple[str, str, int]:
+        """``(receiver_name, file, line)`` in one tuple, the same object for every call of a receiver."""
+        return self._record[C_INFO]
+
+    @property
     def is_async(self) -> bool:
         return self._record[C_IS_ASYNC]
 
     @property
     def dispatch_uid(self) -> Any:
-        """The ``dispatch_uid`` the receiver was connected with, or None (looked up on access)."""
-        return dispatch_uid_of(self._record[C_DISPATCH][D_SIGNAL], self._record[C_FUNCTION_ID])
+        """The ``dispatch_uid`` the receiver was connected with, or None.
+
+        One lookup in the signal's uid map, cached per signal until its receivers
+        change (:func:`signaltrace.naming.dispatch_uids`).
+        """
+        uids = dispatch_uids(self._record[C_DISPATCH][D_SIGNAL])
+        return uids.get(self._record[C_FUNCTION_ID]) if uids else None
 
     @property
     def start_ns(self) -> int:
@@ -186,13 +206,28 @@ class LiveCall:
     @property
     def state(self) -> dict[Any, Any]:
         """Scratch space for observers, kept with the record (e.g. a span)."""
-        if self._record[C_OBSERVED] is None:
-            self._record[C_OBSERVED] = {}
-        return self._record[C_OBSERVED]
+        state = self._record[C_OBSERVED]
+        if state is None:
+            state = self._record[C_OBSERVED] = {}
+        return state
 
 
 class DispatchObserver:
-    """Base class of observers; override the events you need (all no-ops here)."""
+    """Base class of observers; override the events you need (all no-ops here).
+
+    Only overridden methods are called. Set ``needs_kwargs`` (a class attribute,
+    or a property for a choice made from settings) when ``dispatch.kwargs`` is
+    read: otherwise kwargs are not snapshotted for dispatches nothing records.
+    """
+
+    #: Whether this observer reads ``dispatch.kwargs`` (read once per dispatch).
+    needs_kwargs: bool = False
+
+    #: Internal, for signaltrace's own observers on hot paths: when True, the
+    #: methods receive the raw record lists of :mod:`signaltrace.recording`
+    #: (``D_*``/``C_*`` fields, scratch dicts in ``D_OBSERVED``/``C_OBSERVED``)
+    #: instead of views, which saves a view and its property calls per event.
+    receives_records: bool = False
 
     def dispatch_started(self, dispatch: LiveDispatch) -> None:
         """A dispatch with live receivers starts, before its first receiver."""
@@ -207,6 +242,48 @@ class DispatchObserver:
         """Every receiver has run, or one raised, or a loop stopped the dispatch."""
 
 
+EVENTS = ("dispatch_started", "call_started", "call_finished", "dispatch_finished")
+
+
+def _overrides(observer: Any, event: str) -> Any:
+    """The observer's bound method for ``event``, or None if it is the base class's no-op."""
+    method = getattr(observer, event, None)
+    if method is None or getattr(method, "__func__", None) is getattr(DispatchObserver, event):
+        return None
+    return method
+
+
+def _may_need_kwargs(observer: Any) -> bool:
+    """False only for an observer whose ``needs_kwargs`` is the plain class default False."""
+    if "needs_kwargs" in getattr(observer, "__dict__", ()):
+        return True
+    return getattr(type(observer), "needs_kwargs", False) is not False
+
+
+def _handler(observer: Any, event: str) -> Any:
+    """What the core calls for ``event``: the method itself, or an adapter making the view."""
+    method = _overrides(observer, event)
+    if method is None or getattr(observer, "receives_records", False):
+        return method
+    view_class = LiveDispatch if event.startswith("dispatch") else LiveCall
+
+    def handler(record: list[Any]) -> None:
+        method(view_class(record))
+
+    handler.observer_method = method  # type: ignore[attr-defined] - named in error reports
+    return handler
+
+
+def _observers_changed() -> None:
+    """Rebuild what the core calls per event (never done per dispatch)."""
+    current = list(observers)
+    handlers = {
+        event: tuple(handler for handler in (_handler(o, event) for o in current) if handler is not None)
+        for event in EVENTS
+    }
+    recording.set_observer_handlers(handlers, tuple(o for o in current if _may_need_kwargs(o)))
+
+
 def add_observer(observer: DispatchObserver) -> None:
     """Start telling ``observer`` about dispatches (idempotent; installs the hooks)."""
     from signaltrace.hooks import install
@@ -214,12 +291,14 @@ def add_observer(observer: DispatchObserver) -> None:
     install()
     if observer not in observers:
         observers.append(observer)
+        _observers_changed()
 
 
 def remove_observer(observer: DispatchObserver) -> None:
     """Stop telling ``observer`` about dispatches (idempotent)."""
     if observer in observers:
         observers.remove(observer)
+        _observers_changed()
 
 
 def view_of(record: list[Any], is_dispatch: bool) -> LiveDispatch | LiveCall:

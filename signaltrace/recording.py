@@ -35,8 +35,9 @@ from threading import get_ident
 from time import perf_counter_ns
 from typing import TYPE_CHECKING, Any
 
+from signaltrace import conf
 from signaltrace.conf import ignored_signals, sensitive_pattern
-from signaltrace.naming import receiver_info
+from signaltrace.naming import _receiver_infos, receiver_info
 from signaltrace.rendering import snapshot_kwargs
 from signaltrace.safety import report_internal_error
 
@@ -64,7 +65,7 @@ F_SIGNAL, F_SENDER, F_INSTANCE, F_PARENT, F_RECEIVER, F_CALL = range(6)
     D_CALLS,
     D_LOOP,
     D_RECEIVER_COUNT,
-    D_OBSERVED,
+    D_OBSERVED,  # observers' scratch dict (LiveDispatch.state), made on first use
 ) = range(14)
 
 # Receiver call record fields.
@@ -77,7 +78,7 @@ F_SIGNAL, F_SENDER, F_INSTANCE, F_PARENT, F_RECEIVER, F_CALL = range(6)
     C_EXCEPTION,
     C_CHILDREN,
     C_DISPATCH,
-    C_OBSERVED,
+    C_OBSERVED,  # observers' scratch dict (LiveCall.state), made on first use
 ) = range(9)
 
 active_recorders: ContextVar[tuple[Recorder, ...] | None] = ContextVar("signaltrace_recorders", default=None)
@@ -107,6 +108,26 @@ def current_frame() -> list[Any] | None:
 #: Live consumers of records (see :mod:`signaltrace.observers`). A plain list, so
 #: the hooks' ``not observers`` test costs next to nothing while it is empty.
 observers: list[Any] = []
+
+# What the notifications call, rebuilt by signaltrace.observers whenever observers
+# change (never per dispatch): per event, one callable per observer that overrides
+# it, taking the raw record (observers that take views get a small adapter); and
+# the observers whose ``needs_kwargs`` may be true.
+on_dispatch_started: tuple[Any, ...] = ()
+on_call_started: tuple[Any, ...] = ()
+on_call_finished: tuple[Any, ...] = ()
+on_dispatch_finished: tuple[Any, ...] = ()
+kwargs_observers: tuple[Any, ...] = ()
+
+
+def set_observer_handlers(handlers: dict[str, tuple[Any, ...]], needing_kwargs: tuple[Any, ...]) -> None:
+    """Called by :mod:`signaltrace.observers` after ``observers`` changed."""
+    global on_dispatch_started, on_call_started, on_call_finished, on_dispatch_finished, kwargs_observers
+    kwargs_observers = needing_kwargs
+    on_dispatch_started = handlers["dispatch_started"]
+    on_call_started = handlers["call_started"]
+    on_call_finished = handlers["call_finished"]
+    on_dispatch_finished = handlers["dispatch_finished"]
 
 
 class Recorder:
@@ -142,6 +163,8 @@ class Recorder:
 
 
 _NO_KWARGS: tuple[tuple[str, ...], list[Any]] = ((), [])
+# Kwargs not snapshotted: nothing records the dispatch and no observer needs them.
+_UNRECORDED_KWARGS: tuple[tuple[str, ...], list[Any]] = ((), [])
 
 
 def begin_dispatch(
@@ -162,10 +185,11 @@ def begin_dispatch(
     """
     try:
         if recorders is None:
-            if signal in ignored_signals():
+            ignored = conf.ignored_now
+            if signal in (ignored_signals() if ignored is None else ignored):
                 return None
             keeping: Sequence[Recorder] = ()
-            sensitive, repr_objects = sensitive_pattern(), False
+            sensitive, repr_objects = None, False
         else:
             innermost = recorders[-1]
             if signal in innermost.ignored:
@@ -182,7 +206,18 @@ def begin_dispatch(
             sensitive, repr_objects = innermost.sensitive, innermost.repr_objects
         if not keeping and not (observers and receiver_count):
             return None
-        # Hold the sender weakly when it can be: records never keep senders alive.
+        kwargs = _NO_KWARGS
+        if named:
+            if not keeping:
+                # Only observers see this dispatch: snapshot kwargs only if one reads them.
+                kwargs = _UNRECORDED_KWARGS
+                for observer in kwargs_observers:
+                    if observer.needs_kwargs:
+                        kwargs = None
+                        break
+            if kwargs is not _UNRECORDED_KWARGS:
+                kwargs = snapshot_kwargs(named, sensitive or sensitive_pattern(), repr_objects)
+        # How the record holds the sender: weakly when possible, never keeping it alive.
         if sender is None or not type(sender).__weakrefoffset__:
             sender_value, sender_is_weak = sender, False
         else:
@@ -202,7 +237,7 @@ def begin_dispatch(
             depth,
             perf_counter_ns(),
             None,
-            snapshot_kwargs(named, sensitive, repr_objects) if named else _NO_KWARGS,
+            kwargs,
             [],
             None,
             receiver_count,
@@ -215,28 +250,41 @@ def begin_dispatch(
     except Exception:  # noqa: BLE001 - never break the host app
         report_internal_error("begin_dispatch")
         return None
-    if observers and receiver_count:
-        _notify("dispatch_started", record)
+    if on_dispatch_started and receiver_count:
+        for handler in on_dispatch_started:
+            try:
+                handler(record)
+            except Exception:  # noqa: BLE001 - an observer must not break a dispatch
+                _observer_failed(handler)
     return record
 
 
 def end_dispatch(dispatch: list[Any]) -> None:
     """Close the record of a dispatch whose receivers have all returned (or raised)."""
     dispatch[D_END] = perf_counter_ns()
-    if observers and dispatch[D_RECEIVER_COUNT]:
-        _notify("dispatch_finished", dispatch)
+    if on_dispatch_finished and dispatch[D_RECEIVER_COUNT]:
+        for handler in on_dispatch_finished:
+            try:
+                handler(dispatch)
+            except Exception:  # noqa: BLE001
+                _observer_failed(handler)
 
 
 def begin_call(dispatch: list[Any], receiver: Any, is_async: bool) -> list[Any]:
     """Start the record of one receiver call inside ``dispatch``."""
-    try:
-        info = receiver_info(receiver)
-    except Exception:  # noqa: BLE001
-        report_internal_error("receiver_info")
-        info = (repr(type(receiver)), "", 0)
+    function = getattr(receiver, "__func__", receiver)
+    cached = _receiver_infos.get(id(function))  # receiver_info()'s cache, read inline
+    if cached is not None and cached[0]() is function:
+        info = cached[1]
+    else:
+        try:
+            info = receiver_info(receiver)
+        except Exception:  # noqa: BLE001
+            report_internal_error("receiver_info")
+            info = (repr(type(receiver)), "", 0)
     call = [
         info,
-        id(getattr(receiver, "__func__", receiver)),
+        id(function),
         is_async,
         perf_counter_ns(),
         None,
@@ -246,8 +294,12 @@ def begin_call(dispatch: list[Any], receiver: Any, is_async: bool) -> list[Any]:
         None,
     ]
     dispatch[D_CALLS].append(call)
-    if observers:
-        _notify("call_started", call)
+    if on_call_started:
+        for handler in on_call_started:
+            try:
+                handler(call)
+            except Exception:  # noqa: BLE001
+                _observer_failed(handler)
     return call
 
 
@@ -256,27 +308,19 @@ def end_call(call: list[Any], exception: BaseException | None = None) -> None:
     call[C_END] = perf_counter_ns()
     if exception is not None:
         call[C_EXCEPTION] = exception
-    if observers:
-        _notify("call_finished", call)
+    if on_call_finished:
+        for handler in on_call_finished:
+            try:
+                handler(call)
+            except Exception:  # noqa: BLE001
+                _observer_failed(handler)
 
 
-_view_of: Any = None
-
-
-def _notify(event: str, record: list[Any]) -> None:
-    """Call ``event`` on every observer; an observer's failure is only logged."""
-    global _view_of
-    if _view_of is None:
-        # Imported on first use: signaltrace.observers imports this module.
-        from signaltrace.observers import view_of
-
-        _view_of = view_of
-    view = _view_of(record, is_dispatch=event.startswith("dispatch"))
-    for observer in list(observers):
-        try:
-            getattr(observer, event)(view)
-        except Exception:  # noqa: BLE001 - an observer must not break a dispatch
-            report_internal_error(f"{type(observer).__name__}.{event}")
+def _observer_failed(handler: Any) -> None:
+    """Log an observer's exception as ``ObserverClass.event``."""
+    method = getattr(handler, "observer_method", handler)
+    owner = getattr(method, "__self__", method)
+    report_internal_error(f"{type(owner).__name__}.{getattr(method, '__name__', '?')}")
 
 
 def record_empty_dispatch(signal: Signal, sender: Any, named: dict[str, Any], method: str) -> None:

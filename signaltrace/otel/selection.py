@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from signaltrace import conf
 from signaltrace.conf import get_config
 
 if TYPE_CHECKING:
@@ -61,7 +62,7 @@ class Selection:
     threads may race on an accumulator; that only shifts which dispatch is kept.
     """
 
-    __slots__ = ("_credit", "allowed", "config", "denied", "rates", "record_kwargs")
+    __slots__ = ("_credit", "allowed", "config", "denied", "filters", "rates", "record_kwargs")
 
     def __init__(self, config: dict[str, Any]) -> None:
         self.config = config
@@ -70,6 +71,9 @@ class Selection:
         self.denied = _signals(config.get("OTEL_SIGNALS_DENY"))
         self.rates = _rates(config.get("OTEL_SAMPLE_RATES"))
         self.record_kwargs = config.get("OTEL_RECORD_KWARGS") is True
+        #: Whether any rule applies at all: without one, every dispatch gets spans
+        #: and :meth:`wants` need not be asked.
+        self.filters = self.allowed is not None or bool(self.denied) or bool(self.rates)
         self._credit: dict[Signal, float] = {}
 
     def wants(self, signal: Signal) -> bool:
@@ -90,13 +94,24 @@ class Selection:
 
 
 _current: Selection | None = None
+# The conf generation _current was checked against, or -1 while settings are not
+# configured (then the defaults are in force and the check is made every time).
+_checked_generation = -1
 
 
 def current_selection() -> Selection:
-    """The rules for the settings in force now (rebuilt only when they change)."""
-    global _current
-    config = get_config()
+    """The rules for the settings in force now (rebuilt only when they change).
+
+    Called once per dispatch: when the config has not been reset since the last
+    call, this is two comparisons.
+    """
+    global _current, _checked_generation
     selection = _current
+    if selection is not None and _checked_generation == conf.generation:
+        return selection
+    generation = conf.generation
+    config = get_config()
     if selection is None or selection.config is not config:
         selection = _current = Selection(config)
+    _checked_generation = generation if conf._settings_configured() else -1
     return selection

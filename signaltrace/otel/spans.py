@@ -3,13 +3,21 @@
 :class:`SpanObserver` is a :class:`signaltrace.observers.DispatchObserver`: the
 core tells it when a dispatch (with live receivers, of a signal not ignored) and
 each of its receiver calls start and finish, and it opens and closes one span for
-each. The spans live in the records' ``state`` scratch dicts, so nesting comes
-from the core's own records, not from a second mechanism.
+each. The spans live in the records' scratch dicts, so nesting comes from the
+core's own records, not from a second mechanism.
+
+This runs for every dispatch of a traced application, so it reads the raw records
+(``receives_records``) rather than views, and computes what is the same for every
+dispatch of a signal, or every call of a receiver, once: span names, names of
+signals and senders, the receiver attributes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import weakref
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -17,16 +25,40 @@ from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 
-from signaltrace.observers import DispatchObserver, LiveCall, LiveDispatch
+from signaltrace import conf
+from signaltrace.naming import _signal_names, dispatch_uids, sender_name, signal_name
+from signaltrace.observers import ROBUST_METHODS, DispatchObserver
+from signaltrace.otel import selection as rules
 from signaltrace.otel.selection import current_selection
+from signaltrace.recording import (
+    C_DISPATCH,
+    C_EXCEPTION,
+    C_FUNCTION_ID,
+    C_INFO,
+    C_IS_ASYNC,
+    C_OBSERVED,
+    D_DEPTH,
+    D_KWARGS,
+    D_LOOP,
+    D_METHOD,
+    D_OBSERVED,
+    D_PARENT_CALL,
+    D_RECEIVER_COUNT,
+    D_SENDER,
+    D_SENDER_IS_WEAK,
+    D_SIGNAL,
+)
+from signaltrace.rendering import render_kwargs
 
 # Keys of the scratch dicts; objects, so they cannot clash with other observers'.
+# A dispatch's (span, context of its receivers, dispatch_uid map); a receiver call's
+# (span, token of the context attached while it runs, or None when async).
 _SPAN = object()
-_CONTEXT = object()
-_TOKEN = object()
 _ERROR = object()
 
 LOOP_ERROR_TYPE = "signaltrace.errors.SignalLoopError"
+_INTERNAL = SpanKind.INTERNAL
+_MAX_CACHED = 4096
 
 
 def error_type(exception: BaseException) -> str:
@@ -41,7 +73,85 @@ def _mark_error(span: Span, exception: BaseException) -> None:
     span.set_attribute("error.type", error_type(exception))
 
 
-def _parent_context(call: LiveCall) -> Context | None:
+class _SignalFacts:
+    """What every traced dispatch of one signal shares: names, and the dispatch_uid map."""
+
+    __slots__ = ("name", "receivers", "ref", "span_names", "uids")
+
+    def __init__(self, signal: Any) -> None:
+        self.name = signal_name(signal)
+        self.span_names = {method: f"{method} {self.name}" for method in _METHODS}
+        self.ref = weakref.ref(signal)
+        self.receivers: list[Any] = []
+        self.uids: dict[int, Any] = {}
+        self.refresh_uids(signal)
+
+    def refresh_uids(self, signal: Any) -> None:
+        """Take the signal's receivers as they are now (the cache keeps their entries)."""
+        self.receivers = list(signal.receivers)
+        self.uids = dispatch_uids(signal)
+
+
+_METHODS = ("send", "send_robust", "asend", "asend_robust")
+
+# id(signal) -> its facts; the id is validated by the facts' weak reference, and the
+# entry dropped when the signal dies. A signal not held by any module attribute is
+# named by its id and not cached: it may be named later.
+_signal_facts: dict[int, _SignalFacts] = {}
+
+# id(sender class) -> (weak reference, name): senders are mostly model classes.
+_sender_names: dict[int, tuple[Any, str]] = {}
+
+
+def _facts_of(signal: Any) -> _SignalFacts:
+    facts = _SignalFacts(signal)
+    if _signal_names.get(signal) == facts.name:
+        key = id(signal)
+        facts.ref = weakref.ref(signal, lambda _ref, key=key: _signal_facts.pop(key, None))
+        _signal_facts[key] = facts
+    return facts
+
+
+def _name_of_sender(sender: Any) -> str:
+    name = sender_name(sender)
+    if isinstance(sender, type):
+        if len(_sender_names) >= _MAX_CACHED:
+            _sender_names.clear()
+        key = id(sender)
+        _sender_names[key] = (weakref.ref(sender, lambda _ref, key=key: _sender_names.pop(key, None)), name)
+    return name
+
+
+# (receiver info, is_async, dispatch_uid) -> (span name, attributes): the same for
+# every call of a receiver, so built once. The SDK copies attributes into the span
+# (and a sampler only reads them), so one read-only mapping serves every span.
+_receiver_fields: dict[tuple[Any, ...], tuple[str, Mapping[str, Any]]] = {}
+
+
+def _receiver_span_fields(
+    info: tuple[str, str, int], is_async: bool, dispatch_uid: Any
+) -> tuple[str, Mapping[str, Any]]:
+    """The name and attributes of a receiver's span."""
+    receiver_name, file, line = info
+    attributes: dict[str, Any] = {
+        "code.function.name": receiver_name,
+        "signaltrace.receiver.is_async": is_async,
+    }
+    if file:
+        attributes["code.file.path"] = file
+        attributes["code.line.number"] = line
+    if dispatch_uid is not None:
+        attributes["signaltrace.dispatch_uid"] = str(dispatch_uid)
+    if len(_receiver_fields) >= _MAX_CACHED:
+        _receiver_fields.clear()
+    fields = _receiver_fields[(info, is_async, dispatch_uid)] = (
+        f"receiver {receiver_name}",
+        MappingProxyType(attributes),
+    )
+    return fields
+
+
+def _parent_context(call: list[Any]) -> Context | None:
     """The context to open a dispatch sent from inside ``call`` in (None: the current one).
 
     A sync receiver's span is current while it runs, so the current span is that
@@ -51,10 +161,12 @@ def _parent_context(call: LiveCall) -> Context | None:
     with its siblings and holds the span from before ``asend``) does the receiver
     span from the records take over.
     """
-    receiver_span = call.state.get(_SPAN)
-    if receiver_span is None:
+    state = call[C_OBSERVED]
+    entry = None if state is None else state.get(_SPAN)
+    if entry is None:
         return None
-    if not call.is_async:
+    receiver_span = entry[0]
+    if not call[C_IS_ASYNC]:
         current = trace.get_current_span().get_span_context()
         if current.is_valid and current.trace_id == receiver_span.get_span_context().trace_id:
             return None
@@ -65,7 +177,7 @@ class SpanObserver(DispatchObserver):
     """One ``INTERNAL`` span per dispatch, with a child span per receiver call.
 
     Parents: a dispatch sent from inside a receiver is a child of that receiver's
-    span (``dispatch.parent.state``), or of a span opened inside it (see
+    span (kept in the parent call's record), or of a span opened inside it (see
     :func:`_parent_context`); any other dispatch is a child of the current
     OpenTelemetry context, e.g. the request span of
     ``opentelemetry-instrumentation-django``. Receiver spans are children of their
@@ -87,50 +199,79 @@ class SpanObserver(DispatchObserver):
     receiver nest under the span current when ``asend`` was awaited.
     """
 
+    receives_records = True
+
     def __init__(self, tracer: Tracer) -> None:
         self.tracer = tracer
 
+    @property
+    def needs_kwargs(self) -> bool:  # type: ignore[override]
+        """Kwargs are snapshotted for spans only when ``OTEL_RECORD_KWARGS`` is on."""
+        selection = rules._current
+        if selection is None or rules._checked_generation != conf.generation:
+            selection = current_selection()
+        return selection.record_kwargs
+
     # ------------------------------------------------------------------ dispatches
 
-    def dispatch_started(self, dispatch: LiveDispatch) -> None:
+    def dispatch_started(self, dispatch: list[Any]) -> None:  # type: ignore[override]
         """Open the dispatch span unless the selection rules skip this signal."""
-        selection = current_selection()
-        signal = dispatch.signal
-        if not selection.wants(signal):
+        selection = rules._current  # current_selection(), its fast path inlined
+        if selection is None or rules._checked_generation != conf.generation:
+            selection = current_selection()
+        signal = dispatch[D_SIGNAL]
+        if selection.filters and not selection.wants(signal):
             return
-        parent_call = dispatch.parent
+        parent_call = dispatch[D_PARENT_CALL]
         parent_context = None if parent_call is None else _parent_context(parent_call)
-        name = dispatch.signal_name
+        facts = _signal_facts.get(id(signal))
+        if facts is None or facts.ref() is not signal:
+            facts = _facts_of(signal)
+        elif facts.receivers != signal.receivers:  # identity first: about a pointer test each
+            facts.refresh_uids(signal)
+        sender = dispatch[D_SENDER]
+        if sender is None:
+            sender_label = "None"
+        else:
+            if dispatch[D_SENDER_IS_WEAK]:
+                sender = sender()
+            known = _sender_names.get(id(sender))
+            sender_label = known[1] if known is not None and known[0]() is sender else _name_of_sender(sender)
+        method = dispatch[D_METHOD]
         attributes: dict[str, Any] = {
-            "signaltrace.signal": name,
-            "signaltrace.sender": dispatch.sender_name,
-            "signaltrace.method": dispatch.method,
-            "signaltrace.depth": dispatch.depth,
-            "signaltrace.receiver_count": dispatch.receiver_count,
+            "signaltrace.signal": facts.name,
+            "signaltrace.sender": sender_label,
+            "signaltrace.method": method,
+            "signaltrace.depth": dispatch[D_DEPTH],
+            "signaltrace.receiver_count": dispatch[D_RECEIVER_COUNT],
         }
         if selection.record_kwargs:
-            for key, value in dispatch.kwargs.items():
+            for key, value in render_kwargs(dispatch[D_KWARGS]).items():
                 attributes[f"signaltrace.kwargs.{key}"] = value
         span = self.tracer.start_span(
-            f"{dispatch.method} {name}",
+            facts.span_names.get(method) or f"{method} {facts.name}",
             context=parent_context,
-            kind=SpanKind.INTERNAL,
+            kind=_INTERNAL,
             attributes=attributes,
         )
-        state = dispatch.state
-        state[_SPAN] = span
-        # The context every receiver span starts in, made once per dispatch.
-        state[_CONTEXT] = trace.set_span_in_context(span)
+        # The context every receiver span starts in, made once per dispatch; and the
+        # signal's dispatch_uid map.
+        entry = (span, trace.set_span_in_context(span), facts.uids)
+        state = dispatch[D_OBSERVED]
+        if state is None:
+            dispatch[D_OBSERVED] = {_SPAN: entry}
+        else:
+            state[_SPAN] = entry
 
-    def dispatch_finished(self, dispatch: LiveDispatch) -> None:
+    def dispatch_finished(self, dispatch: list[Any]) -> None:  # type: ignore[override]
         """Close the dispatch span; ERROR only if an exception left the dispatch."""
-        state = dispatch.state
-        span = state.pop(_SPAN, None)
-        if span is None:
+        state = dispatch[D_OBSERVED]
+        entry = None if state is None else state.pop(_SPAN, None)
+        if entry is None:
             return
-        del state[_CONTEXT]
-        error = state.pop(_ERROR, None)
-        loop = dispatch.loop
+        span = entry[0]
+        error = state.pop(_ERROR, None) if state else None
+        loop = dispatch[D_LOOP]
         if loop is not None:
             # This dispatch re-entered a dispatch in progress and was stopped before
             # any receiver ran: the SignalLoopError is raised from here.
@@ -150,61 +291,55 @@ class SpanObserver(DispatchObserver):
 
     # ------------------------------------------------------------------ receivers
 
-    def call_started(self, call: LiveCall) -> None:
+    def call_started(self, call: list[Any]) -> None:  # type: ignore[override]
         """Open the receiver span under its dispatch span; make it current if sync."""
-        dispatch_context = call.dispatch.state.get(_CONTEXT)
-        if dispatch_context is None:
+        dispatch_state = call[C_DISPATCH][D_OBSERVED]
+        dispatch_entry = None if dispatch_state is None else dispatch_state.get(_SPAN)
+        if dispatch_entry is None:
             return
-        receiver_name = call.receiver_name
-        is_async = call.is_async
-        attributes: dict[str, Any] = {
-            "code.function.name": receiver_name,
-            "signaltrace.receiver.is_async": is_async,
-        }
-        if call.file:
-            attributes["code.file.path"] = call.file
-            attributes["code.line.number"] = call.line
-        dispatch_uid = call.dispatch_uid
-        if dispatch_uid is not None:
-            attributes["signaltrace.dispatch_uid"] = str(dispatch_uid)
+        is_async = call[C_IS_ASYNC]
+        uids = dispatch_entry[2]
+        uid = uids.get(call[C_FUNCTION_ID]) if uids else None
+        fields = _receiver_fields.get((call[C_INFO], is_async, uid))
+        if fields is None:
+            fields = _receiver_span_fields(call[C_INFO], is_async, uid)
         span = self.tracer.start_span(
-            f"receiver {receiver_name}",
-            context=dispatch_context,
-            kind=SpanKind.INTERNAL,
-            attributes=attributes,
+            fields[0], context=dispatch_entry[1], kind=_INTERNAL, attributes=fields[1]
         )
-        state = call.state
-        state[_SPAN] = span
-        if not is_async:
-            state[_TOKEN] = otel_context.attach(trace.set_span_in_context(span))
+        entry = (span, None if is_async else otel_context.attach(trace.set_span_in_context(span)))
+        state = call[C_OBSERVED]
+        if state is None:
+            call[C_OBSERVED] = {_SPAN: entry}
+        else:
+            state[_SPAN] = entry
 
-    def call_finished(self, call: LiveCall) -> None:
+    def call_finished(self, call: list[Any]) -> None:  # type: ignore[override]
         """Close the receiver span, with status ERROR and the exception if it raised."""
-        state = call.state
-        span = state.pop(_SPAN, None)
-        if span is None:
+        state = call[C_OBSERVED]
+        entry = None if state is None else state.pop(_SPAN, None)
+        if entry is None:
             return
-        token = state.pop(_TOKEN, None)
+        span, token = entry
         if token is not None:
             otel_context.detach(token)
-        exception = call.exception
+        exception = call[C_EXCEPTION]
         if exception is not None:
             span.record_exception(exception)
             _mark_error(span, exception)
-            if call.swallowed:
+            if isinstance(exception, Exception) and call[C_DISPATCH][D_METHOD] in ROBUST_METHODS:
                 span.set_attribute("signaltrace.swallowed", True)
             else:
                 self._note_escaping_error(call, exception)
         span.end()
 
     @staticmethod
-    def _note_escaping_error(call: LiveCall, exception: BaseException) -> None:
+    def _note_escaping_error(call: list[Any], exception: BaseException) -> None:
         """Remember the exception that leaves the dispatch, for its span's status.
 
         The first one wins, except over a cancellation: on Django 6.1 a failing
         async receiver cancels its siblings, whose ``CancelledError`` may come after.
         """
-        dispatch_state = call.dispatch.state
+        dispatch_state = call[C_DISPATCH][D_OBSERVED]
         first = dispatch_state.get(_ERROR)
         if first is None or isinstance(first, asyncio.CancelledError):
             dispatch_state[_ERROR] = exception
