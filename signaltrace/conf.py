@@ -84,11 +84,6 @@ def _configured_config() -> dict[str, Any]:
     return config
 
 
-#: Bumped whenever the cached config is dropped, so caches built from it elsewhere
-#: (the OpenTelemetry selection rules) can tell they are stale with one comparison.
-generation = 0
-
-
 def reset_config(*, setting: str = "", **kwargs: Any) -> None:
     """``setting_changed`` receiver: forget cached settings when they change."""
     global generation, ignored_now
@@ -115,6 +110,11 @@ def is_enabled() -> bool:
 
 _configured = False
 
+#: Bumped whenever the config in force may change (settings configured, or reset on
+#: ``setting_changed``), so caches built from it elsewhere (the observers' kwargs
+#: needs, the OpenTelemetry selection rules) can tell they are stale with one comparison.
+generation = 0
+
 
 def _settings_configured() -> bool:
     """Whether Django's settings are configured; remembered once they are.
@@ -122,12 +122,14 @@ def _settings_configured() -> bool:
     Called on every dispatch: ``settings.configured`` goes through ``LazySettings``
     and an import, which costs more than the rest of the settings lookup.
     """
-    global _configured
+    global _configured, generation
     if _configured:
         return True
     from django.conf import settings
 
     _configured = settings.configured
+    if _configured:
+        generation += 1  # the defaults used until now give way to the settings
     return _configured
 
 

@@ -220,7 +220,8 @@ class DispatchObserver:
     read: otherwise kwargs are not snapshotted for dispatches nothing records.
     """
 
-    #: Whether this observer reads ``dispatch.kwargs`` (read once per dispatch).
+    #: Whether this observer reads ``dispatch.kwargs``. Read when observers are
+    #: added or removed and when Django's settings change, not per dispatch.
     needs_kwargs: bool = False
 
     #: Internal, for signaltrace's own observers on hot paths: when True, the

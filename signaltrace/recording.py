@@ -120,10 +120,33 @@ on_dispatch_finished: tuple[Any, ...] = ()
 kwargs_observers: tuple[Any, ...] = ()
 
 
+# Whether an observer needs kwargs, decided again when observers change and when the
+# config may have (its generation), never per dispatch.
+_kwargs_wanted = False
+_kwargs_generation = -1
+
+
+def _decide_kwargs() -> None:
+    global _kwargs_wanted, _kwargs_generation
+    generation = conf.generation
+    wanted = False
+    for observer in kwargs_observers:
+        try:
+            wanted = bool(observer.needs_kwargs)
+        except Exception:  # noqa: BLE001 - an observer must not break a dispatch
+            report_internal_error(f"{type(observer).__name__}.needs_kwargs")
+            wanted = True
+        if wanted:
+            break
+    _kwargs_wanted, _kwargs_generation = wanted, generation
+
+
 def set_observer_handlers(handlers: dict[str, tuple[Any, ...]], needing_kwargs: tuple[Any, ...]) -> None:
     """Called by :mod:`signaltrace.observers` after ``observers`` changed."""
     global on_dispatch_started, on_call_started, on_call_finished, on_dispatch_finished, kwargs_observers
+    global _kwargs_generation
     kwargs_observers = needing_kwargs
+    _kwargs_generation = -1
     on_dispatch_started = handlers["dispatch_started"]
     on_call_started = handlers["call_started"]
     on_call_finished = handlers["call_finished"]
@@ -210,11 +233,10 @@ def begin_dispatch(
         if named:
             if not keeping:
                 # Only observers see this dispatch: snapshot kwargs only if one reads them.
-                kwargs = _UNRECORDED_KWARGS
-                for observer in kwargs_observers:
-                    if observer.needs_kwargs:
-                        kwargs = None
-                        break
+                if _kwargs_generation != conf.generation:
+                    _decide_kwargs()
+                if not _kwargs_wanted:
+                    kwargs = _UNRECORDED_KWARGS
             if kwargs is not _UNRECORDED_KWARGS:
                 kwargs = snapshot_kwargs(named, sensitive or sensitive_pattern(), repr_objects)
         # How the record holds the sender: weakly when possible, never keeping it alive.

@@ -118,6 +118,31 @@ def test_dispatch_and_receiver_spans(spans, connect):
     assert dispatch.start_time <= receiver.start_time <= receiver.end_time <= dispatch.end_time
 
 
+def test_spans_follow_reconnected_receivers_and_renamed_senders(spans, connect):
+    connect(done, on_done, dispatch_uid="first")
+    done.send(sender=Item)
+    done.disconnect(dispatch_uid="first")
+    connect(done, on_done, dispatch_uid="second")
+    done.send(sender=Ping)
+    done.send(sender=Item(pk=1))  # an instance: named by its type, never by its repr
+    receivers = spans.named("receiver tests.test_otel.on_done")
+    uids = [span.attributes["signaltrace.dispatch_uid"] for span in receivers]
+    assert uids == ["first", "second", "second"]
+    senders = [span.attributes["signaltrace.sender"] for span in spans.named("send tests.test_otel.done")]
+    assert senders == ["testapp.Item", "testapp.Ping", "<tests.testapp.models.Item object>"]
+
+
+def test_record_kwargs_follows_settings_without_recording(spans, connect):
+    connect(done, on_done)
+    done.send(sender=None, order=1)
+    with override_settings(SIGNALTRACE={"OTEL_RECORD_KWARGS": True}):
+        done.send(sender=None, order=2)
+    done.send(sender=None, order=3)
+    dispatches = spans.named("send tests.test_otel.done")
+    kwargs = [span.attributes.get("signaltrace.kwargs.order") for span in dispatches]
+    assert kwargs == [None, "2", None]
+
+
 def test_no_spans_without_live_receivers(spans, connect):
     done.send(sender=Item)
     connect(done, on_done, sender=Ping)

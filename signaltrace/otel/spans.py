@@ -207,10 +207,7 @@ class SpanObserver(DispatchObserver):
     @property
     def needs_kwargs(self) -> bool:  # type: ignore[override]
         """Kwargs are snapshotted for spans only when ``OTEL_RECORD_KWARGS`` is on."""
-        selection = rules._current
-        if selection is None or rules._checked_generation != conf.generation:
-            selection = current_selection()
-        return selection.record_kwargs
+        return current_selection().record_kwargs
 
     # ------------------------------------------------------------------ dispatches
 

@@ -1,8 +1,9 @@
 """Run Django's own ``dispatch`` and ``signals`` test suites under signaltrace.
 
 Downloads the source distribution of the Django version installed in this
-environment (it contains Django's test suite), then runs the suites with
-``sitecustomize.py`` installing signaltrace and recording for the whole run.
+environment (it contains Django's test suite), then runs the suites twice with
+``sitecustomize.py`` installing signaltrace: recording for the whole run, then
+making OpenTelemetry spans for every dispatch (the observers' path).
 
 Usage: python tests/django_suite/run.py [test labels...]
 """
@@ -54,13 +55,19 @@ def django_tests_dir() -> Path:
     return target / "tests"
 
 
-def main() -> int:
-    labels = sys.argv[1:] or DEFAULT_LABELS
-    tests_dir = django_tests_dir()
+MODES = {
+    # mode -> (environment variable set for sitecustomize, line proving it was active)
+    "recording": ("SIGNALTRACE_SUITE_RECORD", "signaltrace: installed=True"),
+    "opentelemetry spans": ("SIGNALTRACE_SUITE_OTEL", "signaltrace: instrumented=True"),
+}
+
+
+def run_suite(tests_dir: Path, labels: list[str], mode: str) -> int:
+    variable, proof = MODES[mode]
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(HERE), str(tests_dir)])
-    env["SIGNALTRACE_SUITE_RECORD"] = "1"
-    print(f"Django {django.get_version()}: running {' '.join(labels)} with signaltrace recording", flush=True)
+    env[variable] = "1"
+    print(f"Django {django.get_version()}: running {' '.join(labels)} with signaltrace {mode}", flush=True)
     result = subprocess.run(
         [sys.executable, "runtests.py", *labels, "--parallel", "1", "-v", "1"],
         cwd=tests_dir,
@@ -70,10 +77,20 @@ def main() -> int:
     )
     sys.stdout.write(result.stdout)
     sys.stderr.write(result.stderr)
-    if result.returncode == 0 and "signaltrace: installed=True" not in result.stdout:
-        print("signaltrace was not active during Django's suite", file=sys.stderr)
+    if result.returncode == 0 and proof not in result.stdout:
+        print(f"signaltrace ({mode}) was not active during Django's suite", file=sys.stderr)
         return 1
     return result.returncode
+
+
+def main() -> int:
+    labels = sys.argv[1:] or DEFAULT_LABELS
+    tests_dir = django_tests_dir()
+    for mode in MODES:
+        returncode = run_suite(tests_dir, labels, mode)
+        if returncode:
+            return returncode
+    return 0
 
 
 if __name__ == "__main__":

@@ -1,9 +1,13 @@
 """Loaded by Python at startup when this folder is on PYTHONPATH.
 
-Installs signaltrace and records for the whole process before Django's own test
-suite starts, so every dispatch of Django's tests goes through the hooks. The
-trace's cap is raised so recording stays on for the whole run; at exit the number
-of recorded dispatches is printed, proving the hooks were really in the path.
+Installs signaltrace before Django's own test suite starts, so every dispatch of
+Django's tests goes through the hooks, in one of two modes:
+
+* ``SIGNALTRACE_SUITE_RECORD=1``: records for the whole process. The trace's cap
+  is raised so recording stays on for the whole run; at exit the number of
+  recorded dispatches is printed, proving the hooks were really in the path.
+* ``SIGNALTRACE_SUITE_OTEL=1``: nothing records, the OpenTelemetry instrumentor
+  makes spans (the observers' path); at exit the number of spans is printed.
 """
 
 import atexit
@@ -25,3 +29,27 @@ if os.environ.get("SIGNALTRACE_SUITE_RECORD") == "1":
         )
 
     atexit.register(_report)
+
+if os.environ.get("SIGNALTRACE_SUITE_OTEL") == "1":
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
+
+    from signaltrace.otel import SignalInstrumentor
+
+    class _CountingExporter(SpanExporter):
+        def __init__(self) -> None:
+            self.count = 0
+
+        def export(self, spans):  # type: ignore[no-untyped-def]
+            self.count += len(spans)
+            return SpanExportResult.SUCCESS
+
+    _exporter = _CountingExporter()
+    _provider = TracerProvider()
+    _provider.add_span_processor(SimpleSpanProcessor(_exporter))
+    SignalInstrumentor().instrument(tracer_provider=_provider)
+
+    def _report_spans() -> None:
+        print(f"signaltrace: instrumented=True spans={_exporter.count}")
+
+    atexit.register(_report_spans)

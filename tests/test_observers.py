@@ -1,0 +1,180 @@
+"""signaltrace.observers: what observers are told, and what the core skips for them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.dispatch import Signal
+
+import signaltrace
+from signaltrace import recording
+from signaltrace.observers import DispatchObserver, LiveCall, LiveDispatch, add_observer, remove_observer
+from tests.testapp.models import Item
+
+pinged = Signal()
+
+
+def on_ping(sender, **kwargs):
+    return "pong"
+
+
+def on_ping_too(sender, **kwargs):
+    return "pong too"
+
+
+class Collector(DispatchObserver):
+    """Keeps what every event showed, read while the event runs."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, Any]] = []
+
+    def dispatch_started(self, dispatch: LiveDispatch) -> None:
+        seen = (dispatch.signal_name, dispatch.sender_name, dispatch.kwargs)
+        self.events.append(("dispatch_started", seen))
+
+    def call_started(self, call: LiveCall) -> None:
+        self.events.append(("call_started", (call.receiver_name, call.dispatch_uid)))
+
+    def call_finished(self, call: LiveCall) -> None:
+        self.events.append(("call_finished", call.receiver_name))
+
+    def dispatch_finished(self, dispatch: LiveDispatch) -> None:
+        self.events.append(("dispatch_finished", dispatch.receiver_count))
+
+
+class KwargsCollector(Collector):
+    needs_kwargs = True
+
+
+@pytest.fixture
+def observe() -> Iterator:
+    added: list[DispatchObserver] = []
+
+    def observe(observer: DispatchObserver) -> DispatchObserver:
+        add_observer(observer)
+        added.append(observer)
+        return observer
+
+    yield observe
+    for observer in added:
+        remove_observer(observer)
+
+
+@pytest.fixture
+def connect() -> Iterator:
+    connected = []
+
+    def connect(receiver, **kwargs):
+        pinged.connect(receiver, weak=False, **kwargs)
+        connected.append((receiver, kwargs.get("dispatch_uid")))
+
+    yield connect
+    for receiver, uid in connected:
+        pinged.disconnect(receiver, dispatch_uid=uid)
+
+
+def test_observers_hear_every_event_in_order(observe, connect):
+    collector = observe(Collector())
+    connect(on_ping, dispatch_uid="tests.ping")
+    assert pinged.send(sender=Item) == [(on_ping, "pong")]
+    assert collector.events == [
+        ("dispatch_started", ("tests.test_observers.pinged", "testapp.Item", {})),
+        ("call_started", ("tests.test_observers.on_ping", "tests.ping")),
+        ("call_finished", "tests.test_observers.on_ping"),
+        ("dispatch_finished", 1),
+    ]
+
+
+def test_only_overridden_methods_are_called(observe):
+    class OnlyFinished(DispatchObserver):
+        def call_finished(self, call: LiveCall) -> None:
+            pass
+
+    observer = observe(OnlyFinished())
+    assert recording.on_dispatch_started == ()
+    assert recording.on_call_started == ()
+    assert recording.on_dispatch_finished == ()
+    assert len(recording.on_call_finished) == 1
+    remove_observer(observer)
+    assert recording.on_call_finished == ()
+
+
+def test_kwargs_are_not_snapshotted_for_observers_that_do_not_read_them(observe, connect):
+    collector = observe(Collector())
+    connect(on_ping)
+    pinged.send(sender=None, order=7)
+    assert collector.events[0] == ("dispatch_started", ("tests.test_observers.pinged", "None", {}))
+    with signaltrace.record() as trace:
+        pinged.send(sender=None, order=8)
+    # Recorded: the record has its kwargs, and every observer sees them.
+    assert collector.events[4][1] == ("tests.test_observers.pinged", "None", {"order": "8"})
+    assert trace.dispatches[0].kwargs == {"order": "8"}
+
+
+@pytest.mark.parametrize("how", ["class attribute", "instance attribute"])
+def test_observers_that_need_kwargs_get_them_redacted(observe, connect, how):
+    if how == "class attribute":
+        collector = observe(KwargsCollector())
+    else:
+        collector = Collector()
+        collector.needs_kwargs = True
+        observe(collector)
+    connect(on_ping)
+    pinged.send(sender=None, order=7, password="hunter2")
+    assert collector.events[0][1][2] == {"order": "7", "password": "********************"}
+
+
+def test_dispatch_uid_follows_the_receivers_connected_now(observe, connect):
+    collector = observe(Collector())
+    connect(on_ping, dispatch_uid="first")
+    connect(on_ping_too)
+    pinged.send(sender=None)
+    pinged.disconnect(dispatch_uid="first")
+    connect(on_ping, dispatch_uid="second")
+    pinged.send(sender=None)
+    calls = [event[1] for event in collector.events if event[0] == "call_started"]
+    assert calls == [
+        ("tests.test_observers.on_ping", "first"),
+        ("tests.test_observers.on_ping_too", None),
+        ("tests.test_observers.on_ping_too", None),
+        ("tests.test_observers.on_ping", "second"),
+    ]
+
+
+def test_record_observers_get_the_raw_records(observe, connect):
+    class Raw(DispatchObserver):
+        receives_records = True
+
+        def __init__(self) -> None:
+            self.seen: list[tuple[str, Any]] = []
+
+        def dispatch_started(self, dispatch: Any) -> None:
+            self.seen.append(("dispatch", dispatch[recording.D_SIGNAL]))
+
+        def call_finished(self, call: Any) -> None:
+            self.seen.append(("call", call[recording.C_INFO][0]))
+
+    raw = observe(Raw())
+    connect(on_ping)
+    pinged.send(sender=None)
+    assert raw.seen == [("dispatch", pinged), ("call", "tests.test_observers.on_ping")]
+
+
+def test_a_failing_observer_is_logged_and_the_others_still_run(observe, connect, caplog):
+    class Failing(DispatchObserver):
+        def call_started(self, call: LiveCall) -> None:
+            raise RuntimeError("observer broke")
+
+    observe(Failing())
+    collector = observe(Collector())
+    connect(on_ping)
+    assert pinged.send(sender=None) == [(on_ping, "pong")]
+    assert "Failing.call_started" in caplog.text
+    assert [event[0] for event in collector.events] == [
+        "dispatch_started",
+        "call_started",
+        "call_finished",
+        "dispatch_finished",
+    ]
