@@ -146,12 +146,17 @@ def render_mermaid(signal_map: SignalMap, trace_name: str | None = None) -> str:
             f'  {node}{"([" if key.startswith("s:") else "["}"{text}"{"])" if key.startswith("s:") else "]"}'
         )
     observed = _observed_edges(signal_map)
-    static = {(f"s:{c.signal}|{c.sender}", f"r:{c.receiver}") for c in signal_map.connections}
-    for source, target in sorted(static - set(observed)):
+    for source, target in _unobserved_static_edges(signal_map, observed):
         lines.append(f"  {ids[source]} --> {ids[target]}")
     for (source, target), label in sorted(observed.items()):
         lines.append(f'  {ids[source]} -.->|"{_mermaid_text(label)}"| {ids[target]}')
     return "\n".join(lines) + "\n"
+
+
+def _unobserved_static_edges(signal_map: SignalMap, observed: dict[tuple[str, str], str]) -> list[tuple[str, str]]:
+    """Connected (signal, sender) -> receiver edges that the trace did not also observe, sorted."""
+    static = {(f"s:{c.signal}|{c.sender}", f"r:{c.receiver}") for c in signal_map.connections}
+    return sorted(static - set(observed))
 
 
 def _dot_text(text: str) -> str:
@@ -168,8 +173,7 @@ def render_dot(signal_map: SignalMap, trace_name: str | None = None) -> str:
         shape = "ellipse" if key.startswith("s:") else "box"
         lines.append(f'  {node} [label="{label}", shape={shape}];')
     observed = _observed_edges(signal_map)
-    static = {(f"s:{c.signal}|{c.sender}", f"r:{c.receiver}") for c in signal_map.connections}
-    for source, target in sorted(static - set(observed)):
+    for source, target in _unobserved_static_edges(signal_map, observed):
         lines.append(f"  {ids[source]} -> {ids[target]};")
     for (source, target), label in sorted(observed.items()):
         lines.append(f'  {ids[source]} -> {ids[target]} [style=dashed, label="{_dot_text(label)}"];')
