@@ -153,7 +153,9 @@ def render_mermaid(signal_map: SignalMap, trace_name: str | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _unobserved_static_edges(signal_map: SignalMap, observed: dict[tuple[str, str], str]) -> list[tuple[str, str]]:
+def _unobserved_static_edges(
+    signal_map: SignalMap, observed: dict[tuple[str, str], str]
+) -> list[tuple[str, str]]:
     """Connected (signal, sender) -> receiver edges that the trace did not also observe, sorted."""
     static = {(f"s:{c.signal}|{c.sender}", f"r:{c.receiver}") for c in signal_map.connections}
     return sorted(static - set(observed))
