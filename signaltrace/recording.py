@@ -66,7 +66,8 @@ F_SIGNAL, F_SENDER, F_INSTANCE, F_PARENT, F_RECEIVER, F_CALL = range(6)
     D_LOOP,
     D_RECEIVER_COUNT,
     D_OBSERVED,  # observers' scratch dict (LiveDispatch.state), made on first use
-) = range(14)
+    D_SPAN,  # the span observer's own slot (signaltrace.otel.spans): a dict costs it too much
+) = range(15)
 
 # Receiver call record fields.
 (
@@ -79,7 +80,8 @@ F_SIGNAL, F_SENDER, F_INSTANCE, F_PARENT, F_RECEIVER, F_CALL = range(6)
     C_CHILDREN,
     C_DISPATCH,
     C_OBSERVED,  # observers' scratch dict (LiveCall.state), made on first use
-) = range(9)
+    C_SPAN,  # the span observer's own slot, as D_SPAN
+) = range(10)
 
 active_recorders: ContextVar[tuple[Recorder, ...] | None] = ContextVar("signaltrace_recorders", default=None)
 frame_cell: ContextVar[list[Any] | None] = ContextVar("signaltrace_frame_cell", default=None)
@@ -264,6 +266,7 @@ def begin_dispatch(
             None,
             receiver_count,
             None,
+            None,
         ]
         if parent_call is not None:
             parent_call[C_CHILDREN].append(record)
@@ -313,6 +316,7 @@ def begin_call(dispatch: list[Any], receiver: Any, is_async: bool) -> list[Any]:
         None,
         [],
         dispatch,
+        None,
         None,
     ]
     dispatch[D_CALLS].append(call)

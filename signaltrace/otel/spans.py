@@ -3,8 +3,10 @@
 :class:`SpanObserver` is a :class:`signaltrace.observers.DispatchObserver`: the
 core tells it when a dispatch (with live receivers, of a signal not ignored) and
 each of its receiver calls start and finish, and it opens and closes one span for
-each. The spans live in the records' scratch dicts, so nesting comes from the
-core's own records, not from a second mechanism.
+each. Open spans live in the records' span slots (``D_SPAN``, ``C_SPAN``), so
+nesting comes from the core's own records, not from a second mechanism. There is
+one slot per record, so one ``SpanObserver`` at a time (``SignalInstrumentor`` is
+a singleton).
 
 This runs for every dispatch of a traced application, so it reads the raw records
 (``receives_records``) rather than views, and computes what is the same for every
@@ -16,8 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import Mapping
-from types import MappingProxyType
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -36,25 +36,25 @@ from signaltrace.recording import (
     C_FUNCTION_ID,
     C_INFO,
     C_IS_ASYNC,
-    C_OBSERVED,
+    C_SPAN,
     D_DEPTH,
     D_KWARGS,
     D_LOOP,
     D_METHOD,
-    D_OBSERVED,
     D_PARENT_CALL,
     D_RECEIVER_COUNT,
     D_SENDER,
     D_SENDER_IS_WEAK,
     D_SIGNAL,
+    D_SPAN,
 )
 from signaltrace.rendering import render_kwargs
 
-# Keys of the scratch dicts; objects, so they cannot clash with other observers'.
-# A dispatch's (span, context of its receivers, dispatch_uid map); a receiver call's
-# (span, token of the context attached while it runs, or None when async).
-_SPAN = object()
-_ERROR = object()
+# What the records' span slots (D_SPAN, C_SPAN) hold while a span is open. A
+# dispatch's: a list [span, context its receiver spans start in, the signal's
+# dispatch_uid map, the exception that left the dispatch or None]. A receiver
+# call's: (span, token of the context attached while it runs, or None when async).
+_D_ENTRY_SPAN, _D_ENTRY_CONTEXT, _D_ENTRY_UIDS, _D_ENTRY_ERROR = range(4)
 
 LOOP_ERROR_TYPE = "signaltrace.errors.SignalLoopError"
 _INTERNAL = SpanKind.INTERNAL
@@ -122,16 +122,19 @@ def _name_of_sender(sender: Any) -> str:
     return name
 
 
-# (receiver info, is_async, dispatch_uid) -> (span name, attributes): the same for
-# every call of a receiver, so built once. The SDK copies attributes into the span
-# (and a sampler only reads them), so one read-only mapping serves every span.
-_receiver_fields: dict[tuple[Any, ...], tuple[str, Mapping[str, Any]]] = {}
+# id(receiver info) -> (info, is_async, dispatch_uid, span name, attributes): the
+# same for every call of a receiver, so built once. Keyed by the id of the info
+# tuple the core caches per receiver (an int hashes without touching the tuple);
+# the entry holds the tuple, so the id cannot be reused while it is cached. The SDK
+# copies attributes into the span and samplers only read them, so one dict serves
+# every span. (A plain dict: the SDK cleans a read-only proxy of one 10% slower.)
+_receiver_fields: dict[int, tuple[Any, bool, Any, str, dict[str, Any]]] = {}
 
 
 def _receiver_span_fields(
     info: tuple[str, str, int], is_async: bool, dispatch_uid: Any
-) -> tuple[str, Mapping[str, Any]]:
-    """The name and attributes of a receiver's span."""
+) -> tuple[Any, bool, Any, str, dict[str, Any]]:
+    """The name and attributes of a receiver's span (with what they were made for)."""
     receiver_name, file, line = info
     attributes: dict[str, Any] = {
         "code.function.name": receiver_name,
@@ -144,9 +147,12 @@ def _receiver_span_fields(
         attributes["signaltrace.dispatch_uid"] = str(dispatch_uid)
     if len(_receiver_fields) >= _MAX_CACHED:
         _receiver_fields.clear()
-    fields = _receiver_fields[(info, is_async, dispatch_uid)] = (
+    fields = _receiver_fields[id(info)] = (
+        info,
+        is_async,
+        dispatch_uid,
         f"receiver {receiver_name}",
-        MappingProxyType(attributes),
+        attributes,
     )
     return fields
 
@@ -161,8 +167,7 @@ def _parent_context(call: list[Any]) -> Context | None:
     with its siblings and holds the span from before ``asend``) does the receiver
     span from the records take over.
     """
-    state = call[C_OBSERVED]
-    entry = None if state is None else state.get(_SPAN)
+    entry = call[C_SPAN]
     if entry is None:
         return None
     receiver_span = entry[0]
@@ -251,23 +256,17 @@ class SpanObserver(DispatchObserver):
             kind=_INTERNAL,
             attributes=attributes,
         )
-        # The context every receiver span starts in, made once per dispatch; and the
-        # signal's dispatch_uid map.
-        entry = (span, trace.set_span_in_context(span), facts.uids)
-        state = dispatch[D_OBSERVED]
-        if state is None:
-            dispatch[D_OBSERVED] = {_SPAN: entry}
-        else:
-            state[_SPAN] = entry
+        # The context every receiver span starts in is made once per dispatch.
+        dispatch[D_SPAN] = [span, trace.set_span_in_context(span), facts.uids, None]
 
     def dispatch_finished(self, dispatch: list[Any]) -> None:  # type: ignore[override]
         """Close the dispatch span; ERROR only if an exception left the dispatch."""
-        state = dispatch[D_OBSERVED]
-        entry = None if state is None else state.pop(_SPAN, None)
+        entry = dispatch[D_SPAN]
         if entry is None:
             return
-        span = entry[0]
-        error = state.pop(_ERROR, None) if state else None
+        dispatch[D_SPAN] = None  # records may outlive the span: a trace must not keep it
+        span = entry[_D_ENTRY_SPAN]
+        error = entry[_D_ENTRY_ERROR]
         loop = dispatch[D_LOOP]
         if loop is not None:
             # This dispatch re-entered a dispatch in progress and was stopped before
@@ -290,32 +289,27 @@ class SpanObserver(DispatchObserver):
 
     def call_started(self, call: list[Any]) -> None:  # type: ignore[override]
         """Open the receiver span under its dispatch span; make it current if sync."""
-        dispatch_state = call[C_DISPATCH][D_OBSERVED]
-        dispatch_entry = None if dispatch_state is None else dispatch_state.get(_SPAN)
+        dispatch_entry = call[C_DISPATCH][D_SPAN]
         if dispatch_entry is None:
             return
+        info = call[C_INFO]
         is_async = call[C_IS_ASYNC]
-        uids = dispatch_entry[2]
+        uids = dispatch_entry[_D_ENTRY_UIDS]
         uid = uids.get(call[C_FUNCTION_ID]) if uids else None
-        fields = _receiver_fields.get((call[C_INFO], is_async, uid))
-        if fields is None:
-            fields = _receiver_span_fields(call[C_INFO], is_async, uid)
+        fields = _receiver_fields.get(id(info))
+        if fields is None or fields[0] is not info or fields[1] is not is_async or fields[2] != uid:
+            fields = _receiver_span_fields(info, is_async, uid)
         span = self.tracer.start_span(
-            fields[0], context=dispatch_entry[1], kind=_INTERNAL, attributes=fields[1]
+            fields[3], context=dispatch_entry[_D_ENTRY_CONTEXT], kind=_INTERNAL, attributes=fields[4]
         )
-        entry = (span, None if is_async else otel_context.attach(trace.set_span_in_context(span)))
-        state = call[C_OBSERVED]
-        if state is None:
-            call[C_OBSERVED] = {_SPAN: entry}
-        else:
-            state[_SPAN] = entry
+        call[C_SPAN] = (span, None if is_async else otel_context.attach(trace.set_span_in_context(span)))
 
     def call_finished(self, call: list[Any]) -> None:  # type: ignore[override]
         """Close the receiver span, with status ERROR and the exception if it raised."""
-        state = call[C_OBSERVED]
-        entry = None if state is None else state.pop(_SPAN, None)
+        entry = call[C_SPAN]
         if entry is None:
             return
+        call[C_SPAN] = None
         span, token = entry
         if token is not None:
             otel_context.detach(token)
@@ -336,7 +330,9 @@ class SpanObserver(DispatchObserver):
         The first one wins, except over a cancellation: on Django 6.1 a failing
         async receiver cancels its siblings, whose ``CancelledError`` may come after.
         """
-        dispatch_state = call[C_DISPATCH][D_OBSERVED]
-        first = dispatch_state.get(_ERROR)
+        dispatch_entry = call[C_DISPATCH][D_SPAN]
+        if dispatch_entry is None:
+            return
+        first = dispatch_entry[_D_ENTRY_ERROR]
         if first is None or isinstance(first, asyncio.CancelledError):
-            dispatch_state[_ERROR] = exception
+            dispatch_entry[_D_ENTRY_ERROR] = exception
