@@ -248,6 +248,40 @@ def test_nested_dispatch_and_other_spans_nest_under_the_receiver(spans, connect)
     assert len({span.context.trace_id for span in spans.all()}) == 1
 
 
+def test_span_times_are_the_recorded_times_inside_the_callers_span(spans, connect):
+    """Spans take the records' timestamps: same durations, and they fit in time
+    inside the span of the code that sent them (whose times the SDK read itself)."""
+    import signaltrace
+
+    def outer_receiver(sender, **kwargs):
+        with spans.tracer.start_as_current_span("work inside"):
+            nested.send(sender=None)
+
+    connect(done, outer_receiver)
+    connect(nested, on_done)
+    with signaltrace.record() as recorded, spans.tracer.start_as_current_span("request"):
+        done.send(sender=None)
+
+    request = spans.one("request")
+    dispatch = spans.one("send tests.test_otel.done")
+    receiver = spans.one(f"receiver {outer_receiver.__module__}.{outer_receiver.__qualname__}")
+    work = spans.one("work inside")
+    inner = spans.one("send tests.test_otel.nested")
+    inner_receiver = spans.one("receiver tests.test_otel.on_done")
+    for outer, inside in ((request, dispatch), (dispatch, receiver), (receiver, work), (work, inner)):
+        assert outer.start_time <= inside.start_time <= inside.end_time <= outer.end_time, (
+            outer.name,
+            inside.name,
+        )
+    assert inner.start_time <= inner_receiver.start_time <= inner_receiver.end_time <= inner.end_time
+
+    (outer_record,) = [d for d in recorded.dispatches if d.signal_name == "tests.test_otel.done"]
+    (inner_record,) = [d for d in recorded.dispatches if d.signal_name == "tests.test_otel.nested"]
+    assert dispatch.end_time - dispatch.start_time == outer_record.duration_ns
+    assert receiver.end_time - receiver.start_time == outer_record.calls[0].duration_ns
+    assert inner_receiver.end_time - inner_receiver.start_time == inner_record.calls[0].duration_ns
+
+
 def test_nested_dispatch_parent_is_the_receiver_even_when_not_current(spans, connect):
     """The parent comes from the records: a receiver that detaches the context still counts."""
 
