@@ -2,7 +2,7 @@
 
 Plain Python, runnable by anyone with signaltrace and Django installed:
 
-    python benchmarks/overhead.py [--rounds 15] [--batch 2000]
+    python benchmarks/overhead.py [--rounds 15] [--batch 2000] [--otel-rounds 60]
 
 Every case runs in three modes, interleaved round by round so machine noise hits
 all modes alike: ``bare`` (hooks not installed: Django's own methods),
@@ -10,6 +10,14 @@ all modes alike: ``bare`` (hooks not installed: Django's own methods),
 ``signaltrace.record()``). The table gives medians of per-operation times and
 their ratio to ``bare``. Targets: idle <= 1.3x bare for ``send`` with 1 receiver,
 recording <= 3x, model ``save()`` recording <= 1.10x.
+
+Then the OpenTelemetry row (``--otel-rounds 0`` skips it): a ``post_save``-like
+send with 2 receivers, bare, with the spans made by hand with the SDK, with
+signaltrace's ``SignalInstrumentor`` and with sentry-sdk's
+``DjangoIntegration(signals_spans=True)``, measured by ``benchmarks/otel_overhead.py``
+(which explains the method and covers 1, 2 and 5 receivers). Targets: signaltrace's
+cost beyond the SDK's own span cost <= 15% of that span cost, and cheaper per
+receiver than sentry-sdk.
 """
 
 from __future__ import annotations
@@ -175,6 +183,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--batch", type=int, default=2000, help="sends per batch (fewer for slow cases)")
+    parser.add_argument(
+        "--otel-rounds", type=int, default=60, help="rounds of the OpenTelemetry row; 0: none"
+    )
     args = parser.parse_args()
 
     all_cases = cases(args.batch)
@@ -199,6 +210,36 @@ def main() -> None:
             f"| {case} | {bare:.2f} | {idle:.2f} | {idle_ratio:.2f}x "
             f"| {recording:.2f} | {recording_ratio:.2f}x |"
         )
+    if args.otel_rounds:
+        print()
+        print_otel_row(args.otel_rounds)
+
+
+def print_otel_row(rounds: int) -> None:
+    """The OpenTelemetry row: 2 receivers, after the table (sentry-sdk patches Django for good)."""
+    from benchmarks import otel_overhead
+
+    receivers = 2
+    samples = otel_overhead.Bench(sends=100).measure(receivers, rounds)
+    summary = otel_overhead.Summary(samples, receivers)
+    bare, by_hand, ours, sentry = (
+        statistics.median(samples[mode]) for mode in ("bare", "SDK by hand", "signaltrace", "sentry")
+    )
+    print(
+        f"OpenTelemetry spans, {rounds} rounds, medians of thread CPU time per send "
+        "(sentry-sdk: with its transaction end, see otel_overhead.py)"
+    )
+    print()
+    print(
+        "| case | bare µs | SDK by hand µs | signaltrace µs | sentry-sdk µs "
+        "| beyond the SDK (<= 15%) | per receiver: ours / sentry-sdk µs |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    print(
+        f"| send + spans, {receivers} receivers | {bare:.2f} | {by_hand:.2f} | {ours:.2f} | {sentry:.2f} "
+        f"| {summary.beyond:.1%} {'ok' if summary.a_ok else 'OVER'} "
+        f"| {summary.ours:.1f} / {summary.sentry:.1f} {'ok' if summary.b_ok else 'DEARER'} |"
+    )
 
 
 if __name__ == "__main__":
