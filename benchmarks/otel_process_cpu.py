@@ -24,9 +24,7 @@ import gc
 import statistics
 import subprocess
 import sys
-from collections.abc import Callable
 from time import process_time_ns
-from typing import Any
 
 import django
 from django.conf import settings
@@ -40,6 +38,7 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.resources import Resource  # noqa: E402
 from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
 from opentelemetry.sdk.trace.export import BatchSpanProcessor  # noqa: E402
+from otel_overhead import Order, bench_signal, make_receiver  # noqa: E402 - the same sends
 from sentry_sdk.integrations.django import DjangoIntegration  # noqa: E402
 
 import signaltrace  # noqa: E402
@@ -69,20 +68,6 @@ server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Sink)
 print(server.server_address[1], flush=True)
 server.serve_forever()
 """
-
-bench_signal = Signal()
-
-
-class Order:
-    """The sender, as a model class would be."""
-
-
-def make_receiver(index: int) -> Callable[..., None]:
-    def receiver(sender: Any, **kwargs: Any) -> None:
-        return None
-
-    receiver.__qualname__ = f"receiver_{index}"
-    return receiver
 
 
 class Bench:

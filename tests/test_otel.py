@@ -222,7 +222,10 @@ def test_send_robust_error_is_handled_by_the_dispatch(spans, connect):
     assert spans.one("receiver tests.test_otel.on_done").status.status_code is StatusCode.UNSET
 
 
-def test_nested_dispatch_and_other_spans_nest_under_the_receiver(spans, connect):
+def send_nested_inside_work(spans: Spans, connect) -> dict[str, ReadableSpan]:
+    """Inside a "request" span, ``done`` runs a receiver that opens a "work inside"
+    span and sends ``nested`` in it; returns the six spans by role."""
+
     def outer_receiver(sender, **kwargs):
         with spans.tracer.start_as_current_span("work inside"):
             nested.send(sender=None)
@@ -232,13 +235,20 @@ def test_nested_dispatch_and_other_spans_nest_under_the_receiver(spans, connect)
     with spans.tracer.start_as_current_span("request") as request:
         done.send(sender=None)
         assert trace.get_current_span() is request
+    return {
+        "request": spans.one("request"),
+        "dispatch": spans.one("send tests.test_otel.done"),
+        "receiver": spans.one(f"receiver {outer_receiver.__module__}.{outer_receiver.__qualname__}"),
+        "work": spans.one("work inside"),
+        "inner": spans.one("send tests.test_otel.nested"),
+        "inner_receiver": spans.one("receiver tests.test_otel.on_done"),
+    }
 
-    request_span = spans.one("request")
-    dispatch = spans.one("send tests.test_otel.done")
-    receiver = spans.one(f"receiver {outer_receiver.__module__}.{outer_receiver.__qualname__}")
-    work = spans.one("work inside")
-    inner = spans.one("send tests.test_otel.nested")
-    inner_receiver = spans.one("receiver tests.test_otel.on_done")
+
+def test_nested_dispatch_and_other_spans_nest_under_the_receiver(spans, connect):
+    found = send_nested_inside_work(spans, connect)
+    request_span, dispatch, receiver = found["request"], found["dispatch"], found["receiver"]
+    work, inner, inner_receiver = found["work"], found["inner"], found["inner_receiver"]
     assert parent_id(dispatch) == request_span.context.span_id
     assert parent_id(receiver) == dispatch.context.span_id
     assert parent_id(work) == receiver.context.span_id
@@ -253,21 +263,10 @@ def test_span_times_are_the_recorded_times_inside_the_callers_span(spans, connec
     inside the span of the code that sent them (whose times the SDK read itself)."""
     import signaltrace
 
-    def outer_receiver(sender, **kwargs):
-        with spans.tracer.start_as_current_span("work inside"):
-            nested.send(sender=None)
-
-    connect(done, outer_receiver)
-    connect(nested, on_done)
-    with signaltrace.record() as recorded, spans.tracer.start_as_current_span("request"):
-        done.send(sender=None)
-
-    request = spans.one("request")
-    dispatch = spans.one("send tests.test_otel.done")
-    receiver = spans.one(f"receiver {outer_receiver.__module__}.{outer_receiver.__qualname__}")
-    work = spans.one("work inside")
-    inner = spans.one("send tests.test_otel.nested")
-    inner_receiver = spans.one("receiver tests.test_otel.on_done")
+    with signaltrace.record() as recorded:
+        found = send_nested_inside_work(spans, connect)
+    request, dispatch, receiver = found["request"], found["dispatch"], found["receiver"]
+    work, inner, inner_receiver = found["work"], found["inner"], found["inner_receiver"]
     for outer, inside in ((request, dispatch), (dispatch, receiver), (receiver, work), (work, inner)):
         assert outer.start_time <= inside.start_time <= inside.end_time <= outer.end_time, (
             outer.name,
