@@ -49,6 +49,7 @@ from signaltrace.recording import (
     F_CALL,
     F_RECEIVER,
     active_recorders,
+    adopt_cell,
     begin_call,
     begin_dispatch,
     current_frame,
@@ -56,7 +57,6 @@ from signaltrace.recording import (
     end_dispatch,
     frame_cell,
     observers,
-    own_cell,
     record_empty_dispatch,
 )
 from signaltrace.safety import report_internal_error
@@ -117,8 +117,9 @@ def _send(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
     else:
         sync_receivers, async_receivers = self._live_receivers(sender), ()
     cell = frame_cell.get()
-    if cell is None or cell[1] != get_ident():  # CELL_THREAD; see recording.own_cell()
-        cell = own_cell()
+    cell_token = None
+    if cell is None or cell[1] != get_ident():  # CELL_THREAD; see recording.adopt_cell()
+        cell, cell_token = adopt_cell(cell)
     parent = cell[0]  # CELL_FRAME
     frame = [self, sender, named.get("instance"), parent, None, None]  # _new_frame(), inlined
     recorders = active_recorders.get()
@@ -158,6 +159,8 @@ def _send(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
         return responses
     finally:
         cell[0] = parent
+        if cell_token is not None:
+            frame_cell.reset(cell_token)
         if dispatch is not None:
             end_dispatch(dispatch)
 
@@ -173,8 +176,9 @@ def _send_robust(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any
     else:
         sync_receivers, async_receivers = self._live_receivers(sender), ()
     cell = frame_cell.get()
-    if cell is None or cell[1] != get_ident():  # CELL_THREAD; see recording.own_cell()
-        cell = own_cell()
+    cell_token = None
+    if cell is None or cell[1] != get_ident():  # CELL_THREAD; see recording.adopt_cell()
+        cell, cell_token = adopt_cell(cell)
     parent = cell[0]  # CELL_FRAME
     frame = [self, sender, named.get("instance"), parent, None, None]  # _new_frame(), inlined
     recorders = active_recorders.get()
@@ -225,6 +229,8 @@ def _send_robust(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any
         return responses
     finally:
         cell[0] = parent
+        if cell_token is not None:
+            frame_cell.reset(cell_token)
         if dispatch is not None:
             end_dispatch(dispatch)
 

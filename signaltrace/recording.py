@@ -15,7 +15,7 @@ set+reset costs about as much as Django's whole ``send`` with one receiver, and
 the hooks run on every dispatch. Synchronous code always restores the cell before
 returning, so contexts that share a cell (asyncio tasks of one thread) never see
 each other's frames; a cell is only used by the thread that made it (a context
-copied into another thread gets a new cell on first use); and code that holds a
+copied into another thread gets a new cell, see ``adopt_cell``); and code that holds a
 frame across ``await`` (``asend``, async receivers) sets a cell of its own with
 ``ContextVar.set``.
 
@@ -30,7 +30,7 @@ from __future__ import annotations
 import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from threading import get_ident
 from time import perf_counter_ns
 from typing import TYPE_CHECKING, Any
@@ -88,23 +88,31 @@ frame_cell: ContextVar[list[Any] | None] = ContextVar("signaltrace_frame_cell", 
 CELL_FRAME, CELL_THREAD = 0, 1
 
 
-def own_cell() -> list[Any]:
-    """This thread's frame cell in this context, made (and set) on first use.
+def adopt_cell(found: list[Any] | None) -> tuple[list[Any], Token[list[Any] | None] | None]:
+    """A cell for this thread, set in this context: ``found`` is None or another thread's.
 
-    A cell found in the context but made by another thread (the context was copied
-    into this one) is replaced by a new cell starting from the same frame.
+    The new cell starts from ``found``'s frame: a context copied into this thread
+    inside a dispatch (``sync_to_async`` in a receiver) keeps its parent. Such a
+    cell, holding a frame, is set only for the dispatch that adopts it: the caller
+    resets the returned token when it ends, because asgiref copies a context's
+    changes back to the caller, whose later dispatches must not find a finished
+    frame. An empty cell stays set (token None), so later dispatches in this
+    context find it without setting a ``ContextVar`` again.
     """
-    cell = frame_cell.get()
-    thread = get_ident()
-    if cell is None or cell[CELL_THREAD] != thread:
-        cell = [None if cell is None else cell[CELL_FRAME], thread]
-        frame_cell.set(cell)
-    return cell
+    frame = None if found is None else found[CELL_FRAME]
+    cell = [frame, get_ident()]
+    token = frame_cell.set(cell)
+    return cell, (None if frame is None else token)
 
 
 def current_frame() -> list[Any] | None:
-    """The frame of the dispatch whose receiver is running in this thread, or None."""
-    return own_cell()[CELL_FRAME]
+    """The frame of the dispatch whose receiver is running in this context, or None.
+
+    Read only: a cell made by another thread (the context was copied) gives the
+    frame it held, which is the frame the copy was made in.
+    """
+    cell = frame_cell.get()
+    return None if cell is None else cell[CELL_FRAME]
 
 
 #: Live consumers of records (see :mod:`signaltrace.observers`). A plain list, so

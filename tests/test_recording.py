@@ -182,6 +182,44 @@ def test_a_thread_without_record_is_not_recorded(order_signals):
     assert trace.dispatches == []
 
 
+def test_async_to_sync_in_a_receiver_leaves_no_frame_behind(order_signals):
+    """A dispatch in asgiref's thread, inside a receiver, nests under that receiver;
+    asgiref copies the context back, and what follows starts again from nothing:
+    depth 0, and a single legitimate re-entry is no loop."""
+    from asgiref.sync import async_to_sync
+
+    async def ship():
+        order_shipped.send(sender="async")
+
+    bridge = Signal()
+
+    def through_async_to_sync(sender, **kwargs):
+        async_to_sync(ship)()
+
+    def resend_once(sender, again=True, **kwargs):
+        if again:
+            bridge.send(sender=None, again=False)
+
+    bridge.connect(through_async_to_sync, weak=False)
+    try:
+        with signaltrace.record() as trace:
+            bridge.send(sender=None)
+            order_paid.send(sender="after")
+        (shipped_async,) = [d for d in trace.dispatches if d.sender == "async"]
+        assert shipped_async.depth == 1 and shipped_async.parent.receiver_name.endswith(
+            "through_async_to_sync"
+        )
+        after = [d for d in trace.dispatches if d.sender == "after"]
+        assert [d.depth for d in after] == [0, 1]  # order_paid, then order_shipped inside on_paid
+    finally:
+        bridge.disconnect(through_async_to_sync)
+    bridge.connect(resend_once, weak=False)
+    try:
+        assert len(bridge.send(sender=None)) == 1  # no SignalLoopError from a stale frame
+    finally:
+        bridge.disconnect(resend_once)
+
+
 def test_sixty_thousand_dispatches_in_one_trace_and_the_cap(order_signals):
     with override_settings(SIGNALTRACE={"MAX_DISPATCHES": 70_000}), signaltrace.record() as trace:
         for _ in range(30_000):
