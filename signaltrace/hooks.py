@@ -43,9 +43,6 @@ from signaltrace.connections import wrap_connect
 from signaltrace.errors import SignalLoopError
 from signaltrace.loops import check_for_loop, report_swallowed_loop
 from signaltrace.recording import (
-    C_END,
-    C_EXCEPTION,
-    C_START,
     F_CALL,
     F_RECEIVER,
     active_recorders,
@@ -435,14 +432,15 @@ async def _asend_robust(self: Signal, sender: Any, **named: Any) -> list[tuple[A
 def _record_from_responses(
     dispatch: list[Any] | None, responses: list[tuple[Any, Any]], robust: bool
 ) -> None:
-    """Fallback recording: one call per response, exceptions from robust results."""
+    """Fallback recording: one call per response (no timing), exceptions from robust results.
+
+    Each call is begun and ended like any other, so observers see both events.
+    """
     if dispatch is None:
         return
     for receiver, response in responses:
         call = begin_call(dispatch, receiver, False)
-        call[C_END] = call[C_START]
-        if robust and isinstance(response, Exception):
-            call[C_EXCEPTION] = response
+        end_call(call, response if robust and isinstance(response, Exception) else None)
 
 
 def _fallback_method(name: str) -> Any:

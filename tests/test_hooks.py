@@ -289,3 +289,52 @@ def test_internal_errors_are_logged_and_the_dispatch_goes_on(monkeypatch, caplog
         assert signal.send(sender=None, value=1) == [(receiver_a, "a")]
     assert "signaltrace internal error in begin_dispatch" in caplog.text or "repeated" in caplog.text
     assert trace.dispatches == []
+
+
+def test_fallback_for_an_unknown_dispatcher_records_calls_and_tells_observers(monkeypatch):
+    """With a dispatcher shape the hooks do not know, Django's own methods run wrapped:
+    same results, each response a recorded call, observers told of its start and end."""
+    from signaltrace.observers import DispatchObserver, add_observer, remove_observer
+
+    events = []
+
+    class Events(DispatchObserver):
+        def call_started(self, call):
+            events.append(("started", call.receiver_name))
+
+        def call_finished(self, call):
+            events.append(("finished", call.receiver_name, type(call.exception).__name__))
+
+    def fine(sender, **kwargs):
+        return "fine"
+
+    def broken(sender, **kwargs):
+        raise ValueError("broken")
+
+    signal = Signal()
+    signal.connect(fine, weak=False)
+    signal.connect(broken, weak=False)
+    was_installed = hooks.is_installed()
+    signaltrace.uninstall()
+    monkeypatch.setattr(hooks, "_dispatcher_shape_is_known", lambda: False)
+    signaltrace.install()
+    observer = Events()
+    add_observer(observer)
+    try:
+        assert Signal.send_robust is not hooks._send_robust  # the fallback is in place
+        with signaltrace.record() as trace:
+            responses = signal.send_robust(sender=None)
+    finally:
+        remove_observer(observer)
+        signaltrace.uninstall()
+        monkeypatch.undo()
+        if was_installed:
+            signaltrace.install()
+    assert [receiver for receiver, _ in responses] == [fine, broken]
+    (dispatch,) = trace.dispatches
+    assert [call.receiver_name.rsplit(".", 1)[-1] for call in dispatch.calls] == ["fine", "broken"]
+    assert dispatch.calls[1].exception is responses[1][1] and dispatch.calls[1].swallowed
+    names = [event[1].rsplit(".", 1)[-1] for event in events]
+    assert [event[0] for event in events] == ["started", "finished", "started", "finished"]
+    assert names == ["fine", "fine", "broken", "broken"]
+    assert events[3][2] == "ValueError"
