@@ -206,6 +206,27 @@ def test_raising_receiver_fails_its_span_and_the_dispatch(spans, connect):
     assert dispatch.events == ()
 
 
+class Unprintable(Exception):
+    def __str__(self):
+        raise RuntimeError("no text for you")
+
+
+def test_an_exception_whose_str_raises_still_ends_every_span(spans, connect):
+    def raising_unprintable(sender, **kwargs):
+        raise Unprintable
+
+    connect(done, raising_unprintable)
+    with pytest.raises(Unprintable):
+        done.send(sender=None)
+    receiver = spans.one(f"receiver {raising_unprintable.__module__}.{raising_unprintable.__qualname__}")
+    dispatch = spans.one("send tests.test_otel.done")
+    assert receiver.status.status_code is StatusCode.ERROR
+    assert receiver.status.description.startswith("Unprintable: ")
+    assert receiver.attributes["error.type"] == "tests.test_otel.Unprintable"
+    assert dispatch.status.status_code is StatusCode.ERROR
+    assert dispatch.attributes["error.type"] == "tests.test_otel.Unprintable"
+
+
 def test_send_robust_error_is_handled_by_the_dispatch(spans, connect):
     connect(done, failing)
     connect(done, on_done)

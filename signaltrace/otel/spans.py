@@ -53,6 +53,7 @@ from signaltrace.recording import (
     D_SPAN,
     D_START,
 )
+from signaltrace.records import str_or_repr
 from signaltrace.rendering import render_kwargs
 
 # What the records' span slots (D_SPAN, C_SPAN) hold while a span is open. A
@@ -80,7 +81,8 @@ def error_type(exception: BaseException) -> str:
 
 
 def _mark_error(span: Span, exception: BaseException) -> None:
-    span.set_status(Status(StatusCode.ERROR, f"{type(exception).__name__}: {exception}"))
+    """Status ERROR and ``error.type``; never raises, even if the exception's ``str`` does."""
+    span.set_status(Status(StatusCode.ERROR, f"{type(exception).__name__}: {str_or_repr(exception)}"))
     span.set_attribute("error.type", error_type(exception))
 
 
@@ -287,22 +289,24 @@ class SpanObserver(DispatchObserver):
         span = entry[_D_ENTRY_SPAN]
         error = entry[_D_ENTRY_ERROR]
         loop = dispatch[D_LOOP]
-        if loop is not None:
-            # This dispatch re-entered a dispatch in progress and was stopped before
-            # any receiver ran: the SignalLoopError is raised from here.
-            span.add_event(
-                "exception",
-                {
-                    "exception.type": LOOP_ERROR_TYPE,
-                    "exception.message": loop.message,
-                    "signaltrace.loop.action": loop.action,
-                },
-            )
-            span.set_status(Status(StatusCode.ERROR, loop.message))
-            span.set_attribute("error.type", LOOP_ERROR_TYPE)
-        elif error is not None:
-            _mark_error(span, error)
-        span.end(dispatch[D_END] + entry[_D_ENTRY_OFFSET])
+        try:
+            if loop is not None:
+                # This dispatch re-entered a dispatch in progress and was stopped before
+                # any receiver ran: the SignalLoopError is raised from here.
+                span.add_event(
+                    "exception",
+                    {
+                        "exception.type": LOOP_ERROR_TYPE,
+                        "exception.message": loop.message,
+                        "signaltrace.loop.action": loop.action,
+                    },
+                )
+                span.set_status(Status(StatusCode.ERROR, loop.message))
+                span.set_attribute("error.type", LOOP_ERROR_TYPE)
+            elif error is not None:
+                _mark_error(span, error)
+        finally:  # a span left open would never be exported
+            span.end(dispatch[D_END] + entry[_D_ENTRY_OFFSET])
 
     # ------------------------------------------------------------------ receivers
 
@@ -340,14 +344,17 @@ class SpanObserver(DispatchObserver):
             otel_context.detach(token)
         end = call[C_END] + offset
         exception = call[C_EXCEPTION]
-        if exception is not None:
-            span.record_exception(exception, timestamp=end)
-            _mark_error(span, exception)
-            if isinstance(exception, Exception) and call[C_DISPATCH][D_METHOD] in ROBUST_METHODS:
-                span.set_attribute("signaltrace.swallowed", True)
-            else:
-                self._note_escaping_error(call, exception)
-        span.end(end)
+        try:
+            if exception is not None:
+                if isinstance(exception, Exception) and call[C_DISPATCH][D_METHOD] in ROBUST_METHODS:
+                    span.set_attribute("signaltrace.swallowed", True)
+                else:
+                    self._note_escaping_error(call, exception)
+                _mark_error(span, exception)
+                # Last: the SDK formats the exception, which runs its __str__.
+                span.record_exception(exception, timestamp=end)
+        finally:  # a span left open would never be exported
+            span.end(end)
 
     @staticmethod
     def _note_escaping_error(call: list[Any], exception: BaseException) -> None:
