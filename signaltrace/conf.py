@@ -157,6 +157,12 @@ def setting(name: str) -> Any:
     return get_config().get(name, DEFAULTS[name])
 
 
+def repr_limit() -> int:
+    """``MAX_REPR_LENGTH``: how long a rendered value may be, wherever it is rendered."""
+    limit = setting("MAX_REPR_LENGTH")
+    return limit if isinstance(limit, int) and limit > 0 else DEFAULTS["MAX_REPR_LENGTH"]
+
+
 #: ``ignored_signals()`` once settings are configured (None until then, and after a
 #: reset): read directly on the dispatch hot path, which then makes no call.
 ignored_now: frozenset[Any] | None = None

@@ -12,6 +12,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from signaltrace.conf import repr_limit
 from signaltrace.naming import dispatch_uid_of, dotted_path, sender_name, signal_name
 from signaltrace.recording import (
     C_CHILDREN,
@@ -123,7 +124,7 @@ class _Builder:
         self.calls_by_record: dict[int, ReceiverCall] = {}
         self.children_by_call: dict[int, list[list[Any]]] = {}
         self.uid_cache: dict[tuple[int, int], Any] = {}
-        self.repr_limit = _repr_limit()
+        self.repr_limit = repr_limit()
 
     def build(self) -> list[Dispatch]:
         dispatches = []
@@ -192,13 +193,6 @@ class _Builder:
         for call in dispatch.calls:
             call.dispatch = dispatch
         return dispatch
-
-
-def _repr_limit() -> int:
-    from signaltrace.conf import DEFAULTS, setting
-
-    limit = setting("MAX_REPR_LENGTH")
-    return limit if isinstance(limit, int) and limit > 0 else DEFAULTS["MAX_REPR_LENGTH"]
 
 
 def _sender_label(record: list[Any]) -> str:

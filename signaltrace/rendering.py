@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from signaltrace.conf import REDACTED
+from signaltrace.conf import REDACTED, repr_limit
 
 _PLAIN_TYPES = frozenset({bool, int, float, complex, str, bytes, type(None)})
 _CONTAINER_TYPES = frozenset({tuple, frozenset})
@@ -164,9 +164,11 @@ def snapshot_kwargs(named: dict[str, Any], pattern: re.Pattern[str], repr_object
     return names, values
 
 
-def render_kwargs(snapshot: KwargsSnapshot, limit: int = 200) -> dict[str, str]:
-    """Display strings of a snapshot made by :func:`snapshot_kwargs`."""
+def render_kwargs(snapshot: KwargsSnapshot, limit: int | None = None) -> dict[str, str]:
+    """Display strings of a snapshot made by :func:`snapshot_kwargs` (limit: ``MAX_REPR_LENGTH``)."""
     names, values = snapshot
+    if limit is None:
+        limit = repr_limit()
     return {name: render_value(value, limit) for name, value in zip(names, values, strict=True)}
 
 
@@ -186,8 +188,10 @@ def safe_repr(value: Any, limit: int = 200) -> str:
     return truncate(text, limit)
 
 
-def render_value(snapshot: Any, limit: int = 200) -> str:
-    """The display string of a snapshot made by :func:`snapshot_value`."""
+def render_value(snapshot: Any, limit: int | None = None) -> str:
+    """The display string of a snapshot made by :func:`snapshot_value` (limit: ``MAX_REPR_LENGTH``)."""
+    if limit is None:
+        limit = repr_limit()
     if isinstance(snapshot, Redacted):
         return REDACTED
     if type(snapshot) is tuple and len(snapshot) == 3 and snapshot[0] is MODEL_MARK:

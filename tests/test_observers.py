@@ -178,3 +178,26 @@ def test_a_failing_observer_is_logged_and_the_others_still_run(observe, connect,
         "call_finished",
         "dispatch_finished",
     ]
+
+
+def test_max_repr_length_bounds_kwargs_alike_in_traces_observers_and_assertions(observe, connect):
+    """One MAX_REPR_LENGTH for every place a kwarg is rendered: a trace, an observer's
+    view, and the expected value an assertion compares with the recorded one."""
+    from django.test import override_settings
+
+    from signaltrace.testing import assert_signal_sent
+
+    collector = observe(KwargsCollector())
+    connect(on_ping)
+    note = "n" * 100
+    with override_settings(SIGNALTRACE={"MAX_REPR_LENGTH": 40}):
+        with signaltrace.record() as trace, assert_signal_sent(pinged, note=note):
+            pinged.send(sender=None, note=note)
+        (dispatch,) = trace.dispatches  # rendered when read, under the same setting
+    (observed,) = [
+        seen[2]
+        for event, seen in collector.events
+        if event == "dispatch_started" and seen[0] == dispatch.signal_name
+    ]
+    assert len(dispatch.kwargs["note"]) == 40 and dispatch.kwargs["note"].endswith("…")
+    assert observed["note"] == dispatch.kwargs["note"]
