@@ -2,8 +2,9 @@
 
 Registered through the ``pytest11`` entry point, so it loads in every pytest run of
 an environment where signaltrace is installed, Django project or not. It therefore
-imports nothing from Django or the recording core at import time, never configures
-Django, and does nothing per test unless a fixture, an option or the marker asks.
+never configures Django or reads its settings at import (importing the package loads
+``django.dispatch`` and nothing that needs settings), and does nothing per test
+unless a fixture, an option or the marker asks.
 
 Fixtures:
 
