@@ -193,25 +193,6 @@ def receiver_info(receiver: Any) -> ReceiverInfo:
     return info
 
 
-def dispatch_uid_of(signal: Signal, receiver_function_id: int) -> Any:
-    """The ``dispatch_uid`` a receiver was connected with, or None.
-
-    Django keys receivers by ``(dispatch_uid or id(receiver), id(sender))``: a key
-    that differs from the receiver's own id is its dispatch_uid.
-    """
-    for entry in list(signal.receivers):
-        key, ref = entry[0][0], entry[1]
-        target = ref() if isinstance(ref, weakref.ReferenceType) else ref
-        if target is None:
-            continue
-        function = getattr(target, "__func__", target)
-        if id(function) != receiver_function_id:
-            continue
-        own_key = (id(target.__self__), id(function)) if hasattr(target, "__func__") else id(target)
-        return None if key == own_key else key
-    return None
-
-
 # id(signal) -> (weak reference validating the id, the signal's receiver entries the
 # map was built from, {id(receiver function): dispatch_uid}).
 _uid_maps: dict[int, tuple[weakref.ref[Any], list[Any], dict[int, Any]]] = {}
@@ -220,7 +201,11 @@ _uid_maps: dict[int, tuple[weakref.ref[Any], list[Any], dict[int, Any]]] = {}
 def dispatch_uids(signal: Signal) -> dict[int, Any]:
     """``{id(receiver function): dispatch_uid}`` for the receivers of ``signal`` connected with one.
 
-    For live observers, which need the uid of every receiver call: built once and
+    Django keys receivers by ``(dispatch_uid or id(receiver), id(sender))``: a key
+    that differs from the receiver's own id is its dispatch_uid; a function connected
+    twice is decided by its first entry, as Django's ``send`` calls it first.
+
+    For traces and live observers, which need the uid of every receiver call: built once and
     reused while ``signal.receivers`` holds the same entries (a list comparison
     that checks identity first, so it costs about one pointer test per receiver).
     Empty for the usual signal whose receivers have no ``dispatch_uid``. The cache
@@ -242,7 +227,7 @@ def dispatch_uids(signal: Signal) -> dict[int, Any]:
             continue
         function = getattr(target, "__func__", target)
         if id(function) in seen:
-            continue  # as dispatch_uid_of: the first entry of a function decides
+            continue  # the first entry of a function decides
         seen.add(id(function))
         own_key = (id(target.__self__), id(function)) if hasattr(target, "__func__") else id(target)
         if lookup_key[0] != own_key:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from signaltrace.conf import repr_limit
-from signaltrace.naming import dispatch_uid_of, dotted_path, sender_name, signal_name
+from signaltrace.naming import dispatch_uids, dotted_path, sender_name, signal_name
 from signaltrace.recording import (
     C_CHILDREN,
     C_DISPATCH,
@@ -123,7 +123,6 @@ class _Builder:
         self.recorder = recorder
         self.calls_by_record: dict[int, ReceiverCall] = {}
         self.children_by_call: dict[int, list[list[Any]]] = {}
-        self.uid_cache: dict[tuple[int, int], Any] = {}
         self.repr_limit = repr_limit()
 
     def build(self) -> list[Dispatch]:
@@ -140,14 +139,12 @@ class _Builder:
                 call.dispatches = [by_record[id(child)] for child in children if id(child) in by_record]
         return dispatches
 
-    def _dispatch_uid(self, signal: Signal, function_id: int) -> Any:
-        key = (id(signal), function_id)
-        if key not in self.uid_cache:
-            try:
-                self.uid_cache[key] = dispatch_uid_of(signal, function_id)
-            except Exception:  # noqa: BLE001
-                self.uid_cache[key] = None
-        return self.uid_cache[key]
+    @staticmethod
+    def _dispatch_uid(signal: Signal, function_id: int) -> Any:
+        try:
+            return dispatch_uids(signal).get(function_id)
+        except Exception:  # noqa: BLE001 - a trace is read whatever the receivers hold
+            return None
 
     def _call(self, record: list[Any], owner: Dispatch | None) -> ReceiverCall:
         existing = self.calls_by_record.get(id(record))

@@ -87,22 +87,14 @@ def _mark_error(span: Span, exception: BaseException) -> None:
 
 
 class _SignalFacts:
-    """What every traced dispatch of one signal shares: names, and the dispatch_uid map."""
+    """What every traced dispatch of one signal shares: its name and span names."""
 
-    __slots__ = ("name", "receivers", "ref", "span_names", "uids")
+    __slots__ = ("name", "ref", "span_names")
 
     def __init__(self, signal: Any) -> None:
         self.name = signal_name(signal)
         self.span_names = {method: f"{method} {self.name}" for method in _METHODS}
         self.ref = weakref.ref(signal)
-        self.receivers: list[Any] = []
-        self.uids: dict[int, Any] = {}
-        self.refresh_uids(signal)
-
-    def refresh_uids(self, signal: Any) -> None:
-        """Take the signal's receivers as they are now (the cache keeps their entries)."""
-        self.receivers = list(signal.receivers)
-        self.uids = dispatch_uids(signal)
 
 
 _METHODS = ("send", "send_robust", "asend", "asend_robust")
@@ -242,8 +234,6 @@ class SpanObserver(DispatchObserver):
         facts = _signal_facts.get(id(signal))
         if facts is None or facts.ref() is not signal:
             facts = _facts_of(signal)
-        elif facts.receivers != signal.receivers:  # identity first: about a pointer test each
-            facts.refresh_uids(signal)
         sender = dispatch[D_SENDER]
         if sender is None:
             sender_label = "None"
@@ -275,7 +265,7 @@ class SpanObserver(DispatchObserver):
         dispatch[D_SPAN] = [
             span,
             trace.set_span_in_context(span),
-            facts.uids,
+            dispatch_uids(signal),  # cached per signal while its receivers stay the same
             None,
             offset,
         ]
