@@ -53,14 +53,13 @@ from signaltrace.recording import (
     D_START,
     observers,
 )
+from signaltrace.records import ROBUST_METHODS, is_swallowed
 from signaltrace.rendering import render_kwargs
 
 if TYPE_CHECKING:
     from django.dispatch import Signal
 
     from signaltrace.loops import Loop
-
-ROBUST_METHODS = frozenset({"send_robust", "asend_robust"})
 
 
 class LiveDispatch:
@@ -197,7 +196,7 @@ class LiveCall:
     @property
     def swallowed(self) -> bool:
         """True when a ``send_robust``/``asend_robust`` caught the exception."""
-        return isinstance(self._record[C_EXCEPTION], Exception) and self.dispatch.is_robust
+        return is_swallowed(self._record[C_EXCEPTION], self._record[C_DISPATCH][D_METHOD])
 
     @property
     def dispatch(self) -> LiveDispatch:
@@ -300,8 +299,3 @@ def remove_observer(observer: DispatchObserver) -> None:
     if observer in observers:
         observers.remove(observer)
         _observers_changed()
-
-
-def view_of(record: list[Any], is_dispatch: bool) -> LiveDispatch | LiveCall:
-    """The view an observer receives for a raw record."""
-    return LiveDispatch(record) if is_dispatch else LiveCall(record)

@@ -47,6 +47,12 @@ if TYPE_CHECKING:
 ROBUST_METHODS = frozenset({"send_robust", "asend_robust"})
 
 
+def is_swallowed(exception: BaseException | None, method: str) -> bool:
+    """Whether a receiver's ``exception`` was caught by its dispatch (``send_robust``)
+    rather than raised: robust methods catch ``Exception``, not ``BaseException``."""
+    return isinstance(exception, Exception) and method in ROBUST_METHODS
+
+
 @dataclass(eq=False)
 class ReceiverCall:
     """One receiver called by one dispatch."""
@@ -65,12 +71,7 @@ class ReceiverCall:
     @property
     def swallowed(self) -> bool:
         """True when ``send_robust`` caught this receiver's exception."""
-        return (
-            self.exception is not None
-            and self.dispatch is not None
-            and self.dispatch.method in ROBUST_METHODS
-            and isinstance(self.exception, Exception)
-        )
+        return self.dispatch is not None and is_swallowed(self.exception, self.dispatch.method)
 
     @property
     def location(self) -> str:

@@ -28,7 +28,7 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 
 from signaltrace import conf
 from signaltrace.naming import _signal_names, dispatch_uids, sender_name, signal_name
-from signaltrace.observers import ROBUST_METHODS, DispatchObserver
+from signaltrace.observers import DispatchObserver
 from signaltrace.otel import selection as rules
 from signaltrace.otel.selection import current_selection
 from signaltrace.recording import (
@@ -53,7 +53,7 @@ from signaltrace.recording import (
     D_SPAN,
     D_START,
 )
-from signaltrace.records import str_or_repr
+from signaltrace.records import is_swallowed, str_or_repr
 from signaltrace.rendering import render_kwargs
 
 # What the records' span slots (D_SPAN, C_SPAN) hold while a span is open. A
@@ -336,7 +336,7 @@ class SpanObserver(DispatchObserver):
         exception = call[C_EXCEPTION]
         try:
             if exception is not None:
-                if isinstance(exception, Exception) and call[C_DISPATCH][D_METHOD] in ROBUST_METHODS:
+                if is_swallowed(exception, call[C_DISPATCH][D_METHOD]):
                     span.set_attribute("signaltrace.swallowed", True)
                 else:
                     self._note_escaping_error(call, exception)
