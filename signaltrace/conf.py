@@ -179,15 +179,24 @@ def ignored_signals() -> frozenset[Any]:
 
 @cache
 def _ignored_signals(configured: bool) -> frozenset[Any]:
+    return signals_at(setting("IGNORE_SIGNALS"))  # unusable entries: check signaltrace.E004
+
+
+def signals_at(paths: Any) -> frozenset[Any]:
+    """The Signal objects named by a list of dotted paths (or Signal objects).
+
+    Entries that do not import or are not signals are skipped here; the system
+    checks report them.
+    """
     from django.dispatch import Signal
     from django.utils.module_loading import import_string
 
     found = set()
-    for path in setting("IGNORE_SIGNALS") or ():
+    for path in paths if isinstance(paths, (list, tuple, set, frozenset)) else ():
         try:
             signal = import_string(path) if isinstance(path, str) else path
         except ImportError:
-            continue  # reported by check signaltrace.E004
+            continue
         if isinstance(signal, Signal):
             found.add(signal)
     return frozenset(found)

@@ -12,29 +12,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from signaltrace import conf
-from signaltrace.conf import get_config
+from signaltrace.conf import get_config, signals_at
 
 if TYPE_CHECKING:
     from django.dispatch import Signal
-
-
-def _signals(paths: Any) -> frozenset[Signal]:
-    """The Signal objects named by dotted paths; unusable entries are skipped.
-
-    Unusable entries are reported by the system checks (``signaltrace.E020``...).
-    """
-    from django.dispatch import Signal
-    from django.utils.module_loading import import_string
-
-    found = set()
-    for path in paths if isinstance(paths, (list, tuple, set, frozenset)) else ():
-        try:
-            signal = import_string(path) if isinstance(path, str) else path
-        except ImportError:
-            continue
-        if isinstance(signal, Signal):
-            found.add(signal)
-    return frozenset(found)
 
 
 def _rates(value: Any) -> dict[Signal, float]:
@@ -44,7 +25,7 @@ def _rates(value: Any) -> dict[Signal, float]:
     for path, rate in value.items():
         if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate <= 1:
             continue
-        for signal in _signals([path]):
+        for signal in signals_at([path]):
             rates[signal] = float(rate)
     return rates
 
@@ -67,8 +48,8 @@ class Selection:
     def __init__(self, config: dict[str, Any]) -> None:
         self.config = config
         allow = config.get("OTEL_SIGNALS_ALLOW")
-        self.allowed: frozenset[Signal] | None = None if allow is None else _signals(allow)
-        self.denied = _signals(config.get("OTEL_SIGNALS_DENY"))
+        self.allowed: frozenset[Signal] | None = None if allow is None else signals_at(allow)
+        self.denied = signals_at(config.get("OTEL_SIGNALS_DENY"))
         self.rates = _rates(config.get("OTEL_SAMPLE_RATES"))
         self.record_kwargs = config.get("OTEL_RECORD_KWARGS") is True
         #: Whether any rule applies at all: without one, every dispatch gets spans
