@@ -453,6 +453,28 @@ class NoReceiverErrors(Expectation):
         return lines
 
 
+def limits(
+    *,
+    max_depth: int | None = None,
+    max_dispatches: int | None = None,
+    allow_loops: bool = False,
+    allow_receiver_errors: bool = False,
+    swallowed_errors_only: bool = False,
+) -> list[Expectation]:
+    """The expectations of the limit arguments that ``django_assert_signals()`` and the
+    ``signaltrace`` marker share (``ValueError`` for a bad limit)."""
+    expectations: list[Expectation] = []
+    if not allow_loops:
+        expectations.append(NoLoops())
+    if not allow_receiver_errors:
+        expectations.append(NoReceiverErrors(swallowed_only=swallowed_errors_only))
+    if max_depth is not None:
+        expectations.append(MaxDepth(max_depth))
+    if max_dispatches is not None:
+        expectations.append(MaxDispatches(max_dispatches))
+    return expectations
+
+
 def _check_times(value: int | None) -> None:
     if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
         raise ValueError(f"Expected a count >= 0, got {value!r}")

@@ -100,7 +100,7 @@ def _expectations(item: pytest.Item) -> list[Expectation] | None:
 
     Limits are checked before the test runs, so a bad marker fails at once.
     """
-    from signaltrace.assertions import MaxDepth, MaxDispatches, NoLoops, NoReceiverErrors
+    from signaltrace.assertions import limits
 
     options = item.config.stash[_OPTIONS]
     marker = item.get_closest_marker("signaltrace")
@@ -120,23 +120,15 @@ def _expectations(item: pytest.Item) -> list[Expectation] | None:
         arguments = marker.kwargs
         if not arguments.get("enabled", True):
             return None
-    expectations: list[Expectation] = []
-    if not arguments.get("allow_loops", False):
-        expectations.append(NoLoops())
-    if not arguments.get("allow_receiver_errors", False):
-        # An error that was not swallowed reached the test already, which decided about it.
-        expectations.append(NoReceiverErrors(swallowed_only=True))
     problem = None
     try:
-        if arguments.get("max_depth") is not None:
-            expectations.append(MaxDepth(arguments["max_depth"]))
-        if arguments.get("max_dispatches") is not None:
-            expectations.append(MaxDispatches(arguments["max_dispatches"]))
+        limit_arguments = {name: value for name, value in arguments.items() if name != "enabled"}
+        # An error that was not swallowed reached the test already, which decided about it.
+        return limits(**limit_arguments, swallowed_errors_only=True)
     except ValueError as error:
         problem = str(error)
-    if problem is not None:  # outside the except block: no chained ValueError in the report
-        pytest.fail(f"@pytest.mark.signaltrace: {problem}", pytrace=False)
-    return expectations
+    # Outside the except block: no chained ValueError in the report.
+    pytest.fail(f"@pytest.mark.signaltrace: {problem}", pytrace=False)
 
 
 def _verbose(config: pytest.Config) -> bool:

@@ -33,13 +33,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 from signaltrace.assertions import (
     Expecting,
     MaxDepth,
-    MaxDispatches,
     NoLoops,
     NoReceiverErrors,
     ReceiverCalled,
     SignalAssertionError,
     SignalSent,
     dispatch_filter,
+    limits,
     receiver_matcher,
 )
 
@@ -144,16 +144,14 @@ class SignalAssertions:
         allow_loops: bool = False,
         allow_receiver_errors: bool = False,
     ) -> AbstractContextManager[Trace]:
-        expectations: list[Any] = []
-        if not allow_loops:
-            expectations.append(NoLoops())
-        if not allow_receiver_errors:
-            expectations.append(NoReceiverErrors())
-        if max_depth is not None:
-            expectations.append(MaxDepth(max_depth))
-        if max_dispatches is not None:
-            expectations.append(MaxDispatches(max_dispatches))
-        return self._expect(*expectations)
+        return self._expect(
+            *limits(
+                max_depth=max_depth,
+                max_dispatches=max_dispatches,
+                allow_loops=allow_loops,
+                allow_receiver_errors=allow_receiver_errors,
+            )
+        )
 
     def sent(
         self,
