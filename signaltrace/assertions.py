@@ -1,7 +1,7 @@
 """The assertion engine behind the pytest fixtures, the marker and ``signaltrace.testing``.
 
 Every front end builds :class:`Expectation` objects and calls :func:`verify` on a
-:class:`~signaltrace.Trace` (or wraps a block with :func:`expect`), so matching
+:class:`~signaltrace.Trace` (or wraps a block with :class:`Expecting`), so matching
 rules and failure text live here only.
 
 Matching works on what the core recorded, never on live objects kept by the

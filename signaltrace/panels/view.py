@@ -17,6 +17,7 @@ import sys
 from functools import lru_cache
 from typing import Any
 
+from signaltrace.conf import DEFAULTS
 from signaltrace.panels.rows import tree
 
 #: Width of the waterfall's SVG coordinate system (the SVG stretches to the cell).
@@ -205,7 +206,7 @@ def build_context(stats: dict[str, Any]) -> dict[str, Any]:
     """The template context for stored ``stats`` (see ``SignalTracePanel.generate_stats``)."""
     trace = stats.get("trace") or {}
     raw = trace.get("dispatches") or []
-    slow_ms = stats.get("slow_ms") or 50
+    slow_ms = stats.get("slow_ms") or DEFAULTS["PANEL_SLOW_RECEIVER_MS"]
     slow_ns = float(slow_ms) * 1_000_000
     axis = _Axis(max(trace.get("duration_ns") or 0, *(_end(d) for d in raw), 1))
     dispatches = [_dispatch_view(dispatch, raw, axis, slow_ns) for dispatch in raw]
