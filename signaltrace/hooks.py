@@ -44,6 +44,7 @@ from signaltrace.errors import SignalLoopError
 from signaltrace.loops import check_for_loop, report_swallowed_loop
 from signaltrace.recording import (
     F_CALL,
+    F_PARENT,
     F_RECEIVER,
     active_recorders,
     adopt_cell,
@@ -81,18 +82,28 @@ def _new_frame(signal: Signal, sender: Any, named: dict[str, Any], parent: list[
     return [signal, sender, named.get("instance"), parent, None, None]
 
 
-def _log_robust_failure(signal: Signal, receiver: Any, err: Exception) -> None:
-    """Log like Django's ``send_robust`` (through the signal's own method if any)."""
-    log = getattr(signal, "_log_robust_failure", None)
-    if log is not None:
-        log(receiver, err)
-    else:
-        _django_logger.error(
-            "Error calling %s in Signal.send_robust() (%s)",
-            receiver.__qualname__,
-            err,
-            exc_info=err,
-        )
+def _log_robust_failure(signal: Signal, receiver: Any, err: Exception, frame: list[Any]) -> None:
+    """Log like Django's robust methods (through the signal's own method if any).
+
+    Django logs outside the receiver: signals sent while logging (an
+    AdminEmailHandler rendering its template) are not the failed receiver's
+    children, so ``frame``'s parent is the current frame while it logs. Only on
+    this error path is a ``ContextVar`` set.
+    """
+    token = frame_cell.set([frame[F_PARENT], get_ident()])
+    try:
+        log = getattr(signal, "_log_robust_failure", None)
+        if log is not None:
+            log(receiver, err)
+        else:
+            _django_logger.error(
+                "Error calling %s in Signal.send_robust() (%s)",
+                receiver.__qualname__,
+                err,
+                exc_info=err,
+            )
+    finally:
+        frame_cell.reset(token)
 
 
 def _close_dispatch(dispatch: list[Any] | None) -> None:
@@ -201,13 +212,7 @@ def _send_robust(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any
                     end_call(call, err)
                 if isinstance(err, SignalLoopError):
                     report_swallowed_loop(err)
-                # Django logs outside the receiver: signals sent while logging
-                # (an AdminEmailHandler rendering its template) are not its children.
-                cell[0] = parent
-                try:
-                    _log_robust_failure(self, receiver, err)
-                finally:
-                    cell[0] = frame
+                _log_robust_failure(self, receiver, err, frame)
                 responses.append((receiver, err))
             except BaseException as exc:
                 if call is not None:
@@ -300,7 +305,7 @@ async def _call_async_receiver(
             raise
         if isinstance(err, SignalLoopError):
             report_swallowed_loop(err)
-        _log_robust_failure(signal, receiver, err)
+        _log_robust_failure(signal, receiver, err, frame)
         return err
     except BaseException as exc:
         if call is not None:
@@ -355,7 +360,7 @@ def _call_sync_receivers(
                 raise
             if isinstance(err, SignalLoopError):
                 report_swallowed_loop(err)
-            _log_robust_failure(signal, receiver, err)
+            _log_robust_failure(signal, receiver, err, frame)
             responses.append((receiver, err))
         except BaseException as exc:
             if call is not None:

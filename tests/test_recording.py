@@ -356,3 +356,42 @@ def test_max_repr_length_setting_cuts_rendered_values():
         signal.send(sender=None, note="y" * 100)
         rendered = trace.dispatches[0].kwargs["note"]
     assert len(rendered) == 20 and rendered.endswith("…")
+
+
+@pytest.mark.parametrize("method", ["send_robust", "asend_robust with a sync receiver", "asend_robust"])
+def test_signals_sent_while_logging_a_swallowed_error_are_not_the_receivers_children(method):
+    """Django logs a robust method's failure outside the receiver; a logging handler
+    that sends a signal (as AdminEmailHandler renders a template) sends it beside
+    the dispatch, not inside the failed receiver."""
+    if method.startswith("asend") and django.VERSION < (5, 0):
+        pytest.skip("asend is new in Django 5.0")
+    failing_signal, sent_while_logging = Signal(), Signal()
+
+    def fail_sync(sender, **kwargs):
+        raise ValueError("sync receiver failed")
+
+    async def fail_async(sender, **kwargs):
+        raise ValueError("async receiver failed")
+
+    class SendingHandler(logging.Handler):
+        def emit(self, record):
+            sent_while_logging.send(sender="logging")
+
+    sent_while_logging.connect(on_shipped, weak=False)
+    failing_signal.connect(fail_async if method == "asend_robust" else fail_sync, weak=False)
+    handler = SendingHandler()
+    logger = logging.getLogger("django.dispatch")
+    logger.addHandler(handler)
+    try:
+        with signaltrace.record() as trace:
+            if method == "send_robust":
+                responses = failing_signal.send_robust(sender=None)
+            else:
+                responses = asyncio.run(failing_signal.asend_robust(sender=None))
+    finally:
+        logger.removeHandler(handler)
+    assert isinstance(responses[0][1], ValueError)
+    failed = next(d for d in trace.dispatches if d.signal is failing_signal)
+    logged = next(d for d in trace.dispatches if d.signal is sent_while_logging)
+    assert failed.calls[0].swallowed and failed.calls[0].dispatches == []
+    assert logged.depth == 0 and logged.parent is None
