@@ -31,9 +31,21 @@ def test_django_signals_get_their_short_names_and_custom_ones_their_dotted_path(
     assert naming.signal_name(item_viewed) == "tests.testapp.signals.item_viewed"
 
 
-def test_an_unnamed_signal_is_named_by_id_and_found_later():
+def test_an_unnamed_signal_is_named_by_id_and_found_later(monkeypatch):
+    import sys
+    import types
+
     anonymous = Signal()
     assert naming.signal_name(anonymous).startswith("Signal at 0x")
+    # Imported later, in a module of its own: the next lookup scans again and finds it.
+    module = types.ModuleType("late_module_for_test")
+    module.arrived = anonymous
+    monkeypatch.setitem(sys.modules, "late_module_for_test", module)
+    assert naming.signal_name(anonymous) == "late_module_for_test.arrived"
+
+
+def test_a_signal_can_be_given_its_name():
+    anonymous = Signal()
     naming.register_signal_name(anonymous, "my.anonymous")
     assert naming.signal_name(anonymous) == "my.anonymous"
 

@@ -34,6 +34,7 @@ if os.environ.get("SIGNALTRACE_SUITE_OTEL") == "1":
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
 
+    import signaltrace
     from signaltrace.otel import SignalInstrumentor
 
     class _CountingExporter(SpanExporter):
@@ -50,6 +51,7 @@ if os.environ.get("SIGNALTRACE_SUITE_OTEL") == "1":
     SignalInstrumentor().instrument(tracer_provider=_provider)
 
     def _report_spans() -> None:
-        print(f"signaltrace: instrumented=True spans={_exporter.count}")
+        installed = signaltrace.is_installed()
+        print(f"signaltrace: instrumented={installed} spans={_exporter.count}")
 
     atexit.register(_report_spans)
