@@ -110,7 +110,7 @@ def _live(ref: Any) -> Any:
 
 
 def _describe(origin: Origin) -> str:
-    from signaltrace.loops import short_path
+    from signaltrace.naming import short_path
 
     name, file, line = origin
     return f"{name} ({short_path(file)}:{line})" if file else name

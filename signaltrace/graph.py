@@ -242,7 +242,7 @@ def build_map(
     exclude: list[str] | None = None,
 ) -> SignalMap:
     """The static map, filtered by signal and receiver globs, plus a trace's observed edges."""
-    from signaltrace.loops import short_path
+    from signaltrace.naming import short_path
 
     def wanted_signal(name: str) -> bool:
         return not signals or any(fnmatchcase(name, pattern) for pattern in signals)
@@ -263,7 +263,7 @@ def build_map(
 
 
 def _add_trace(result: SignalMap, trace: dict[str, Any], wanted_signal: Any, wanted_receiver: Any) -> None:
-    from signaltrace.loops import short_path
+    from signaltrace.naming import short_path
 
     dispatches = {d["id"]: d for d in trace.get("dispatches", [])}
     for dispatch in dispatches.values():

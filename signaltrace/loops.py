@@ -26,12 +26,12 @@ the same chain are the same loop), and warned and logged once per process.
 from __future__ import annotations
 
 import logging
-import os
 import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from signaltrace.errors import SignalLoopError
+from signaltrace.naming import short_path
 from signaltrace.recording import (
     D_LOOP,
     F_INSTANCE,
@@ -100,17 +100,6 @@ class Loop:
             "swallowed": self.swallowed,
             "cycle": [step.to_dict() for step in self.cycle],
         }
-
-
-def short_path(file: str) -> str:
-    """``file`` relative to the working directory when inside it, else unchanged."""
-    try:
-        cwd = os.getcwd()
-    except OSError:
-        return file
-    if file.startswith(cwd + os.sep):
-        return file[len(cwd) + 1 :]
-    return file
 
 
 def format_cycle(cycle: tuple[LoopStep, ...]) -> str:

@@ -10,10 +10,12 @@ is cached per receiver function.
 from __future__ import annotations
 
 import inspect
+import os
 import sys
 import threading
 import weakref
 from collections.abc import Iterator
+from functools import lru_cache
 from types import ModuleType
 from typing import Any
 
@@ -238,3 +240,14 @@ def dispatch_uids(signal: Signal) -> dict[int, Any]:
         return uids
     _uid_maps[key] = (ref_to_signal, entries, uids)
     return uids
+
+
+@lru_cache(maxsize=1024)
+def short_path(file: str) -> str:
+    """How locations are shown: ``app/receivers.py`` for a file under a ``sys.path``
+    entry (the longest one), else the path as stored."""
+    best = ""
+    for entry in sys.path:
+        if entry and file.startswith(entry.rstrip(os.sep) + os.sep) and len(entry) > len(best):
+            best = entry.rstrip(os.sep)
+    return file[len(best) + 1 :] if best else file

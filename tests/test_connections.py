@@ -19,7 +19,7 @@ from django.dispatch import Signal, receiver
 import signaltrace
 from signaltrace import connections, hooks
 from signaltrace.connections import ReceiverConnectionWarning
-from signaltrace.loops import short_path
+from tests.locations import where
 from tests.testapp.models import Item, Ping
 
 MODULE_SOURCE = textwrap.dedent(
@@ -63,11 +63,6 @@ def load_twice(tmp_path: Path) -> Iterator[Callable[[], tuple[ModuleType, Module
     for module in loaded:
         post_save.disconnect(module.touch_item, sender=Item)
         sys.modules.pop(module.__name__, None)
-
-
-def where(function: Any) -> str:
-    code = function.__code__
-    return f"{short_path(code.co_filename)}:{code.co_firstlineno}"
 
 
 def messages(caplog: pytest.LogCaptureFixture) -> list[str]:

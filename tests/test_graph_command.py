@@ -13,7 +13,7 @@ from django.core.management import CommandError, call_command
 from django.db.models.signals import post_save
 
 import signaltrace
-from signaltrace.loops import short_path
+from tests.locations import where
 from tests.test_loops import ping_saved, pong_saved
 from tests.testapp.models import Item, Ping, Pong
 from tests.testapp.signals import item_viewed
@@ -44,10 +44,6 @@ def graph(*args: str) -> str:
     out = StringIO()
     call_command("signaltrace", "graph", *args, stdout=out)
     return out.getvalue()
-
-
-def where(function: Any) -> str:
-    return f"{short_path(function.__code__.co_filename)}:{function.__code__.co_firstlineno}"
 
 
 @pytest.fixture

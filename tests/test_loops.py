@@ -18,7 +18,7 @@ from django.test import override_settings
 
 import signaltrace
 from signaltrace import loops
-from signaltrace.loops import short_path
+from tests.locations import where
 from tests.testapp.models import Item, Node, Ping, Pong
 
 pytestmark = pytest.mark.django_db
@@ -143,11 +143,6 @@ def ping_pong() -> Iterator[None]:
         yield
 
 
-def location(function: Any) -> str:
-    code = function.__code__
-    return f"{short_path(code.co_filename)}:{code.co_firstlineno}"
-
-
 # ------------------------------------------------------------------------ loops
 
 
@@ -165,8 +160,8 @@ def test_loop_message_prints_one_turn_of_the_cycle(ping_pong: None) -> None:
     pk = ping.pk
     assert str(caught.value) == (
         f"Signal loop detected: post_save(testapp.Ping #{pk}) -> "
-        f"tests.test_loops.ping_saved ({location(ping_saved)}) -> post_save(testapp.Pong #{pk}) -> "
-        f"tests.test_loops.pong_saved ({location(pong_saved)}) -> post_save(testapp.Ping #{pk})"
+        f"tests.test_loops.ping_saved ({where(ping_saved)}) -> post_save(testapp.Pong #{pk}) -> "
+        f"tests.test_loops.pong_saved ({where(pong_saved)}) -> post_save(testapp.Ping #{pk})"
     )
     cycle = caught.value.cycle
     assert [(s.signal_name, s.instance, s.receiver_name) for s in cycle] == [
@@ -186,7 +181,7 @@ def test_self_resave_is_stopped() -> None:
     assert calls == {"resave": 2}
     assert str(caught.value) == (
         f"Signal loop detected: post_save(testapp.Item #{item.pk}) -> "
-        f"tests.test_loops.resave ({location(resave)}) -> post_save(testapp.Item #{item.pk})"
+        f"tests.test_loops.resave ({where(resave)}) -> post_save(testapp.Item #{item.pk})"
     )
 
 
@@ -255,7 +250,7 @@ def test_custom_signal_repeating_its_receiver_path_is_a_loop() -> None:
     assert calls == {"chime_again": 2}
     name = "tests.test_loops.chime"
     assert str(caught.value) == (
-        f"Signal loop detected: {name}('lab') -> tests.test_loops.chime_again ({location(chime_again)}) "
+        f"Signal loop detected: {name}('lab') -> tests.test_loops.chime_again ({where(chime_again)}) "
         f"-> {name}('lab')"
     )
 

@@ -22,8 +22,9 @@ from django.template.loader import render_to_string
 from django.test import AsyncClient, Client, RequestFactory, modify_settings, override_settings
 
 from signaltrace.checks import check_settings
+from signaltrace.naming import short_path
 from signaltrace.panels import SignalTracePanel
-from signaltrace.panels.view import build_context, format_ms, short_path, subtitle, summarize
+from signaltrace.panels.view import build_context, format_ms, subtitle, summarize
 from tests.testapp import panel_views
 
 pytestmark = pytest.mark.django_db

@@ -12,12 +12,10 @@ escapes every value.
 
 from __future__ import annotations
 
-import os
-import sys
-from functools import lru_cache
 from typing import Any
 
 from signaltrace.conf import DEFAULTS
+from signaltrace.naming import short_path
 from signaltrace.panels.rows import tree
 
 #: Width of the waterfall's SVG coordinate system (the SVG stretches to the cell).
@@ -67,16 +65,6 @@ def subtitle(summary: dict[str, Any]) -> str:
         f"{receivers} receiver{'s' if receivers != 1 else ''} · "
         f"{summary.get('signal_ms', 0.0):.1f} ms"
     )
-
-
-@lru_cache(maxsize=1024)
-def short_path(file: str) -> str:
-    """``app/receivers.py`` for a file under a ``sys.path`` entry, else the path as stored."""
-    best = ""
-    for entry in sys.path:
-        if entry and file.startswith(entry.rstrip(os.sep) + os.sep) and len(entry) > len(best):
-            best = entry.rstrip(os.sep)
-    return file[len(best) + 1 :] if best else file
 
 
 def _location(item: dict[str, Any]) -> tuple[str, str]:
