@@ -32,6 +32,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
+from signaltrace.naming import make_id
 from signaltrace.safety import report_internal_error
 
 logger = logging.getLogger("signaltrace")
@@ -55,13 +56,6 @@ _reported: set[str] = set()
 
 class ReceiverConnectionWarning(UserWarning):
     """A receiver was connected twice, or silently not connected at all."""
-
-
-def _make_id(target: Any) -> Any:
-    """Django's receiver and sender ids (``dispatcher._make_id``, unchanged since 1.x)."""
-    if hasattr(target, "__func__"):
-        return (id(target.__self__), id(target.__func__))
-    return id(target)
 
 
 def _origin(receiver: Any) -> Origin:
@@ -128,8 +122,8 @@ def problem_with(signal: Any, receiver: Any, sender: Any, dispatch_uid: Any) -> 
 
     Only Django's receiver list is read; nothing is changed.
     """
-    sender_key = _make_id(sender)
-    own_key = (dispatch_uid or _make_id(receiver), sender_key)
+    sender_key = make_id(sender)
+    own_key = (dispatch_uid or make_id(receiver), sender_key)
     others = []
     for entry in list(signal.receivers):
         key = entry[0]

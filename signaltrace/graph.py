@@ -18,7 +18,7 @@ from typing import Any
 
 from django.dispatch import Signal
 
-from signaltrace.naming import discover_signals
+from signaltrace.naming import discover_signals, make_id
 
 ANY_SENDER = "any sender"
 
@@ -64,11 +64,11 @@ class SignalMap:
         """Adjacency between node keys: ``s:signal|sender`` and ``r:receiver``."""
         graph: dict[str, set[str]] = {}
         for conn in self.connections:
-            graph.setdefault(_signal_key(conn.signal, conn.sender), set()).add(_receiver_key(conn.receiver))
+            graph.setdefault(signal_key(conn.signal, conn.sender), set()).add(receiver_key(conn.receiver))
         for signal, sender, receiver in self.observed_calls:
-            graph.setdefault(_signal_key(signal, sender), set()).add(_receiver_key(receiver))
+            graph.setdefault(signal_key(signal, sender), set()).add(receiver_key(receiver))
         for receiver, signal, sender in self.observed_sends:
-            graph.setdefault(_receiver_key(receiver), set()).add(_signal_key(signal, sender))
+            graph.setdefault(receiver_key(receiver), set()).add(signal_key(signal, sender))
         for targets in list(graph.values()):
             for target in targets:
                 graph.setdefault(target, set())
@@ -79,7 +79,7 @@ class SignalMap:
         graph = self.edges()
         found = []
         for component in _components(graph):
-            signals = [key for key in component if key.startswith("s:")]
+            signals = [key for key in component if is_signal_node(key)]
             start = min(signals or component)  # read from a dispatch, like a loop error
             if len(component) == 1 and start not in graph[start]:
                 continue
@@ -87,20 +87,33 @@ class SignalMap:
         return sorted(found)
 
 
-def _signal_key(signal: str, sender: str) -> str:
+def signal_key(signal: str, sender: str) -> str:
+    """The graph's node key of a (signal, sender) pair."""
     return f"s:{signal}|{sender}"
 
 
-def _receiver_key(receiver: str) -> str:
+def receiver_key(receiver: str) -> str:
+    """The graph's node key of a receiver."""
     return f"r:{receiver}"
+
+
+def is_signal_node(key: str) -> bool:
+    """Whether a node key is a (signal, sender) node rather than a receiver."""
+    return key.startswith("s:")
+
+
+def node_parts(key: str) -> tuple[str, str | None]:
+    """(signal, sender) of a signal node; (receiver, None) of a receiver node."""
+    if is_signal_node(key):
+        signal, sender = key[2:].split("|", 1)
+        return signal, sender
+    return key[2:], None
 
 
 def node_label(key: str) -> str:
     """``post_save(auth.User)`` for a signal node, the dotted path for a receiver."""
-    if key.startswith("s:"):
-        signal, sender = key[2:].split("|", 1)
-        return f"{signal}({sender})"
-    return key[2:]
+    name, sender = node_parts(key)
+    return name if sender is None else f"{name}({sender})"
 
 
 def _components(graph: dict[str, set[str]]) -> list[set[str]]:
@@ -197,12 +210,6 @@ def _sender_of(entry: tuple[Any, ...], known: dict[int, Any]) -> str:
     return f"<sender at {sender_id:#x}>"
 
 
-def _own_key(receiver: Any) -> Any:
-    if hasattr(receiver, "__func__"):
-        return (id(receiver.__self__), id(receiver.__func__))
-    return id(receiver)
-
-
 def static_connections(signals: list[Signal] | None = None) -> list[Connection]:
     """Every live receiver of every discovered signal, by signal and sender, each group's
     receivers in the order Django calls them (the order they were connected)."""
@@ -227,7 +234,7 @@ def static_connections(signals: list[Signal] | None = None) -> list[Connection]:
                     receiver=receiver_name,
                     file=file,
                     line=line,
-                    dispatch_uid=None if key == _own_key(receiver) else str(key),
+                    dispatch_uid=None if key == make_id(receiver) else str(key),
                     is_async=bool(entry[-1]) if len(entry) > 2 else iscoroutinefunction(receiver),
                     weak=weak,
                 )

@@ -195,6 +195,14 @@ def receiver_info(receiver: Any) -> ReceiverInfo:
     return info
 
 
+def make_id(target: Any) -> Any:
+    """Django's receiver and sender ids (``dispatcher._make_id``, unchanged since 1.x):
+    a receiver connected without a ``dispatch_uid`` is keyed by this."""
+    if hasattr(target, "__func__"):
+        return (id(target.__self__), id(target.__func__))
+    return id(target)
+
+
 # id(signal) -> (weak reference validating the id, the signal's receiver entries the
 # map was built from, {id(receiver function): dispatch_uid}).
 _uid_maps: dict[int, tuple[weakref.ref[Any], list[Any], dict[int, Any]]] = {}
@@ -231,8 +239,7 @@ def dispatch_uids(signal: Signal) -> dict[int, Any]:
         if id(function) in seen:
             continue  # the first entry of a function decides
         seen.add(id(function))
-        own_key = (id(target.__self__), id(function)) if hasattr(target, "__func__") else id(target)
-        if lookup_key[0] != own_key:
+        if lookup_key[0] != make_id(target):
             uids[id(function)] = lookup_key[0]
     try:
         ref_to_signal = weakref.ref(signal, lambda _ref, key=key: _uid_maps.pop(key, None))

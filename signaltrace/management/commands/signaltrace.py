@@ -18,7 +18,16 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from signaltrace.graph import ANY_SENDER, SignalMap, build_map, load_trace
+from signaltrace.graph import (
+    ANY_SENDER,
+    SignalMap,
+    build_map,
+    is_signal_node,
+    load_trace,
+    node_parts,
+    receiver_key,
+    signal_key,
+)
 
 FORMATS = ("text", "mermaid", "dot", "json")
 
@@ -114,18 +123,16 @@ def _node_ids(signal_map: SignalMap) -> dict[str, str]:
 
 def _label(signal_map: SignalMap, key: str) -> tuple[str, str]:
     """(title, detail) of a node: the signal and sender, or the receiver and its location."""
-    if key.startswith("s:"):
-        signal, sender = key[2:].split("|", 1)
-        return signal, sender
-    return key[2:], signal_map.locations.get(key[2:], "")
+    name, sender = node_parts(key)
+    return (name, sender) if sender is not None else (name, signal_map.locations.get(name, ""))
 
 
 def _observed_edges(signal_map: SignalMap) -> dict[tuple[str, str], str]:
     edges = {}
     for (signal, sender, receiver), count in signal_map.observed_calls.items():
-        edges[(f"s:{signal}|{sender}", f"r:{receiver}")] = f"called x{count}"
+        edges[(signal_key(signal, sender), receiver_key(receiver))] = f"called x{count}"
     for (receiver, signal, sender), count in signal_map.observed_sends.items():
-        edges[(f"r:{receiver}", f"s:{signal}|{sender}")] = f"sent x{count}"
+        edges[(receiver_key(receiver), signal_key(signal, sender))] = f"sent x{count}"
     return edges
 
 
@@ -143,7 +150,7 @@ def render_mermaid(signal_map: SignalMap, trace_name: str | None = None) -> str:
         title, detail = (_mermaid_text(part) for part in _label(signal_map, key))
         text = f"{title}<br/>{detail}" if detail else title
         lines.append(
-            f'  {node}{"([" if key.startswith("s:") else "["}"{text}"{"])" if key.startswith("s:") else "]"}'
+            f'  {node}{"([" if is_signal_node(key) else "["}"{text}"{"])" if is_signal_node(key) else "]"}'
         )
     observed = _observed_edges(signal_map)
     for source, target in _unobserved_static_edges(signal_map, observed):
@@ -157,7 +164,7 @@ def _unobserved_static_edges(
     signal_map: SignalMap, observed: dict[tuple[str, str], str]
 ) -> list[tuple[str, str]]:
     """Connected (signal, sender) -> receiver edges that the trace did not also observe, sorted."""
-    static = {(f"s:{c.signal}|{c.sender}", f"r:{c.receiver}") for c in signal_map.connections}
+    static = {(signal_key(c.signal, c.sender), receiver_key(c.receiver)) for c in signal_map.connections}
     return sorted(static - set(observed))
 
 
@@ -172,7 +179,7 @@ def render_dot(signal_map: SignalMap, trace_name: str | None = None) -> str:
     for key, node in ids.items():
         title, detail = _label(signal_map, key)
         label = _dot_text(f"{title}\n{detail}" if detail else title)
-        shape = "ellipse" if key.startswith("s:") else "box"
+        shape = "ellipse" if is_signal_node(key) else "box"
         lines.append(f'  {node} [label="{label}", shape={shape}];')
     observed = _observed_edges(signal_map)
     for source, target in _unobserved_static_edges(signal_map, observed):
