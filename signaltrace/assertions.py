@@ -241,13 +241,27 @@ def dispatch_filter(
 
 
 def times_text(times: int | None) -> str:
-    if times is None:
-        return "at least once"
-    return "once" if times == 1 else f"{times} times"
+    return "at least once" if times is None else count_text(times)
 
 
 def count_text(count: int) -> str:
     return "once" if count == 1 else f"{count} times"
+
+
+def count_failure(
+    subject: str, verb: str, count: int, times: int | None, negate: bool, scope: str = ""
+) -> list[str] | None:
+    """``Expected <subject> to be <verb><scope> <times>, but it was <verb> <count>.``, or
+    None when ``count`` is as expected (``times`` None: at least once; ``negate``: never)."""
+    if negate:
+        if not count:
+            return None
+        return [f"Expected {subject} not to be {verb}{scope}, but it was {verb} {count_text(count)}."]
+    if (count >= 1) if times is None else (count == times):
+        return None
+    return [
+        f"Expected {subject} to be {verb}{scope} {times_text(times)}, but it was {verb} {count_text(count)}."
+    ]
 
 
 class Expectation:
@@ -282,15 +296,7 @@ class SignalSent(Expectation):
         return sum(1 for dispatch in trace.dispatches if self.filter.matches(dispatch))
 
     def failure(self, trace: Trace) -> list[str] | None:
-        count = self.count(trace)
-        what = self.filter.describe()
-        if self.negate:
-            if count:
-                return [f"Expected {what} not to be sent, but it was sent {count_text(count)}."]
-            return None
-        if (count >= 1) if self.times is None else (count == self.times):
-            return None
-        return [f"Expected {what} to be sent {times_text(self.times)}, but it was sent {count_text(count)}."]
+        return count_failure(self.filter.describe(), "sent", self.count(trace), self.times, self.negate)
 
     def annotate(self, dispatch: Dispatch) -> str | None:
         if not self.filter.near(dispatch):
@@ -337,19 +343,9 @@ class ReceiverCalled(Expectation):
         )
 
     def failure(self, trace: Trace) -> list[str] | None:
-        count = self.count(trace)
         scope = f" by {self.filter.describe()}" if self.filter is not None else ""
-        what = f"receiver {self.receiver.label}"
-        if self.negate:
-            if count:
-                return [f"Expected {what} not to be called{scope}, but it was called {count_text(count)}."]
-            return None
-        if (count >= 1) if self.times is None else (count == self.times):
-            return None
-        return [
-            f"Expected {what} to be called{scope} {times_text(self.times)}, "
-            f"but it was called {count_text(count)}."
-        ]
+        subject = f"receiver {self.receiver.label}"
+        return count_failure(subject, "called", self.count(trace), self.times, self.negate, scope)
 
     def annotate(self, dispatch: Dispatch) -> str | None:
         if self._in_scope(dispatch) and any(self.receiver.matches(call) for call in dispatch.calls):
