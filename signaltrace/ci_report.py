@@ -34,7 +34,7 @@ SLOWEST = 10
 
 def summarize(trace: Trace) -> dict[str, Any]:
     """A test's summary, JSON types only. ``nodeid``, ``outcome`` and ``worker`` are added by the caller."""
-    from signaltrace.records import str_or_repr
+    from signaltrace.records import exception_type_name, str_or_repr
 
     signals: dict[tuple[str, str], dict[str, Any]] = {}
     receivers: dict[tuple[str, str], dict[str, Any]] = {}
@@ -75,7 +75,7 @@ def summarize(trace: Trace) -> dict[str, Any]:
                         "sender": dispatch.sender_name,
                         "receiver": call.receiver_name,
                         "location": call.location,
-                        "type": f"{type(call.exception).__module__}.{type(call.exception).__qualname__}",
+                        "type": exception_type_name(call.exception),
                         "message": str_or_repr(call.exception),
                         "swallowed": call.swallowed,
                     }

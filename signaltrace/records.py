@@ -268,12 +268,17 @@ class Trace:
         }
 
 
+def exception_type_name(exception: BaseException) -> str:
+    """``module.QualName`` of an exception's class, as traces and reports show it."""
+    return f"{type(exception).__module__}.{type(exception).__qualname__}"
+
+
 def _exception_dict(call: ReceiverCall) -> dict[str, Any] | None:
     exception = call.exception
     if exception is None:
         return None
     return {
-        "type": f"{type(exception).__module__}.{type(exception).__qualname__}",
+        "type": exception_type_name(exception),
         "message": str_or_repr(exception),
         "traceback": format_exception(exception),
         "swallowed": call.swallowed,

@@ -20,7 +20,7 @@ run_leg() {
   "$venv/bin/python" -m pip install --quiet --upgrade pip
   "$venv/bin/python" -m pip install --quiet -e ".[test,toolbar,otel]" "$django"
   "$venv/bin/python" -c "import django; print('Django', django.get_version())"
-  "$venv/bin/python" -m pytest -q -p no:cacheprovider
+  "$venv/bin/python" -m pytest -q -rs -p no:cacheprovider  # -rs: every skip says why
   "$venv/bin/python" tests/django_suite/run.py
 }
 
