@@ -302,10 +302,12 @@ def test_fallback_for_an_unknown_dispatcher_records_calls_and_tells_observers(mo
 
     class Events(DispatchObserver):
         def call_started(self, call):
-            events.append(("started", call.receiver_name))
+            if call.dispatch.signal is signal:
+                events.append(("started", call.receiver_name))
 
         def call_finished(self, call):
-            events.append(("finished", call.receiver_name, type(call.exception).__name__))
+            if call.dispatch.signal is signal:
+                events.append(("finished", call.receiver_name, type(call.exception).__name__))
 
     def fine(sender, **kwargs):
         return "fine"
@@ -333,7 +335,8 @@ def test_fallback_for_an_unknown_dispatcher_records_calls_and_tells_observers(mo
         if was_installed:
             signaltrace.install()
     assert [receiver for receiver, _ in responses] == [fine, broken]
-    (dispatch,) = trace.dispatches
+    # Only this signal's dispatch: on some Django versions logging the error sends more.
+    (dispatch,) = [d for d in trace.dispatches if d.signal is signal]
     assert [call.receiver_name.rsplit(".", 1)[-1] for call in dispatch.calls] == ["fine", "broken"]
     assert dispatch.calls[1].exception is responses[1][1] and dispatch.calls[1].swallowed
     names = [event[1].rsplit(".", 1)[-1] for event in events]
