@@ -149,8 +149,10 @@ def sender_name(sender: Any) -> str:
 
 ReceiverInfo = tuple[str, str, int]
 
-# id(function) -> (weak reference used to validate the id, info). Weak so the cache
-# never keeps a receiver alive; the callback drops the entry when it dies.
+# id(function) -> (weak reference, info). Weak so the cache never keeps a receiver
+# alive: the reference's callback drops the entry when the function dies, before
+# its id can be reused, so an id found here is always the function it was made
+# for. (Functions that cannot be weakly referenced are not cached.)
 _receiver_infos: dict[int, tuple[weakref.ref[Any], ReceiverInfo]] = {}
 
 
@@ -184,7 +186,7 @@ def receiver_info(receiver: Any) -> ReceiverInfo:
     key_object = getattr(receiver, "__func__", receiver)
     key = id(key_object)
     cached = _receiver_infos.get(key)
-    if cached is not None and cached[0]() is key_object:
+    if cached is not None:
         return cached[1]
     info = _compute_receiver_info(receiver)
     try:

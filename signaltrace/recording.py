@@ -77,7 +77,7 @@ F_SIGNAL, F_SENDER, F_INSTANCE, F_PARENT, F_RECEIVER, F_CALL = range(6)
     C_START,
     C_END,
     C_EXCEPTION,
-    C_CHILDREN,
+    C_CHILDREN,  # the dispatches this call sent that a recorder keeps; None until one
     C_DISPATCH,
     C_OBSERVED,  # observers' scratch dict (LiveCall.state), made on first use
     C_SPAN,  # the span observer's own slot, as D_SPAN
@@ -276,8 +276,13 @@ def begin_dispatch(
             None,
             None,
         ]
-        if parent_call is not None:
-            parent_call[C_CHILDREN].append(record)
+        if keeping and parent_call is not None:
+            # Children are for traces: a dispatch no recorder keeps is not linked.
+            children = parent_call[C_CHILDREN]
+            if children is None:
+                parent_call[C_CHILDREN] = [record]
+            else:
+                children.append(record)
         for recorder in keeping:
             recorder.records.append(record)
     except Exception:  # noqa: BLE001 - never break the host app
@@ -305,9 +310,9 @@ def end_dispatch(dispatch: list[Any]) -> None:
 
 def begin_call(dispatch: list[Any], receiver: Any, is_async: bool) -> list[Any]:
     """Start the record of one receiver call inside ``dispatch``."""
-    function = getattr(receiver, "__func__", receiver)
-    cached = _receiver_infos.get(id(function))  # receiver_info()'s cache, read inline
-    if cached is not None and cached[0]() is function:
+    function_id = id(getattr(receiver, "__func__", receiver))
+    cached = _receiver_infos.get(function_id)  # receiver_info()'s cache, read inline
+    if cached is not None:
         info = cached[1]
     else:
         try:
@@ -317,12 +322,12 @@ def begin_call(dispatch: list[Any], receiver: Any, is_async: bool) -> list[Any]:
             info = (repr(type(receiver)), "", 0)
     call = [
         info,
-        id(function),
+        function_id,
         is_async,
         perf_counter_ns(),
         None,
         None,
-        [],
+        None,
         dispatch,
         None,
         None,

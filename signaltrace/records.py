@@ -166,7 +166,7 @@ class _Builder:
             dispatch=owner,
         )
         self.calls_by_record[id(record)] = call
-        self.children_by_call[id(call)] = record[C_CHILDREN]
+        self.children_by_call[id(call)] = record[C_CHILDREN] or []
         return call
 
     def _dispatch(self, record: list[Any]) -> Dispatch:

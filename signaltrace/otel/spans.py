@@ -87,24 +87,47 @@ def _mark_error(span: Span, exception: BaseException) -> None:
 
 
 class _SignalFacts:
-    """What every traced dispatch of one signal shares: its name and span names."""
+    """What every traced dispatch of one signal shares: its name, its span names and attributes."""
 
-    __slots__ = ("name", "ref", "span_names")
+    __slots__ = ("dispatch_fields", "name", "ref", "span_names")
 
     def __init__(self, signal: Any) -> None:
         self.name = signal_name(signal)
         self.span_names = {method: f"{method} {self.name}" for method in _METHODS}
-        self.ref = weakref.ref(signal)
+        self.ref: Any = None
+        #: (sender name, method, depth, receiver count) -> (span name, attributes):
+        #: the values a dispatch span's name and attributes are made of, so one
+        #: lookup gives both. Senders are mostly a few model classes, depths and
+        #: receiver counts a few small numbers.
+        self.dispatch_fields: dict[tuple[str, str, int, int], tuple[str, dict[str, Any]]] = {}
+
+    def fields_for(self, key: tuple[str, str, int, int]) -> tuple[str, dict[str, Any]]:
+        """The span name and attributes of a dispatch with this key (cached)."""
+        sender, method, depth, receiver_count = key
+        attributes = {
+            "signaltrace.signal": self.name,
+            "signaltrace.sender": sender,
+            "signaltrace.method": method,
+            "signaltrace.depth": depth,
+            "signaltrace.receiver_count": receiver_count,
+        }
+        if len(self.dispatch_fields) >= _MAX_CACHED:
+            self.dispatch_fields.clear()
+        name = self.span_names.get(method) or f"{method} {self.name}"
+        fields = self.dispatch_fields[key] = (name, attributes)
+        return fields
 
 
 _METHODS = ("send", "send_robust", "asend", "asend_robust")
 
-# id(signal) -> its facts; the id is validated by the facts' weak reference, and the
-# entry dropped when the signal dies. A signal not held by any module attribute is
-# named by its id and not cached: it may be named later.
+# id(signal) -> its facts. An entry is dropped by a weak reference's callback when
+# its signal dies, so an id found here is always the signal it was made for (ids
+# are reused only after death). A signal not held by any module attribute is named
+# by its id and not cached: it may be named later.
 _signal_facts: dict[int, _SignalFacts] = {}
 
 # id(sender class) -> (weak reference, name): senders are mostly model classes.
+# Entries are dropped when their class dies, as above.
 _sender_names: dict[int, tuple[Any, str]] = {}
 
 
@@ -127,17 +150,18 @@ def _name_of_sender(sender: Any) -> str:
     return name
 
 
-# id(receiver info) -> (info, is_async, dispatch_uid, span name, attributes): the
-# same for every call of a receiver, so built once. Keyed by the id of the info
-# tuple the core caches per receiver (an int hashes without touching the tuple);
-# the entry holds the tuple, so the id cannot be reused while it is cached. The SDK
+# id(receiver function) -> (info, is_async, dispatch_uid, span name, attributes):
+# the same for every call of a receiver, so built once. Keyed by the id the call
+# record already holds; an entry is valid while its info is the record's, the
+# tuple the core caches per function (the entry holds it: a function made later at
+# the same id gets another info tuple, so cannot match). The SDK
 # copies attributes into the span and samplers only read them, so one dict serves
 # every span. (A plain dict: the SDK cleans a read-only proxy of one 10% slower.)
 _receiver_fields: dict[int, tuple[Any, bool, Any, str, dict[str, Any]]] = {}
 
 
 def _receiver_span_fields(
-    info: tuple[str, str, int], is_async: bool, dispatch_uid: Any
+    function_id: int, info: tuple[str, str, int], is_async: bool, dispatch_uid: Any
 ) -> tuple[Any, bool, Any, str, dict[str, Any]]:
     """The name and attributes of a receiver's span (with what they were made for)."""
     receiver_name, file, line = info
@@ -152,7 +176,7 @@ def _receiver_span_fields(
         attributes["signaltrace.dispatch_uid"] = str(dispatch_uid)
     if len(_receiver_fields) >= _MAX_CACHED:
         _receiver_fields.clear()
-    fields = _receiver_fields[id(info)] = (
+    fields = _receiver_fields[function_id] = (
         info,
         is_async,
         dispatch_uid,
@@ -229,11 +253,7 @@ class SpanObserver(DispatchObserver):
         signal = dispatch[D_SIGNAL]
         if selection.filters and not selection.wants(signal):
             return
-        parent_call = dispatch[D_PARENT_CALL]
-        parent_context = None if parent_call is None else _parent_context(parent_call)
-        facts = _signal_facts.get(id(signal))
-        if facts is None or facts.ref() is not signal:
-            facts = _facts_of(signal)
+        facts = _signal_facts.get(id(signal)) or _facts_of(signal)
         sender = dispatch[D_SENDER]
         if sender is None:
             sender_label = "None"
@@ -241,22 +261,18 @@ class SpanObserver(DispatchObserver):
             if dispatch[D_SENDER_IS_WEAK]:
                 sender = sender()
             known = _sender_names.get(id(sender))
-            sender_label = known[1] if known is not None and known[0]() is sender else _name_of_sender(sender)
-        method = dispatch[D_METHOD]
-        attributes: dict[str, Any] = {
-            "signaltrace.signal": facts.name,
-            "signaltrace.sender": sender_label,
-            "signaltrace.method": method,
-            "signaltrace.depth": dispatch[D_DEPTH],
-            "signaltrace.receiver_count": dispatch[D_RECEIVER_COUNT],
-        }
+            sender_label = known[1] if known is not None else _name_of_sender(sender)
+        key = (sender_label, dispatch[D_METHOD], dispatch[D_DEPTH], dispatch[D_RECEIVER_COUNT])
+        name, attributes = facts.dispatch_fields.get(key) or facts.fields_for(key)
         if selection.record_kwargs:
-            for key, value in render_kwargs(dispatch[D_KWARGS]).items():
-                attributes[f"signaltrace.kwargs.{key}"] = value
+            attributes = attributes.copy()
+            for kwarg, value in render_kwargs(dispatch[D_KWARGS]).items():
+                attributes[f"signaltrace.kwargs.{kwarg}"] = value
+        parent_call = dispatch[D_PARENT_CALL]
         offset = time_ns() - perf_counter_ns()
         span = self.tracer.start_span(
-            facts.span_names.get(method) or f"{method} {facts.name}",
-            context=parent_context,
+            name,
+            context=None if parent_call is None else _parent_context(parent_call),
             kind=_INTERNAL,
             attributes=attributes,
             start_time=dispatch[D_START] + offset,
@@ -307,11 +323,12 @@ class SpanObserver(DispatchObserver):
             return
         info = call[C_INFO]
         is_async = call[C_IS_ASYNC]
+        function_id = call[C_FUNCTION_ID]
         uids = dispatch_entry[_D_ENTRY_UIDS]
-        uid = uids.get(call[C_FUNCTION_ID]) if uids else None
-        fields = _receiver_fields.get(id(info))
+        uid = uids.get(function_id) if uids else None
+        fields = _receiver_fields.get(function_id)
         if fields is None or fields[0] is not info or fields[1] is not is_async or fields[2] != uid:
-            fields = _receiver_span_fields(info, is_async, uid)
+            fields = _receiver_span_fields(function_id, info, is_async, uid)
         offset = dispatch_entry[_D_ENTRY_OFFSET]
         span = self.tracer.start_span(
             fields[3],
