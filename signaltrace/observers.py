@@ -19,6 +19,10 @@ they must be quick. An exception in one is logged on the ``signaltrace`` logger
 and never reaches the application. Only the methods an observer overrides are
 called.
 
+A record that no ``record()`` block keeps holds its sender strongly (a kept
+one holds it weakly); such a record is meant to die with its dispatch, so an
+observer that keeps a view after the dispatch keeps the sender alive with it.
+
 ``dispatch.kwargs`` is snapshotted only when something needs it: when a
 ``record()`` block keeps the dispatch, or when an observer's ``needs_kwargs`` is
 true (otherwise it is empty for observers).

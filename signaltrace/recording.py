@@ -218,11 +218,24 @@ def begin_dispatch(
     """
     try:
         if recorders is None:
+            # Only observers can see this dispatch.
             ignored = conf.ignored_now
-            if signal in (ignored_signals() if ignored is None else ignored):
+            if not (observers and receiver_count) or signal in (
+                ignored_signals() if ignored is None else ignored
+            ):
                 return None
             keeping: Sequence[Recorder] = ()
-            sensitive, repr_objects = None, False
+            if not named:
+                kwargs = _NO_KWARGS
+            else:
+                if _kwargs_generation != conf.generation:
+                    _decide_kwargs()
+                # Snapshotted only if an observer reads them.
+                kwargs = (
+                    snapshot_kwargs(named, sensitive_pattern(), False)
+                    if _kwargs_wanted
+                    else _UNRECORDED_KWARGS
+                )
         else:
             innermost = recorders[-1]
             if signal in innermost.ignored:
@@ -236,29 +249,24 @@ def begin_dispatch(
                         keeping.append(recorder)
                     else:
                         recorder.dropped += 1
-            sensitive, repr_objects = innermost.sensitive, innermost.repr_objects
-        if not keeping and not (observers and receiver_count):
-            return None
-        kwargs = _NO_KWARGS
-        if named:
-            if not keeping:
-                # Only observers see this dispatch: snapshot kwargs only if one reads them.
-                if _kwargs_generation != conf.generation:
-                    _decide_kwargs()
-                if not _kwargs_wanted:
-                    kwargs = _UNRECORDED_KWARGS
-            if kwargs is not _UNRECORDED_KWARGS:
-                kwargs = snapshot_kwargs(named, sensitive or sensitive_pattern(), repr_objects)
-        # How the record holds the sender: weakly when possible, never keeping it alive.
-        if sender is None or not type(sender).__weakrefoffset__:
-            sender_value, sender_is_weak = sender, False
-        else:
+                if not keeping and not (observers and receiver_count):
+                    return None
+            kwargs = (
+                snapshot_kwargs(named, innermost.sensitive, innermost.repr_objects) if named else _NO_KWARGS
+            )
+        if keeping and sender is not None and type(sender).__weakrefoffset__:
+            # A kept record outlives the dispatch: it holds the sender weakly.
             sender_value, sender_is_weak = weakref.ref(sender), True
-        parent_call = parent[F_CALL] if parent is not None else None
-        depth = 0
-        while parent is not None:
-            depth += 1
-            parent = parent[F_PARENT]
+        else:
+            # Otherwise nothing of ours keeps the record after the dispatch.
+            sender_value, sender_is_weak = sender, False
+        if parent is None:
+            parent_call, depth = None, 0
+        else:
+            parent_call, depth = parent[F_CALL], 0
+            while parent is not None:
+                depth += 1
+                parent = parent[F_PARENT]
         record = [
             signal,
             sender_value,
@@ -276,15 +284,16 @@ def begin_dispatch(
             None,
             None,
         ]
-        if keeping and parent_call is not None:
-            # Children are for traces: a dispatch no recorder keeps is not linked.
-            children = parent_call[C_CHILDREN]
-            if children is None:
-                parent_call[C_CHILDREN] = [record]
-            else:
-                children.append(record)
-        for recorder in keeping:
-            recorder.records.append(record)
+        if keeping:
+            if parent_call is not None:
+                # Children are for traces: a dispatch no recorder keeps is not linked.
+                children = parent_call[C_CHILDREN]
+                if children is None:
+                    parent_call[C_CHILDREN] = [record]
+                else:
+                    children.append(record)
+            for recorder in keeping:
+                recorder.records.append(record)
     except Exception:  # noqa: BLE001 - never break the host app
         report_internal_error("begin_dispatch")
         return None
@@ -310,8 +319,11 @@ def end_dispatch(dispatch: list[Any]) -> None:
 
 def begin_call(dispatch: list[Any], receiver: Any, is_async: bool) -> list[Any]:
     """Start the record of one receiver call inside ``dispatch``."""
-    function_id = id(getattr(receiver, "__func__", receiver))
+    function_id = id(receiver)  # a function; a bound method is keyed by its __func__
     cached = _receiver_infos.get(function_id)  # receiver_info()'s cache, read inline
+    if cached is None:
+        function_id = id(getattr(receiver, "__func__", receiver))
+        cached = _receiver_infos.get(function_id)
     if cached is not None:
         info = cached[1]
     else:

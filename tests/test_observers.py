@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from django.dispatch import Signal
+from django.test import override_settings
 
 import signaltrace
 from signaltrace import recording
@@ -160,6 +161,42 @@ def test_record_observers_get_the_raw_records(observe, connect):
     connect(on_ping)
     pinged.send(sender=None)
     assert raw.seen == [("dispatch", pinged), ("call", "tests.test_observers.on_ping")]
+
+
+def test_a_dispatch_no_trace_keeps_is_not_linked_into_one_and_holds_its_sender_strongly(observe, connect):
+    """Past a trace's cap, observed dispatches are made for observers only: the trace
+    must not reach them through its calls (its memory stays bounded), and they hold
+    the sender as is, since nothing of ours keeps them after the dispatch."""
+
+    class Keeper(DispatchObserver):
+        receives_records = True
+
+        def __init__(self) -> None:
+            self.records: list[Any] = []
+
+        def dispatch_started(self, dispatch: Any) -> None:
+            self.records.append(dispatch)
+
+    nested = Signal()
+    nested.connect(on_ping, weak=False)
+
+    def send_nested(sender, **kwargs):
+        nested.send(sender=sender)
+
+    connect(send_nested)
+    keeper = observe(Keeper())
+    try:
+        with override_settings(SIGNALTRACE={"MAX_DISPATCHES": 1}), signaltrace.record() as trace:
+            pinged.send(sender=Item)
+    finally:
+        nested.disconnect(on_ping)
+    kept, dropped = (record for record in keeper.records if record[recording.D_SIGNAL] in (pinged, nested))
+    assert len(trace.dispatches) == 1 and trace.dropped == 1
+    assert dropped[recording.D_PARENT_CALL] is kept[recording.D_CALLS][0]
+    assert kept[recording.D_CALLS][0][recording.C_CHILDREN] is None
+    assert kept[recording.D_SENDER_IS_WEAK] and kept[recording.D_SENDER]() is Item
+    assert not dropped[recording.D_SENDER_IS_WEAK] and dropped[recording.D_SENDER] is Item
+    assert trace.dispatches[0].calls[0].dispatches == []
 
 
 def test_a_failing_observer_is_logged_and_the_others_still_run(observe, connect, caplog):

@@ -11,7 +11,7 @@ a singleton).
 This runs for every dispatch of a traced application, so it reads the raw records
 (``receives_records``) rather than views, and computes what is the same for every
 dispatch of a signal, or every call of a receiver, once: span names, names of
-signals and senders, the receiver attributes.
+signals and senders, the dispatch and receiver attributes.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ from signaltrace.rendering import render_kwargs
 
 # What the records' span slots (D_SPAN, C_SPAN) hold while a span is open. A
 # dispatch's: a list [span, context its receiver spans start in, the signal's
-# dispatch_uid map, the exception that left the dispatch or None, clock offset]. A
+# facts, the exception that left the dispatch or None, clock offset]. A
 # receiver call's: (span, token of the context attached while it runs or None when
 # async, clock offset).
 #
@@ -66,7 +66,7 @@ from signaltrace.rendering import render_kwargs
 # timestamps (``perf_counter_ns``) plus the offset between the two clocks, read
 # once per dispatch. Span durations then equal the records' (the panel and the
 # spans agree), and the clocks are read twice per dispatch instead of twice per span.
-_D_ENTRY_SPAN, _D_ENTRY_CONTEXT, _D_ENTRY_UIDS, _D_ENTRY_ERROR, _D_ENTRY_OFFSET = range(5)
+_D_ENTRY_SPAN, _D_ENTRY_CONTEXT, _D_ENTRY_FACTS, _D_ENTRY_ERROR, _D_ENTRY_OFFSET = range(5)
 
 LOOP_ERROR_TYPE = "signaltrace.errors.SignalLoopError"
 _INTERNAL = SpanKind.INTERNAL
@@ -89,7 +89,7 @@ def _mark_error(span: Span, exception: BaseException) -> None:
 class _SignalFacts:
     """What every traced dispatch of one signal shares: its name, its span names and attributes."""
 
-    __slots__ = ("dispatch_fields", "name", "ref", "span_names")
+    __slots__ = ("dispatch_fields", "name", "receiver_fields", "receivers", "ref", "span_names", "uids")
 
     def __init__(self, signal: Any) -> None:
         self.name = signal_name(signal)
@@ -100,6 +100,22 @@ class _SignalFacts:
         #: lookup gives both. Senders are mostly a few model classes, depths and
         #: receiver counts a few small numbers.
         self.dispatch_fields: dict[tuple[str, str, int, int], tuple[str, dict[str, Any]]] = {}
+        #: id(receiver function) -> (info, is_async, span name, attributes) of its
+        #: receiver spans, valid while the signal's receivers are ``receivers`` (a
+        #: copy of ``signal.receivers``, whose dispatch_uids are ``uids``).
+        self.receiver_fields: dict[int, tuple[Any, bool, str, dict[str, Any]]] = {}
+        self.receivers: list[Any] | None = None
+        self.uids: dict[int, Any] = {}
+
+    def use_receivers(self, signal: Any) -> None:
+        """Start over with the signal's current receivers (connected or disconnected since).
+
+        Called when ``signal.receivers`` differs from ``receivers``: a list
+        comparison that checks identity first, about one pointer test per receiver.
+        """
+        self.receivers = list(signal.receivers)
+        self.uids = dispatch_uids(signal)
+        self.receiver_fields = {}
 
     def fields_for(self, key: tuple[str, str, int, int]) -> tuple[str, dict[str, Any]]:
         """The span name and attributes of a dispatch with this key (cached)."""
@@ -150,20 +166,16 @@ def _name_of_sender(sender: Any) -> str:
     return name
 
 
-# id(receiver function) -> (info, is_async, dispatch_uid, span name, attributes):
-# the same for every call of a receiver, so built once. Keyed by the id the call
-# record already holds; an entry is valid while its info is the record's, the
-# tuple the core caches per function (the entry holds it: a function made later at
-# the same id gets another info tuple, so cannot match). The SDK
-# copies attributes into the span and samplers only read them, so one dict serves
-# every span. (A plain dict: the SDK cleans a read-only proxy of one 10% slower.)
-_receiver_fields: dict[int, tuple[Any, bool, Any, str, dict[str, Any]]] = {}
-
-
 def _receiver_span_fields(
-    function_id: int, info: tuple[str, str, int], is_async: bool, dispatch_uid: Any
-) -> tuple[Any, bool, Any, str, dict[str, Any]]:
-    """The name and attributes of a receiver's span (with what they were made for)."""
+    facts: _SignalFacts, function_id: int, info: tuple[str, str, int], is_async: bool
+) -> tuple[Any, bool, str, dict[str, Any]]:
+    """The name and attributes of a receiver's spans for this signal (cached in ``facts``).
+
+    The entry holds ``info``, the tuple the core caches per function: a function
+    made later at the same id gets another tuple, so cannot match. The SDK copies
+    attributes into the span and samplers only read them, so one dict serves every
+    span. (A plain dict: the SDK cleans a read-only proxy of one 10% slower.)
+    """
     receiver_name, file, line = info
     attributes: dict[str, Any] = {
         "code.function.name": receiver_name,
@@ -172,17 +184,12 @@ def _receiver_span_fields(
     if file:
         attributes["code.file.path"] = file
         attributes["code.line.number"] = line
+    dispatch_uid = facts.uids.get(function_id) if facts.uids else None
     if dispatch_uid is not None:
         attributes["signaltrace.dispatch_uid"] = str(dispatch_uid)
-    if len(_receiver_fields) >= _MAX_CACHED:
-        _receiver_fields.clear()
-    fields = _receiver_fields[function_id] = (
-        info,
-        is_async,
-        dispatch_uid,
-        f"receiver {receiver_name}",
-        attributes,
-    )
+    if len(facts.receiver_fields) >= _MAX_CACHED:
+        facts.receiver_fields.clear()
+    fields = facts.receiver_fields[function_id] = (info, is_async, f"receiver {receiver_name}", attributes)
     return fields
 
 
@@ -277,14 +284,10 @@ class SpanObserver(DispatchObserver):
             attributes=attributes,
             start_time=dispatch[D_START] + offset,
         )
+        if signal.receivers != facts.receivers:
+            facts.use_receivers(signal)
         # The context every receiver span starts in is made once per dispatch.
-        dispatch[D_SPAN] = [
-            span,
-            trace.set_span_in_context(span),
-            dispatch_uids(signal),  # cached per signal while its receivers stay the same
-            None,
-            offset,
-        ]
+        dispatch[D_SPAN] = [span, trace.set_span_in_context(span), facts, None, offset]
 
     def dispatch_finished(self, dispatch: list[Any]) -> None:  # type: ignore[override]
         """Close the dispatch span; ERROR only if an exception left the dispatch."""
@@ -293,9 +296,12 @@ class SpanObserver(DispatchObserver):
             return
         dispatch[D_SPAN] = None  # records may outlive the span: a trace must not keep it
         span = entry[_D_ENTRY_SPAN]
-        error = entry[_D_ENTRY_ERROR]
-        loop = dispatch[D_LOOP]
+        end = dispatch[D_END] + entry[_D_ENTRY_OFFSET]
+        if dispatch[D_LOOP] is None and entry[_D_ENTRY_ERROR] is None:
+            span.end(end)
+            return
         try:
+            loop = dispatch[D_LOOP]
             if loop is not None:
                 # This dispatch re-entered a dispatch in progress and was stopped before
                 # any receiver ran: the SignalLoopError is raised from here.
@@ -309,10 +315,10 @@ class SpanObserver(DispatchObserver):
                 )
                 span.set_status(Status(StatusCode.ERROR, loop.message))
                 span.set_attribute("error.type", LOOP_ERROR_TYPE)
-            elif error is not None:
-                _mark_error(span, error)
+            else:
+                _mark_error(span, entry[_D_ENTRY_ERROR])
         finally:  # a span left open would never be exported
-            span.end(dispatch[D_END] + entry[_D_ENTRY_OFFSET])
+            span.end(end)
 
     # ------------------------------------------------------------------ receivers
 
@@ -323,21 +329,24 @@ class SpanObserver(DispatchObserver):
             return
         info = call[C_INFO]
         is_async = call[C_IS_ASYNC]
-        function_id = call[C_FUNCTION_ID]
-        uids = dispatch_entry[_D_ENTRY_UIDS]
-        uid = uids.get(function_id) if uids else None
-        fields = _receiver_fields.get(function_id)
-        if fields is None or fields[0] is not info or fields[1] is not is_async or fields[2] != uid:
-            fields = _receiver_span_fields(function_id, info, is_async, uid)
+        facts = dispatch_entry[_D_ENTRY_FACTS]
+        fields = facts.receiver_fields.get(call[C_FUNCTION_ID])
+        if fields is None or fields[0] is not info or fields[1] is not is_async:
+            fields = _receiver_span_fields(facts, call[C_FUNCTION_ID], info, is_async)
         offset = dispatch_entry[_D_ENTRY_OFFSET]
+        dispatch_context = dispatch_entry[_D_ENTRY_CONTEXT]
         span = self.tracer.start_span(
-            fields[3],
-            context=dispatch_entry[_D_ENTRY_CONTEXT],
+            fields[2],
+            context=dispatch_context,
             kind=_INTERNAL,
-            attributes=fields[4],
+            attributes=fields[3],
             start_time=call[C_START] + offset,
         )
-        token = None if is_async else otel_context.attach(trace.set_span_in_context(span))
+        # The context made current is the dispatch's with this span in place of the
+        # dispatch span: the same as the current context with this span, because
+        # nothing between the dispatch's start and its receivers changes the current
+        # context (each receiver's is detached after it), without reading it again.
+        token = None if is_async else otel_context.attach(trace.set_span_in_context(span, dispatch_context))
         call[C_SPAN] = (span, token, offset)
 
     def call_finished(self, call: list[Any]) -> None:  # type: ignore[override]
@@ -351,15 +360,17 @@ class SpanObserver(DispatchObserver):
             otel_context.detach(token)
         end = call[C_END] + offset
         exception = call[C_EXCEPTION]
+        if exception is None:
+            span.end(end)
+            return
         try:
-            if exception is not None:
-                if is_swallowed(exception, call[C_DISPATCH][D_METHOD]):
-                    span.set_attribute("signaltrace.swallowed", True)
-                else:
-                    self._note_escaping_error(call, exception)
-                _mark_error(span, exception)
-                # Last: the SDK formats the exception, which runs its __str__.
-                span.record_exception(exception, timestamp=end)
+            if is_swallowed(exception, call[C_DISPATCH][D_METHOD]):
+                span.set_attribute("signaltrace.swallowed", True)
+            else:
+                self._note_escaping_error(call, exception)
+            _mark_error(span, exception)
+            # Last: the SDK formats the exception, which runs its __str__.
+            span.record_exception(exception, timestamp=end)
         finally:  # a span left open would never be exported
             span.end(end)
 
