@@ -15,7 +15,8 @@ from django.core.checks import run_checks
 from django.db.models.signals import post_init, post_save, pre_init
 from django.dispatch import Signal
 from django.test import Client, override_settings
-from opentelemetry import trace
+from opentelemetry import baggage, trace
+from opentelemetry import context as otel_context
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -277,6 +278,32 @@ def test_nested_dispatch_and_other_spans_nest_under_the_receiver(spans, connect)
     assert inner.attributes["signaltrace.depth"] == 1
     assert parent_id(inner_receiver) == inner.context.span_id
     assert len({span.context.trace_id for span in spans.all()}) == 1
+
+
+def test_sync_receivers_run_in_the_callers_context_with_their_own_span_current(spans, connect):
+    seen = []
+
+    def first(sender, **kwargs):
+        seen.append((baggage.get_baggage("tenant"), trace.get_current_span().get_span_context().span_id))
+        otel_context.attach(baggage.set_baggage("left", "behind"))  # never detached
+
+    def second(sender, **kwargs):
+        seen.append((baggage.get_baggage("tenant"), trace.get_current_span().get_span_context().span_id))
+        seen.append(baggage.get_baggage("left"))
+
+    connect(done, first)
+    connect(done, second)
+    token = otel_context.attach(baggage.set_baggage("tenant", "acme"))
+    try:
+        with spans.tracer.start_as_current_span("caller") as caller:
+            done.send(sender=None)
+            after = trace.get_current_span()
+    finally:
+        otel_context.detach(token)
+    span_ids = {span.name.rpartition(".")[2]: span.context.span_id for span in spans.all()}
+    assert seen[:2] == [("acme", span_ids["first"]), ("acme", span_ids["second"])]
+    assert seen[2] is None  # what a receiver attaches is undone with its span
+    assert after is caller
 
 
 def test_span_times_are_the_recorded_times_inside_the_callers_span(spans, connect):
