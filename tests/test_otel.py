@@ -9,6 +9,7 @@ import sys
 from collections.abc import Iterator
 from importlib.metadata import entry_points
 from pathlib import Path
+from time import perf_counter_ns, time_ns
 
 import pytest
 from django.core.checks import run_checks
@@ -24,6 +25,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from signaltrace import SignalLoopError
 from signaltrace.otel import SignalInstrumentor
+from signaltrace.otel.spans import CLOCK_OFFSET_MAX_AGE_NS
 from tests.testapp.models import Item, Ping
 from tests.testapp.signals import item_viewed
 
@@ -327,6 +329,26 @@ def test_span_times_are_the_recorded_times_inside_the_callers_span(spans, connec
     assert dispatch.end_time - dispatch.start_time == outer_record.duration_ns
     assert receiver.end_time - receiver.start_time == outer_record.calls[0].duration_ns
     assert inner_receiver.end_time - inner_receiver.start_time == inner_record.calls[0].duration_ns
+
+
+def test_the_clock_offset_is_kept_for_a_second_then_read_again(spans, connect):
+    observer = SignalInstrumentor()._observer
+    connect(done, on_done)
+    wall_minus_perf = time_ns() - perf_counter_ns()
+    ten_seconds = 10_000_000_000
+
+    observer.clock = (perf_counter_ns(), wall_minus_perf + ten_seconds)  # fresh: used as is
+    before = time_ns()
+    done.send(sender=None)
+    assert spans.one("send tests.test_otel.done").start_time - before >= ten_seconds
+    spans.exporter.clear()
+
+    observer.clock = (perf_counter_ns() - CLOCK_OFFSET_MAX_AGE_NS - 1, wall_minus_perf + ten_seconds)  # stale
+    before = time_ns()
+    done.send(sender=None)
+    after = time_ns()
+    dispatch = spans.one("send tests.test_otel.done")
+    assert before <= dispatch.start_time <= dispatch.end_time <= after
 
 
 def test_nested_dispatch_parent_is_the_receiver_even_when_not_current(spans, connect):

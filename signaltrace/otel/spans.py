@@ -63,14 +63,24 @@ from signaltrace.rendering import render_kwargs
 # async, clock offset).
 #
 # Clock offset: spans take their start and end times from the records' own
-# timestamps (``perf_counter_ns``) plus the offset between the two clocks, read
-# once per dispatch. Span durations then equal the records' (the panel and the
-# spans agree), and the clocks are read twice per dispatch instead of twice per span.
+# timestamps (``perf_counter_ns``) plus the offset between that clock and the wall
+# clock. Span durations then equal the records' (the panel and the spans agree),
+# and no clock is read for a span. The offset is read again when a dispatch starts
+# more than ``CLOCK_OFFSET_MAX_AGE_NS`` after the last reading: on Linux both
+# clocks are slewed alike by NTP, so it only changes when the wall clock is set
+# (stepped); spans then follow the new time within a second.
 _D_ENTRY_SPAN, _D_ENTRY_CONTEXT, _D_ENTRY_FACTS, _D_ENTRY_ERROR, _D_ENTRY_OFFSET = range(5)
 
 LOOP_ERROR_TYPE = "signaltrace.errors.SignalLoopError"
 _INTERNAL = SpanKind.INTERNAL
 _MAX_CACHED = 4096
+CLOCK_OFFSET_MAX_AGE_NS = 1_000_000_000
+
+
+def read_clock_offset() -> tuple[int, int]:
+    """(when, in ``perf_counter_ns`` time; wall clock minus ``perf_counter_ns``)."""
+    now = perf_counter_ns()
+    return now, time_ns() - now
 
 
 def error_type(exception: BaseException) -> str:
@@ -244,6 +254,9 @@ class SpanObserver(DispatchObserver):
 
     def __init__(self, tracer: Tracer) -> None:
         self.tracer = tracer
+        #: (when read, offset) from :func:`read_clock_offset`, replaced as a whole so
+        #: threads never see the parts of two readings.
+        self.clock = read_clock_offset()
 
     @property
     def needs_kwargs(self) -> bool:  # type: ignore[override]
@@ -276,7 +289,9 @@ class SpanObserver(DispatchObserver):
             for kwarg, value in render_kwargs(dispatch[D_KWARGS]).items():
                 attributes[f"signaltrace.kwargs.{kwarg}"] = value
         parent_call = dispatch[D_PARENT_CALL]
-        offset = time_ns() - perf_counter_ns()
+        read_at, offset = self.clock
+        if dispatch[D_START] - read_at > CLOCK_OFFSET_MAX_AGE_NS:
+            read_at, offset = self.clock = read_clock_offset()
         span = self.tracer.start_span(
             name,
             context=None if parent_call is None else _parent_context(parent_call),
