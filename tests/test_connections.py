@@ -188,16 +188,29 @@ def test_legitimate_connections_are_silent() -> None:
     assert len(signal.receivers) == 4
 
 
-def test_connect_behaves_as_django(caplog: pytest.LogCaptureFixture) -> None:
-    signal = Signal()
+def test_connect_behaves_as_django() -> None:
+    """The wrapped connect gives what Django's own gives, decorator and repeat included."""
 
-    @receiver(signal)
-    def decorated(sender: Any, **kwargs: Any) -> int:
-        return 1
+    def connect_and_send() -> tuple[Any, ...]:
+        signal = Signal()
 
-    assert signal.send(sender=None) == [(decorated, 1)]
-    assert signal.connect(decorated) is None
-    assert Signal.connect.__wrapped__ is hooks._django_connect
+        @receiver(signal)
+        def decorated(sender: Any, **kwargs: Any) -> int:
+            return 1
+
+        again = signal.connect(decorated)  # a duplicate: ignored, returns None
+        responses = [(found.__name__, value) for found, value in signal.send(sender=None)]
+        return again, responses, len(signal.receivers), signal.has_listeners()
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ReceiverConnectionWarning)  # ours, for the duplicate
+        installed = connect_and_send()
+    signaltrace.uninstall()
+    try:
+        bare = connect_and_send()
+    finally:
+        signaltrace.install()
+    assert installed == bare == (None, [("decorated", 1)], 1, True)
 
 
 @pytest.mark.usefixtures("settings")

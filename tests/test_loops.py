@@ -19,6 +19,7 @@ from django.test import override_settings
 import signaltrace
 from signaltrace import loops
 from tests.locations import where
+from tests.markers import needs_asend
 from tests.testapp.models import Item, Node, Ping, Pong
 
 pytestmark = pytest.mark.django_db
@@ -253,9 +254,6 @@ def test_custom_signal_repeating_its_receiver_path_is_a_loop() -> None:
         f"Signal loop detected: {name}('lab') -> tests.test_loops.chime_again ({where(chime_again)}) "
         f"-> {name}('lab')"
     )
-
-
-needs_asend = pytest.mark.skipif(not hasattr(Signal, "asend"), reason="async receivers need Django 5.0+")
 
 
 @needs_asend

@@ -26,11 +26,11 @@ from opentelemetry.trace import SpanKind, StatusCode
 from signaltrace import SignalLoopError
 from signaltrace.otel import SignalInstrumentor
 from signaltrace.otel.spans import CLOCK_OFFSET_MAX_AGE_NS
+from tests.markers import needs_asend
 from tests.testapp.models import Item, Ping
 from tests.testapp.signals import item_viewed
 
 ROOT = Path(__file__).resolve().parent.parent
-HAS_ASEND = hasattr(Signal, "asend")
 
 done = Signal()
 nested = Signal()
@@ -394,7 +394,7 @@ def test_loop_stopped_is_an_error_event_on_the_stopped_dispatch(spans, connect):
         assert span.attributes["error.type"] == "signaltrace.errors.SignalLoopError"
 
 
-@pytest.mark.skipif(not HAS_ASEND, reason="Signal.asend needs Django 5.0+")
+@needs_asend
 async def test_async_receivers_run_under_their_dispatch(spans, connect):
     async def first(sender, **kwargs):
         await asyncio.sleep(0)
@@ -434,7 +434,7 @@ async def test_async_receivers_run_under_their_dispatch(spans, connect):
     assert parent_id(receiver_span(inner_receiver)) == inner.context.span_id
 
 
-@pytest.mark.skipif(not HAS_ASEND, reason="Signal.asend needs Django 5.0+")
+@needs_asend
 async def test_async_robust_error_and_failing_asend(spans, connect):
     async def afailing(sender, **kwargs):
         raise ValueError("async receiver failed")

@@ -13,7 +13,6 @@ import re
 import threading
 from typing import Any
 
-import django
 import pytest
 from debug_toolbar.store import get_store
 from debug_toolbar.toolbar import DebugToolbar
@@ -25,10 +24,10 @@ from signaltrace.checks import check_settings
 from signaltrace.naming import short_path
 from signaltrace.panels import SignalTracePanel
 from signaltrace.panels.view import build_context, format_ms, subtitle, summarize
+from tests.markers import needs_asend
 from tests.testapp import panel_views
 
 pytestmark = pytest.mark.django_db
-needs_asend = pytest.mark.skipif(django.VERSION < (5, 0), reason="asend() arrived in Django 5.0")
 
 PANEL = "SignalTracePanel"
 
@@ -159,7 +158,17 @@ def test_loops_exceptions_empty_and_slow(created_toolbars):
     page = page_dispatches(stats)
     assert rows[page[0]["id"]].split() == ["st-empty"]  # pre_save of Item: nobody listens
     assert "st-has-slow" in rows[page[2]["id"]]  # order_placed: send_receipt sleeps 60 ms
-    assert content.count('<tr class="st-call st-slow">') == 1
+    # Every call recorded at or over the threshold is marked slow, and only those: on a
+    # loaded machine another receiver may pass 50 ms too.
+    slow_ns = stats["slow_ms"] * 1_000_000
+    slow_calls = [
+        call["receiver"]
+        for dispatch in stats["trace"]["dispatches"]
+        for call in dispatch["calls"]
+        if call["duration_ns"] >= slow_ns
+    ]
+    assert "tests.testapp.panel_views.send_receipt" in slow_calls
+    assert content.count('<tr class="st-call st-slow">') == len(slow_calls)
     assert "st-has-loop" in rows[page[11]["id"]]
 
 
@@ -203,7 +212,7 @@ async def test_async_view_under_asgi(created_toolbars):
     response = await AsyncClient().get("/panel/async/")
     assert response.status_code == 200
     [toolbar] = created_toolbars
-    assert SignalTracePanel.is_async
+    assert toolbar.get_panel_by_id(PANEL).enabled  # ASGI: the toolbar disables sync-only panels
     stats = stored_stats(toolbar)
     names = signals(stats)
     assert names[:3] == ["pre_save", "post_save", "order_placed"]
