@@ -58,7 +58,7 @@ from signaltrace.rendering import render_kwargs
 
 # What the records' span slots (D_SPAN, C_SPAN) hold while a span is open. A
 # dispatch's: a list [span, context its receiver spans start in, the signal's
-# facts, the exception that left the dispatch or None, clock offset]. A
+# _ReceiverSpans, the exception that left the dispatch or None, clock offset]. A
 # receiver call's: (span, token of the context attached while it runs or None when
 # async, clock offset).
 #
@@ -69,7 +69,7 @@ from signaltrace.rendering import render_kwargs
 # more than ``CLOCK_OFFSET_MAX_AGE_NS`` after the last reading: on Linux both
 # clocks are slewed alike by NTP, so it only changes when the wall clock is set
 # (stepped); spans then follow the new time within a second.
-_D_ENTRY_SPAN, _D_ENTRY_CONTEXT, _D_ENTRY_FACTS, _D_ENTRY_ERROR, _D_ENTRY_OFFSET = range(5)
+_D_ENTRY_SPAN, _D_ENTRY_CONTEXT, _D_ENTRY_RECEIVERS, _D_ENTRY_ERROR, _D_ENTRY_OFFSET = range(5)
 
 LOOP_ERROR_TYPE = "signaltrace.errors.SignalLoopError"
 _INTERNAL = SpanKind.INTERNAL
@@ -96,10 +96,60 @@ def _mark_error(span: Span, exception: BaseException) -> None:
     span.set_attribute("error.type", error_type(exception))
 
 
+class _ReceiverSpans:
+    """The names and attributes of one signal's receiver spans, for one state of its receivers.
+
+    Made again, and swapped in whole so that threads never mix two states, when
+    ``signal.receivers`` differs from ``entries``: a list comparison that checks
+    identity first, about one pointer test per receiver. ``entries`` holds
+    Django's entries as they were, so a ``weak=False`` receiver disconnected since
+    stays referenced until the signal's next traced dispatch.
+    """
+
+    __slots__ = ("entries", "fields", "uids")
+
+    def __init__(self, entries: list[Any] | None, uids: dict[int, Any] | None = None) -> None:
+        self.entries = entries
+        self.uids = uids or {}
+        #: id(receiver function) -> (info, is_async, span name, attributes).
+        self.fields: dict[int, tuple[Any, bool, str, dict[str, Any]]] = {}
+
+    @classmethod
+    def of(cls, signal: Any) -> _ReceiverSpans:
+        """The state of ``signal``'s receivers now."""
+        return cls(list(signal.receivers), dispatch_uids(signal))
+
+    def fields_for(
+        self, function_id: int, info: tuple[str, str, int], is_async: bool
+    ) -> tuple[Any, bool, str, dict[str, Any]]:
+        """The span name and attributes of a receiver (cached).
+
+        The entry holds ``info``, the tuple the core caches per function: a function
+        made later at the same id gets another tuple, so cannot match. The SDK copies
+        attributes into the span and samplers only read them, so one dict serves
+        every span. (A plain dict: the SDK cleans a read-only proxy of one 10% slower.)
+        """
+        receiver_name, file, line = info
+        attributes: dict[str, Any] = {
+            "code.function.name": receiver_name,
+            "signaltrace.receiver.is_async": is_async,
+        }
+        if file:
+            attributes["code.file.path"] = file
+            attributes["code.line.number"] = line
+        dispatch_uid = self.uids.get(function_id)
+        if dispatch_uid is not None:
+            attributes["signaltrace.dispatch_uid"] = str(dispatch_uid)
+        if len(self.fields) >= _MAX_CACHED:
+            self.fields.clear()
+        fields = self.fields[function_id] = (info, is_async, f"receiver {receiver_name}", attributes)
+        return fields
+
+
 class _SignalFacts:
     """What every traced dispatch of one signal shares: its name, its span names and attributes."""
 
-    __slots__ = ("dispatch_fields", "name", "receiver_fields", "receivers", "ref", "span_names", "uids")
+    __slots__ = ("dispatch_fields", "name", "receivers", "ref", "span_names")
 
     def __init__(self, signal: Any) -> None:
         self.name = signal_name(signal)
@@ -110,22 +160,8 @@ class _SignalFacts:
         #: lookup gives both. Senders are mostly a few model classes, depths and
         #: receiver counts a few small numbers.
         self.dispatch_fields: dict[tuple[str, str, int, int], tuple[str, dict[str, Any]]] = {}
-        #: id(receiver function) -> (info, is_async, span name, attributes) of its
-        #: receiver spans, valid while the signal's receivers are ``receivers`` (a
-        #: copy of ``signal.receivers``, whose dispatch_uids are ``uids``).
-        self.receiver_fields: dict[int, tuple[Any, bool, str, dict[str, Any]]] = {}
-        self.receivers: list[Any] | None = None
-        self.uids: dict[int, Any] = {}
-
-    def use_receivers(self, signal: Any) -> None:
-        """Start over with the signal's current receivers (connected or disconnected since).
-
-        Called when ``signal.receivers`` differs from ``receivers``: a list
-        comparison that checks identity first, about one pointer test per receiver.
-        """
-        self.receivers = list(signal.receivers)
-        self.uids = dispatch_uids(signal)
-        self.receiver_fields = {}
+        #: The names and attributes of its receiver spans, for the receivers it has now.
+        self.receivers = _ReceiverSpans(None)
 
     def fields_for(self, key: tuple[str, str, int, int]) -> tuple[str, dict[str, Any]]:
         """The span name and attributes of a dispatch with this key (cached)."""
@@ -174,33 +210,6 @@ def _name_of_sender(sender: Any) -> str:
         key = id(sender)
         _sender_names[key] = (weakref.ref(sender, lambda _ref, key=key: _sender_names.pop(key, None)), name)
     return name
-
-
-def _receiver_span_fields(
-    facts: _SignalFacts, function_id: int, info: tuple[str, str, int], is_async: bool
-) -> tuple[Any, bool, str, dict[str, Any]]:
-    """The name and attributes of a receiver's spans for this signal (cached in ``facts``).
-
-    The entry holds ``info``, the tuple the core caches per function: a function
-    made later at the same id gets another tuple, so cannot match. The SDK copies
-    attributes into the span and samplers only read them, so one dict serves every
-    span. (A plain dict: the SDK cleans a read-only proxy of one 10% slower.)
-    """
-    receiver_name, file, line = info
-    attributes: dict[str, Any] = {
-        "code.function.name": receiver_name,
-        "signaltrace.receiver.is_async": is_async,
-    }
-    if file:
-        attributes["code.file.path"] = file
-        attributes["code.line.number"] = line
-    dispatch_uid = facts.uids.get(function_id) if facts.uids else None
-    if dispatch_uid is not None:
-        attributes["signaltrace.dispatch_uid"] = str(dispatch_uid)
-    if len(facts.receiver_fields) >= _MAX_CACHED:
-        facts.receiver_fields.clear()
-    fields = facts.receiver_fields[function_id] = (info, is_async, f"receiver {receiver_name}", attributes)
-    return fields
 
 
 def _parent_context(call: list[Any]) -> Context | None:
@@ -299,10 +308,11 @@ class SpanObserver(DispatchObserver):
             attributes=attributes,
             start_time=dispatch[D_START] + offset,
         )
-        if signal.receivers != facts.receivers:
-            facts.use_receivers(signal)
+        receivers = facts.receivers
+        if signal.receivers != receivers.entries:
+            receivers = facts.receivers = _ReceiverSpans.of(signal)
         # The context every receiver span starts in is made once per dispatch.
-        dispatch[D_SPAN] = [span, trace.set_span_in_context(span), facts, None, offset]
+        dispatch[D_SPAN] = [span, trace.set_span_in_context(span), receivers, None, offset]
 
     def dispatch_finished(self, dispatch: list[Any]) -> None:  # type: ignore[override]
         """Close the dispatch span; ERROR only if an exception left the dispatch."""
@@ -344,10 +354,10 @@ class SpanObserver(DispatchObserver):
             return
         info = call[C_INFO]
         is_async = call[C_IS_ASYNC]
-        facts = dispatch_entry[_D_ENTRY_FACTS]
-        fields = facts.receiver_fields.get(call[C_FUNCTION_ID])
+        receivers = dispatch_entry[_D_ENTRY_RECEIVERS]
+        fields = receivers.fields.get(call[C_FUNCTION_ID])
         if fields is None or fields[0] is not info or fields[1] is not is_async:
-            fields = _receiver_span_fields(facts, call[C_FUNCTION_ID], info, is_async)
+            fields = receivers.fields_for(call[C_FUNCTION_ID], info, is_async)
         offset = dispatch_entry[_D_ENTRY_OFFSET]
         dispatch_context = dispatch_entry[_D_ENTRY_CONTEXT]
         span = self.tracer.start_span(
