@@ -15,22 +15,15 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 from pathlib import Path
 
 import django
 import pytest
 
-CHROMIUM = os.environ.get("SIGNALTRACE_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+from tests.chromium import CHROMIUM, LAUNCH_ARGS
+
 DOCS_SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "img" / "panel.png"
 INCIDENTAL = ("connection_created", "template_rendered")
-LAUNCH_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 
 if not Path(CHROMIUM).exists():
     pytest.skip(

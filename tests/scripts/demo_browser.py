@@ -15,20 +15,16 @@ temporary folder). Exits 0 with "SKIP: <reason>" where no browser is installed.
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 import tempfile
 from pathlib import Path
 
-CHROMIUM = os.environ.get("SIGNALTRACE_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-LAUNCH_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
-DOCS_IMAGES = Path(__file__).resolve().parents[2] / "docs" / "img"
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))  # run as a script: the repository's tests package
+
+from tests.chromium import CHROMIUM, LAUNCH_ARGS  # noqa: E402
+
+DOCS_IMAGES = ROOT / "docs" / "img"
 
 
 def open_panel(page) -> object:
