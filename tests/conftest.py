@@ -1,3 +1,26 @@
-"""pytester runs real pytest sessions for the plugin tests."""
+"""Fixtures shared by the test modules; pytester runs real pytest sessions for the plugin tests."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from django.dispatch import Signal
 
 pytest_plugins = ["pytester"]
+
+
+@pytest.fixture
+def connect() -> Iterator[Callable[..., Any]]:
+    """``connect(signal, receiver, **kwargs)``: connected strongly for one test, disconnected after."""
+    connected = []
+
+    def connect(signal: Signal, receiver: Any, **kwargs: Any) -> Any:
+        signal.connect(receiver, weak=False, **kwargs)
+        connected.append((signal, receiver, kwargs.get("sender"), kwargs.get("dispatch_uid")))
+        return receiver
+
+    yield connect
+    for signal, receiver, sender, uid in connected:
+        signal.disconnect(receiver, sender=sender, dispatch_uid=uid)

@@ -63,22 +63,9 @@ def observe() -> Iterator:
         remove_observer(observer)
 
 
-@pytest.fixture
-def connect() -> Iterator:
-    connected = []
-
-    def connect(receiver, **kwargs):
-        pinged.connect(receiver, weak=False, **kwargs)
-        connected.append((receiver, kwargs.get("dispatch_uid")))
-
-    yield connect
-    for receiver, uid in connected:
-        pinged.disconnect(receiver, dispatch_uid=uid)
-
-
 def test_observers_hear_every_event_in_order(observe, connect):
     collector = observe(Collector())
-    connect(on_ping, dispatch_uid="tests.ping")
+    connect(pinged, on_ping, dispatch_uid="tests.ping")
     assert pinged.send(sender=Item) == [(on_ping, "pong")]
     assert collector.events == [
         ("dispatch_started", ("tests.test_observers.pinged", "testapp.Item", {})),
@@ -104,7 +91,7 @@ def test_only_overridden_methods_are_called(observe):
 
 def test_kwargs_are_not_snapshotted_for_observers_that_do_not_read_them(observe, connect):
     collector = observe(Collector())
-    connect(on_ping)
+    connect(pinged, on_ping)
     pinged.send(sender=None, order=7)
     assert collector.events[0] == ("dispatch_started", ("tests.test_observers.pinged", "None", {}))
     with signaltrace.record() as trace:
@@ -122,18 +109,18 @@ def test_observers_that_need_kwargs_get_them_redacted(observe, connect, how):
         collector = Collector()
         collector.needs_kwargs = True
         observe(collector)
-    connect(on_ping)
+    connect(pinged, on_ping)
     pinged.send(sender=None, order=7, password="hunter2")
     assert collector.events[0][1][2] == {"order": "7", "password": "********************"}
 
 
 def test_dispatch_uid_follows_the_receivers_connected_now(observe, connect):
     collector = observe(Collector())
-    connect(on_ping, dispatch_uid="first")
-    connect(on_ping_too)
+    connect(pinged, on_ping, dispatch_uid="first")
+    connect(pinged, on_ping_too)
     pinged.send(sender=None)
     pinged.disconnect(dispatch_uid="first")
-    connect(on_ping, dispatch_uid="second")
+    connect(pinged, on_ping, dispatch_uid="second")
     pinged.send(sender=None)
     calls = [event[1] for event in collector.events if event[0] == "call_started"]
     assert calls == [
@@ -158,7 +145,7 @@ def test_record_observers_get_the_raw_records(observe, connect):
             self.seen.append(("call", call[recording.C_INFO][0]))
 
     raw = observe(Raw())
-    connect(on_ping)
+    connect(pinged, on_ping)
     pinged.send(sender=None)
     assert raw.seen == [("dispatch", pinged), ("call", "tests.test_observers.on_ping")]
 
@@ -183,7 +170,7 @@ def test_a_dispatch_no_trace_keeps_is_not_linked_into_one_and_holds_its_sender_s
     def send_nested(sender, **kwargs):
         nested.send(sender=sender)
 
-    connect(send_nested)
+    connect(pinged, send_nested)
     keeper = observe(Keeper())
     try:
         with override_settings(SIGNALTRACE={"MAX_DISPATCHES": 1}), signaltrace.record() as trace:
@@ -206,7 +193,7 @@ def test_a_failing_observer_is_logged_and_the_others_still_run(observe, connect,
 
     observe(Failing())
     collector = observe(Collector())
-    connect(on_ping)
+    connect(pinged, on_ping)
     assert pinged.send(sender=None) == [(on_ping, "pong")]
     assert "Failing.call_started" in caplog.text
     assert [event[0] for event in collector.events] == [
@@ -225,7 +212,7 @@ def test_max_repr_length_bounds_kwargs_alike_in_traces_observers_and_assertions(
     from signaltrace.testing import assert_signal_sent
 
     collector = observe(KwargsCollector())
-    connect(on_ping)
+    connect(pinged, on_ping)
     note = "n" * 100
     with override_settings(SIGNALTRACE={"MAX_REPR_LENGTH": 40}):
         with signaltrace.record() as trace, assert_signal_sent(pinged, note=note):

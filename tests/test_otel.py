@@ -65,21 +65,6 @@ def spans() -> Iterator[Spans]:
     SignalInstrumentor().uninstrument()
 
 
-@pytest.fixture
-def connect() -> Iterator:
-    """Connect receivers for one test; disconnected afterwards."""
-    connected = []
-
-    def connect(signal: Signal, receiver, **kwargs):
-        signal.connect(receiver, weak=False, **kwargs)
-        connected.append((signal, receiver, kwargs.get("sender"), kwargs.get("dispatch_uid")))
-        return receiver
-
-    yield connect
-    for signal, receiver, sender, uid in connected:
-        signal.disconnect(receiver, sender=sender, dispatch_uid=uid)
-
-
 def parent_id(span: ReadableSpan) -> int | None:
     return span.parent.span_id if span.parent is not None else None
 
