@@ -212,8 +212,8 @@ def _name_of_sender(sender: Any) -> str:
     return name
 
 
-def _parent_context(call: list[Any]) -> Context | None:
-    """The context to open a dispatch sent from inside ``call`` in (None: the current one).
+def _parent_context(call: list[Any], current: Context) -> Context:
+    """The context to open a dispatch sent from inside ``call`` in, given the current one.
 
     A sync receiver's span is current while it runs, so the current span is that
     span or one opened inside it (a SQL query's, the user's own): keep it as the
@@ -224,13 +224,13 @@ def _parent_context(call: list[Any]) -> Context | None:
     """
     entry = call[C_SPAN]
     if entry is None:
-        return None
+        return current
     receiver_span = entry[0]
     if not call[C_IS_ASYNC]:
-        current = trace.get_current_span().get_span_context()
-        if current.is_valid and current.trace_id == receiver_span.get_span_context().trace_id:
-            return None
-    return trace.set_span_in_context(receiver_span)
+        current_span = trace.get_current_span(current).get_span_context()
+        if current_span.is_valid and current_span.trace_id == receiver_span.get_span_context().trace_id:
+            return current
+    return trace.set_span_in_context(receiver_span, current)
 
 
 class SpanObserver(DispatchObserver):
@@ -301,9 +301,11 @@ class SpanObserver(DispatchObserver):
         read_at, offset = self.clock
         if dispatch[D_START] - read_at > CLOCK_OFFSET_MAX_AGE_NS:
             read_at, offset = self.clock = read_clock_offset()
+        current = otel_context.get_current()  # read once: for the span and for its receivers
+        parent_context = current if parent_call is None else _parent_context(parent_call, current)
         span = self.tracer.start_span(
             name,
-            context=None if parent_call is None else _parent_context(parent_call),
+            context=parent_context,
             kind=_INTERNAL,
             attributes=attributes,
             start_time=dispatch[D_START] + offset,
@@ -311,8 +313,9 @@ class SpanObserver(DispatchObserver):
         receivers = facts.receivers
         if signal.receivers != receivers.entries:
             receivers = facts.receivers = _ReceiverSpans.of(signal)
-        # The context every receiver span starts in is made once per dispatch.
-        dispatch[D_SPAN] = [span, trace.set_span_in_context(span), receivers, None, offset]
+        # The context every receiver span starts in is made once per dispatch (a
+        # parent receiver's span in it, if any, is replaced by this one).
+        dispatch[D_SPAN] = [span, trace.set_span_in_context(span, parent_context), receivers, None, offset]
 
     def dispatch_finished(self, dispatch: list[Any]) -> None:  # type: ignore[override]
         """Close the dispatch span; ERROR only if an exception left the dispatch."""
