@@ -210,8 +210,9 @@ def make_id(target: Any) -> Any:
 _uid_maps: dict[int, tuple[weakref.ref[Any], list[Any], dict[int, Any]]] = {}
 
 
-def dispatch_uids(signal: Signal) -> dict[int, Any]:
-    """``{id(receiver function): dispatch_uid}`` for the receivers of ``signal`` connected with one.
+def receivers_and_uids(signal: Signal) -> tuple[list[Any], dict[int, Any]]:
+    """A copy of ``signal.receivers`` and ``{id(receiver function): dispatch_uid}`` for those
+    of its receivers connected with one.
 
     Django keys receivers by ``(dispatch_uid or id(receiver), id(sender))``: a key
     that differs from the receiver's own id is its dispatch_uid; a function connected
@@ -223,12 +224,14 @@ def dispatch_uids(signal: Signal) -> dict[int, Any]:
     Empty for the usual signal whose receivers have no ``dispatch_uid``. The cache
     keeps the entry tuples of the last build, so a ``weak=False`` receiver
     disconnected since stays referenced until the signal's next traced dispatch.
+    Callers may compare ``signal.receivers`` with the copy to know whether the map
+    still holds, but must not change either.
     """
     receivers = signal.receivers
     key = id(signal)
     cached = _uid_maps.get(key)
     if cached is not None and cached[1] == receivers and cached[0]() is signal:
-        return cached[2]
+        return cached[1], cached[2]
     entries = list(receivers)
     uids: dict[int, Any] = {}
     seen: set[int] = set()
@@ -246,9 +249,14 @@ def dispatch_uids(signal: Signal) -> dict[int, Any]:
     try:
         ref_to_signal = weakref.ref(signal, lambda _ref, key=key: _uid_maps.pop(key, None))
     except TypeError:
-        return uids
+        return entries, uids
     _uid_maps[key] = (ref_to_signal, entries, uids)
-    return uids
+    return entries, uids
+
+
+def dispatch_uids(signal: Signal) -> dict[int, Any]:
+    """``{id(receiver function): dispatch_uid}`` (see :func:`receivers_and_uids`)."""
+    return receivers_and_uids(signal)[1]
 
 
 @lru_cache(maxsize=1024)

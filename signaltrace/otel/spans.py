@@ -27,7 +27,7 @@ from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 
 from signaltrace import conf
-from signaltrace.naming import _signal_names, dispatch_uids, sender_name, signal_name
+from signaltrace.naming import _signal_names, receivers_and_uids, sender_name, signal_name
 from signaltrace.observers import DispatchObserver
 from signaltrace.otel import selection as rules
 from signaltrace.otel.selection import current_selection
@@ -101,9 +101,8 @@ class _ReceiverSpans:
 
     Made again, and swapped in whole so that threads never mix two states, when
     ``signal.receivers`` differs from ``entries``: a list comparison that checks
-    identity first, about one pointer test per receiver. ``entries`` holds
-    Django's entries as they were, so a ``weak=False`` receiver disconnected since
-    stays referenced until the signal's next traced dispatch.
+    identity first, about one pointer test per receiver. ``entries`` is the copy
+    the dispatch_uid map was built from (:func:`receivers_and_uids`).
     """
 
     __slots__ = ("entries", "fields", "uids")
@@ -117,7 +116,7 @@ class _ReceiverSpans:
     @classmethod
     def of(cls, signal: Any) -> _ReceiverSpans:
         """The state of ``signal``'s receivers now."""
-        return cls(list(signal.receivers), dispatch_uids(signal))
+        return cls(*receivers_and_uids(signal))
 
     def fields_for(
         self, function_id: int, info: tuple[str, str, int], is_async: bool
@@ -298,9 +297,10 @@ class SpanObserver(DispatchObserver):
             for kwarg, value in render_kwargs(dispatch[D_KWARGS]).items():
                 attributes[f"signaltrace.kwargs.{kwarg}"] = value
         parent_call = dispatch[D_PARENT_CALL]
-        read_at, offset = self.clock
-        if dispatch[D_START] - read_at > CLOCK_OFFSET_MAX_AGE_NS:
-            read_at, offset = self.clock = read_clock_offset()
+        clock = self.clock
+        if dispatch[D_START] - clock[0] > CLOCK_OFFSET_MAX_AGE_NS:
+            clock = self.clock = read_clock_offset()
+        offset = clock[1]
         current = otel_context.get_current()  # read once: for the span and for its receivers
         parent_context = current if parent_call is None else _parent_context(parent_call, current)
         span = self.tracer.start_span(
