@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import statistics
 import sys
@@ -135,6 +136,16 @@ def cases(batch: int) -> dict[str, tuple[Callable[[], None], int]]:
             row.counter += 1
             row.save(update_fields=["counter"])
 
+    def run_save_blocks() -> None:
+        # As an application records: a record() block of 200 saves, its enter and
+        # exit timed too (time_batch leaves this case's recording to it).
+        for _ in range(batch // 200):
+            block = signaltrace.record() if MODE[0] == "recording" else contextlib.nullcontext()
+            with block:
+                for _ in range(200):
+                    row.counter += 1
+                    row.save(update_fields=["counter"])
+
     def run_load() -> None:
         for _ in range(batch // 200):
             list(Row.objects.all()[:100])
@@ -146,11 +157,17 @@ def cases(batch: int) -> dict[str, tuple[Callable[[], None], int]]:
         "send_robust, 1 receiver": (run_robust, batch),
         "asend, 1 async receiver": (run_asend, batch // 10),
         "save(), 2 post_save receivers": (run_save, batch // 20),
+        SAVE_BLOCKS: (run_save_blocks, (batch // 200) * 200),
         "load 100 rows, post_init receiver": (run_load, batch // 200),
     }
 
 
-def time_batch(mode: str, run: Callable[[], None], n: int) -> float:
+#: The case that opens its own record() blocks, and the mode it runs in now.
+SAVE_BLOCKS = "save() x200 per record() block, in-memory SQLite"
+MODE = ["bare"]
+
+
+def time_batch(mode: str, run: Callable[[], None], n: int, name: str = "") -> float:
     """Per-operation nanoseconds of one batch in ``mode``.
 
     Measures this thread's CPU time with the garbage collector paused: on a shared
@@ -160,9 +177,10 @@ def time_batch(mode: str, run: Callable[[], None], n: int) -> float:
         signaltrace.uninstall()
     else:
         signaltrace.install()
+    MODE[0] = mode
     gc.disable()
     try:
-        if mode == "recording":
+        if mode == "recording" and name != SAVE_BLOCKS:
             with signaltrace.record():
                 start = thread_time_ns()
                 run()
@@ -193,7 +211,7 @@ def main() -> None:
     for _ in range(args.rounds):
         for case, (run, n) in all_cases.items():
             for mode in MODES:
-                samples[(case, mode)].append(time_batch(mode, run, n))
+                samples[(case, mode)].append(time_batch(mode, run, n, case))
     signaltrace.uninstall()
 
     print(

@@ -9,30 +9,52 @@ Usage::
     for dispatch in trace.dispatches:
         print(dispatch.depth, dispatch.signal_name, dispatch.sender_name,
               [call.receiver_name for call in dispatch.calls])
+
+Everything public is importable from here; the consumers live in their own
+packages: ``signaltrace.panels`` (django-debug-toolbar), ``signaltrace.otel``
+(OpenTelemetry), ``signaltrace.testing`` (pytest and unittest) and
+``signaltrace.graph`` (the signal map).
 """
 
-from signaltrace.connections import ReceiverConnectionWarning
+from signaltrace.core import (
+    Dispatch,
+    DispatchObserver,
+    LiveCall,
+    LiveDispatch,
+    Loop,
+    LoopStep,
+    ReceiverCall,
+    SignalLoopWarning,
+    Trace,
+    add_observer,
+    install,
+    is_installed,
+    is_recording,
+    record,
+    remove_observer,
+    uninstall,
+)
 from signaltrace.errors import SignalLoopError, SignalTraceError
-from signaltrace.hooks import install, is_installed, uninstall
-from signaltrace.loops import Loop, LoopStep, SignalLoopWarning
-from signaltrace.recording import is_recording, record
-from signaltrace.records import Dispatch, ReceiverCall, Trace
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Dispatch",
+    "DispatchObserver",
+    "LiveCall",
+    "LiveDispatch",
     "Loop",
     "LoopStep",
     "ReceiverCall",
-    "ReceiverConnectionWarning",
     "SignalLoopError",
     "SignalLoopWarning",
     "SignalTraceError",
     "Trace",
+    "add_observer",
     "install",
     "is_installed",
     "is_recording",
     "record",
+    "remove_observer",
     "uninstall",
 ]

@@ -18,7 +18,7 @@ class SignalTraceConfig(AppConfig):
 
         from signaltrace import checks  # noqa: F401 - registers the system checks
         from signaltrace.conf import is_enabled, reset_config
-        from signaltrace.hooks import install
+        from signaltrace.core import install
 
         setting_changed.connect(reset_config, dispatch_uid="signaltrace.reset_config")
         if is_enabled():

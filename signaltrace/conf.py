@@ -8,6 +8,7 @@ default for a value it cannot use, so a bad setting never breaks a dispatch.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from functools import cache
 from typing import Any
 
@@ -93,9 +94,22 @@ def reset_config(*, setting: str = "", **kwargs: Any) -> None:
         _configured_config.cache_clear()
         _sensitive_pattern.cache_clear()
         _ignored_signals.cache_clear()
-        from signaltrace.rendering import clear_caches
+        for callback in _reset_callbacks:
+            callback()
 
-        clear_caches()
+
+#: Called with no arguments whenever the config is reset (see :func:`when_reset`).
+_reset_callbacks: list[Callable[[], None]] = []
+
+
+def when_reset(callback: Callable[[], None]) -> Callable[[], None]:
+    """Have ``callback`` called whenever cached settings are forgotten.
+
+    For caches built from settings in the layers above (the core's per-type
+    snapshot decisions), which this module must not import.
+    """
+    _reset_callbacks.append(callback)
+    return callback
 
 
 def is_enabled() -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from signaltrace.loops import Loop
+    from signaltrace.core.loops import Loop
 
 
 class SignalTraceError(Exception):

@@ -142,7 +142,7 @@ def test_mermaid_and_dot(loop_trace: Path, tmp_path: Path) -> None:
 
 
 def test_labels_are_escaped_in_mermaid_and_dot(receivers: None) -> None:
-    from signaltrace.management.commands.signaltrace import _dot_text, _mermaid_text
+    from signaltrace.graph.render import _dot_text, _mermaid_text
 
     assert _mermaid_text('a "b" <c> & d') == "a #quot;b#quot; #lt;c#gt; #amp; d"
     assert _dot_text('a "b" \\ c') == 'a \\"b\\" \\\\ c'

@@ -17,7 +17,7 @@ from django.dispatch import Signal
 from django.test import override_settings
 
 import signaltrace
-from signaltrace import loops
+from signaltrace.core import loops
 from tests.locations import where
 from tests.markers import needs_asend
 from tests.testapp.models import Item, Node, Ping, Pong
@@ -370,7 +370,7 @@ def test_loop_error_comes_long_before_recursion_error(ping_pong: None) -> None:
 
 
 def test_guard_runs_only_for_nested_dispatches(monkeypatch: pytest.MonkeyPatch) -> None:
-    from signaltrace import hooks
+    from signaltrace.core import hooks
 
     checked: list[str] = []
     real_check = hooks.check_for_loop

@@ -9,7 +9,7 @@ from django.core.signals import request_finished
 from django.db.models.signals import post_save
 from django.dispatch import Signal
 
-from signaltrace import naming
+from signaltrace.core import naming
 from tests.testapp.signals import item_viewed
 
 

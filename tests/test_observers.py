@@ -1,4 +1,4 @@
-"""signaltrace.observers: what observers are told, and what the core skips for them."""
+"""signaltrace.core.observers: what observers are told, and what the core skips for them."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from django.dispatch import Signal
 from django.test import override_settings
 
 import signaltrace
-from signaltrace import recording
-from signaltrace.observers import DispatchObserver, LiveCall, LiveDispatch, add_observer, remove_observer
+from signaltrace import safety
+from signaltrace.core import store
+from signaltrace.core.observers import DispatchObserver, LiveCall, LiveDispatch, add_observer, remove_observer
 from tests.testapp.models import Item
 
 pinged = Signal()
@@ -81,12 +82,12 @@ def test_only_overridden_methods_are_called(observe):
             pass
 
     observer = observe(OnlyFinished())
-    assert recording.on_dispatch_started == ()
-    assert recording.on_call_started == ()
-    assert recording.on_dispatch_finished == ()
-    assert len(recording.on_call_finished) == 1
+    observed = store.observed
+    assert observed is not None
+    assert observed.dispatch_started == observed.call_started == observed.dispatch_finished == ()
+    assert [method.__func__ for _index, method in observed.call_finished] == [OnlyFinished.call_finished]
     remove_observer(observer)
-    assert recording.on_call_finished == ()
+    assert store.observed is None  # no observer left: the hooks test one name and skip the rest
 
 
 def test_kwargs_are_not_snapshotted_for_observers_that_do_not_read_them(observe, connect):
@@ -131,23 +132,50 @@ def test_dispatch_uid_follows_the_receivers_connected_now(observe, connect):
     ]
 
 
-def test_record_observers_get_the_raw_records(observe, connect):
-    class Raw(DispatchObserver):
-        receives_records = True
+def test_what_an_observer_returns_is_its_state_and_nesting_reaches_the_parent_state(observe, connect):
+    """Each observer gets its own views: the value ``dispatch_started``/``call_started``
+    returned is that view's ``state``, and a nested dispatch finds its parent call's."""
 
-        def __init__(self) -> None:
-            self.seen: list[tuple[str, Any]] = []
+    class Tagger(DispatchObserver):
+        def __init__(self, tag: str) -> None:
+            self.tag = tag
+            self.seen: list[Any] = []
 
-        def dispatch_started(self, dispatch: Any) -> None:
-            self.seen.append(("dispatch", dispatch[recording.D_SIGNAL]))
+        def dispatch_started(self, dispatch: LiveDispatch) -> Any:
+            parent = dispatch.parent
+            self.seen.append(("parent state", None if parent is None else parent.state))
+            return f"{self.tag}:{dispatch.signal_name}"
 
-        def call_finished(self, call: Any) -> None:
-            self.seen.append(("call", call[recording.C_INFO][0]))
+        def call_started(self, call: LiveCall) -> Any:
+            return (call.dispatch.state, call.receiver_name)
 
-    raw = observe(Raw())
-    connect(pinged, on_ping)
+        def call_finished(self, call: LiveCall) -> None:
+            self.seen.append(("call state", call.state))
+
+        def dispatch_finished(self, dispatch: LiveDispatch) -> None:
+            self.seen.append(("dispatch state", dispatch.state))
+
+    nested = Signal()
+
+    def send_nested(sender, **kwargs):
+        nested.send(sender=sender)
+
+    connect(pinged, send_nested)
+    connect(nested, on_ping)
+    first, second = observe(Tagger("a")), observe(Tagger("b"))
     pinged.send(sender=None)
-    assert raw.seen == [("dispatch", pinged), ("call", "tests.test_observers.on_ping")]
+    outer = "tests.test_observers.pinged"
+    receiver = "tests.test_observers.test_what_an_observer_returns_is_its_state_and_nesting_reaches_the_parent_state.<locals>.send_nested"
+    for observer in (first, second):
+        tag = observer.tag
+        assert observer.seen == [
+            ("parent state", None),
+            ("parent state", (f"{tag}:{outer}", receiver)),
+            ("call state", (f"{tag}:Signal at {id(nested):#x}", "tests.test_observers.on_ping")),
+            ("dispatch state", f"{tag}:Signal at {id(nested):#x}"),
+            ("call state", (f"{tag}:{outer}", receiver)),
+            ("dispatch state", f"{tag}:{outer}"),
+        ]
 
 
 def test_a_dispatch_no_trace_keeps_is_not_linked_into_one_and_holds_its_sender_strongly(observe, connect):
@@ -156,13 +184,11 @@ def test_a_dispatch_no_trace_keeps_is_not_linked_into_one_and_holds_its_sender_s
     the sender as is, since nothing of ours keeps them after the dispatch."""
 
     class Keeper(DispatchObserver):
-        receives_records = True
-
         def __init__(self) -> None:
             self.records: list[Any] = []
 
-        def dispatch_started(self, dispatch: Any) -> None:
-            self.records.append(dispatch)
+        def dispatch_started(self, dispatch: LiveDispatch) -> None:
+            self.records.append(dispatch._record)  # the store's record, read with its field names
 
     nested = Signal()
     nested.connect(on_ping, weak=False)
@@ -177,16 +203,18 @@ def test_a_dispatch_no_trace_keeps_is_not_linked_into_one_and_holds_its_sender_s
             pinged.send(sender=Item)
     finally:
         nested.disconnect(on_ping)
-    kept, dropped = (record for record in keeper.records if record[recording.D_SIGNAL] in (pinged, nested))
+    kept, dropped = (record for record in keeper.records if record[store.D_SIGNAL] in (pinged, nested))
     assert len(trace.dispatches) == 1 and trace.dropped == 1
-    assert dropped[recording.D_PARENT_CALL] is kept[recording.D_CALLS][0]
-    assert kept[recording.D_CALLS][0][recording.C_CHILDREN] is None
-    assert kept[recording.D_SENDER_IS_WEAK] and kept[recording.D_SENDER]() is Item
-    assert not dropped[recording.D_SENDER_IS_WEAK] and dropped[recording.D_SENDER] is Item
+    assert dropped[store.D_PARENT_CALL] is kept[store.D_CALLS][0]
+    assert kept[store.D_CALLS][0][store.C_CHILDREN] is None
+    assert kept[store.D_SENDER_IS_WEAK] and kept[store.D_SENDER]() is Item
+    assert not dropped[store.D_SENDER_IS_WEAK] and dropped[store.D_SENDER] is Item
     assert trace.dispatches[0].calls[0].dispatches == []
 
 
-def test_a_failing_observer_is_logged_and_the_others_still_run(observe, connect, caplog):
+def test_a_failing_observer_is_logged_and_the_others_still_run(observe, connect, caplog, monkeypatch):
+    monkeypatch.setattr(safety, "_reported", set())  # the full report is logged once per place
+
     class Failing(DispatchObserver):
         def call_started(self, call: LiveCall) -> None:
             raise RuntimeError("observer broke")

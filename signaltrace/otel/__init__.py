@@ -72,7 +72,7 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
 
-from signaltrace.observers import add_observer, remove_observer
+from signaltrace.core import add_observer, remove_observer
 from signaltrace.otel.export import setup_otlp_from_environment
 from signaltrace.otel.package import _instruments
 from signaltrace.otel.spans import SpanObserver

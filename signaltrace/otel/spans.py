@@ -1,17 +1,15 @@
-"""Turns signaltrace's live dispatch records into OpenTelemetry spans.
+"""Turns signaltrace's live dispatches into OpenTelemetry spans.
 
-:class:`SpanObserver` is a :class:`signaltrace.observers.DispatchObserver`: the
-core tells it when a dispatch (with live receivers, of a signal not ignored) and
-each of its receiver calls start and finish, and it opens and closes one span for
-each. Open spans live in the records' span slots (``D_SPAN``, ``C_SPAN``), so
-nesting comes from the core's own records, not from a second mechanism. There is
-one slot per record, so one ``SpanObserver`` at a time (``SignalInstrumentor`` is
-a singleton).
+:class:`SpanObserver` is a :class:`signaltrace.DispatchObserver`: the core tells it
+when a dispatch (with live receivers, of a signal not ignored) and each of its
+receiver calls start and finish, and it opens and closes one span for each. The
+open span is the observer's state for that dispatch or call (what
+``dispatch_started``/``call_started`` return), so nesting comes from the core's
+own records (``dispatch.parent.state``), not from a second mechanism.
 
-This runs for every dispatch of a traced application, so it reads the raw records
-(``receives_records``) rather than views, and computes what is the same for every
-dispatch of a signal, or every call of a receiver, once: span names, names of
-signals and senders, the dispatch and receiver attributes.
+This runs for every dispatch of a traced application, so it computes what is the
+same for every dispatch of a signal, or every call of a receiver, once: span
+names, names of signals and senders, the dispatch and receiver attributes.
 """
 
 from __future__ import annotations
@@ -26,41 +24,22 @@ from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 
-from signaltrace import conf
-from signaltrace.naming import _signal_names, receivers_and_uids, sender_name, signal_name
-from signaltrace.observers import DispatchObserver
-from signaltrace.otel import selection as rules
-from signaltrace.otel.selection import current_selection
-from signaltrace.recording import (
-    C_DISPATCH,
-    C_END,
-    C_EXCEPTION,
-    C_FUNCTION_ID,
-    C_INFO,
-    C_IS_ASYNC,
-    C_SPAN,
-    C_START,
-    D_DEPTH,
-    D_END,
-    D_KWARGS,
-    D_LOOP,
-    D_METHOD,
-    D_PARENT_CALL,
-    D_RECEIVER_COUNT,
-    D_SENDER,
-    D_SENDER_IS_WEAK,
-    D_SIGNAL,
-    D_SPAN,
-    D_START,
+from signaltrace.core import (
+    DispatchObserver,
+    LiveCall,
+    LiveDispatch,
+    known_signal_name,
+    receivers_and_uids,
+    sender_name,
+    signal_name,
+    str_or_repr,
 )
-from signaltrace.records import is_swallowed, str_or_repr
-from signaltrace.rendering import render_kwargs
+from signaltrace.otel.selection import current_selection
 
-# What the records' span slots (D_SPAN, C_SPAN) hold while a span is open. A
-# dispatch's: a list [span, context its receiver spans start in, the signal's
-# _ReceiverSpans, the exception that left the dispatch or None, clock offset]. A
-# receiver call's: (span, token of the context attached while it runs or None when
-# async, clock offset).
+# The observer's state while a span is open. A dispatch's: a list [span, context its
+# receiver spans start in, the signal's _ReceiverSpans, the exception that left the
+# dispatch or None, clock offset]. A receiver call's: (span, token of the context
+# attached while it runs or None when async, clock offset, is_async).
 #
 # Clock offset: spans take their start and end times from the records' own
 # timestamps (``perf_counter_ns``) plus the offset between that clock and the wall
@@ -194,7 +173,7 @@ _sender_names: dict[int, tuple[Any, str]] = {}
 
 def _facts_of(signal: Any) -> _SignalFacts:
     facts = _SignalFacts(signal)
-    if _signal_names.get(signal) == facts.name:
+    if known_signal_name(signal) == facts.name:
         key = id(signal)
         facts.ref = weakref.ref(signal, lambda _ref, key=key: _signal_facts.pop(key, None))
         _signal_facts[key] = facts
@@ -211,21 +190,21 @@ def _name_of_sender(sender: Any) -> str:
     return name
 
 
-def _parent_context(call: list[Any], current: Context) -> Context:
-    """The context to open a dispatch sent from inside ``call`` in, given the current one.
+def _parent_context(call_state: tuple[Any, ...] | None, current: Context) -> Context:
+    """The context to open a dispatch sent from inside a receiver call in, given the current one.
 
-    A sync receiver's span is current while it runs, so the current span is that
-    span or one opened inside it (a SQL query's, the user's own): keep it as the
-    parent. Only when the current span belongs to another trace (the receiver
+    ``call_state`` is the state :meth:`SpanObserver.call_started` returned for that
+    call. A sync receiver's span is current while it runs, so the current span is
+    that span or one opened inside it (a SQL query's, the user's own): keep it as
+    the parent. Only when the current span belongs to another trace (the receiver
     switched contexts) or the receiver is async (the current context is shared
     with its siblings and holds the span from before ``asend``) does the receiver
     span from the records take over.
     """
-    entry = call[C_SPAN]
-    if entry is None:
+    if call_state is None:
         return current
-    receiver_span = entry[0]
-    if not call[C_IS_ASYNC]:
+    receiver_span = call_state[0]
+    if not call_state[3]:
         current_span = trace.get_current_span(current).get_span_context()
         if current_span.is_valid and current_span.trace_id == receiver_span.get_span_context().trace_id:
             return current
@@ -258,8 +237,6 @@ class SpanObserver(DispatchObserver):
     receiver nest under the span current when ``asend`` was awaited.
     """
 
-    receives_records = True
-
     def __init__(self, tracer: Tracer) -> None:
         self.tracer = tracer
         #: (when read, offset) from :func:`read_clock_offset`, replaced as a whole so
@@ -273,63 +250,60 @@ class SpanObserver(DispatchObserver):
 
     # ------------------------------------------------------------------ dispatches
 
-    def dispatch_started(self, dispatch: list[Any]) -> None:  # type: ignore[override]
+    def dispatch_started(self, dispatch: LiveDispatch) -> list[Any] | None:
         """Open the dispatch span unless the selection rules skip this signal."""
-        selection = rules._current  # current_selection(), its fast path inlined
-        if selection is None or rules._checked_generation != conf.generation:
-            selection = current_selection()
-        signal = dispatch[D_SIGNAL]
+        selection = current_selection()
+        signal = dispatch.signal
         if selection.filters and not selection.wants(signal):
-            return
+            return None
         facts = _signal_facts.get(id(signal)) or _facts_of(signal)
-        sender = dispatch[D_SENDER]
+        sender = dispatch.sender
         if sender is None:
             sender_label = "None"
         else:
-            if dispatch[D_SENDER_IS_WEAK]:
-                sender = sender()
             known = _sender_names.get(id(sender))
             sender_label = known[1] if known is not None else _name_of_sender(sender)
-        key = (sender_label, dispatch[D_METHOD], dispatch[D_DEPTH], dispatch[D_RECEIVER_COUNT])
+        key = (sender_label, dispatch.method, dispatch.depth, dispatch.receiver_count)
         name, attributes = facts.dispatch_fields.get(key) or facts.fields_for(key)
         if selection.record_kwargs:
             attributes = attributes.copy()
-            for kwarg, value in render_kwargs(dispatch[D_KWARGS]).items():
+            for kwarg, value in dispatch.kwargs.items():
                 attributes[f"signaltrace.kwargs.{kwarg}"] = value
-        parent_call = dispatch[D_PARENT_CALL]
+        start = dispatch.start_ns
         clock = self.clock
-        if dispatch[D_START] - clock[0] > CLOCK_OFFSET_MAX_AGE_NS:
+        if start - clock[0] > CLOCK_OFFSET_MAX_AGE_NS:
             clock = self.clock = read_clock_offset()
         offset = clock[1]
         current = otel_context.get_current()  # read once: for the span and for its receivers
-        parent_context = current if parent_call is None else _parent_context(parent_call, current)
+        parent = dispatch.parent
+        parent_context = current if parent is None else _parent_context(parent.state, current)
         span = self.tracer.start_span(
             name,
             context=parent_context,
             kind=_INTERNAL,
             attributes=attributes,
-            start_time=dispatch[D_START] + offset,
+            start_time=start + offset,
         )
         receivers = facts.receivers
         if signal.receivers != receivers.entries:
             receivers = facts.receivers = _ReceiverSpans.of(signal)
         # The context every receiver span starts in is made once per dispatch (a
         # parent receiver's span in it, if any, is replaced by this one).
-        dispatch[D_SPAN] = [span, trace.set_span_in_context(span, parent_context), receivers, None, offset]
+        return [span, trace.set_span_in_context(span, parent_context), receivers, None, offset]
 
-    def dispatch_finished(self, dispatch: list[Any]) -> None:  # type: ignore[override]
+    def dispatch_finished(self, dispatch: LiveDispatch) -> None:
         """Close the dispatch span; ERROR only if an exception left the dispatch."""
-        entry = dispatch[D_SPAN]
+        entry = dispatch.state
         if entry is None:
             return
-        dispatch[D_SPAN] = None  # records may outlive the span: a trace must not keep it
+        dispatch.state = None  # records may outlive the span: a trace must not keep it
         span = entry[_D_ENTRY_SPAN]
-        end = dispatch[D_END] + entry[_D_ENTRY_OFFSET]
-        if dispatch[D_LOOP] is None and entry[_D_ENTRY_ERROR] is None:
+        end = dispatch.end_ns + entry[_D_ENTRY_OFFSET]
+        loop = dispatch.loop
+        if loop is None and entry[_D_ENTRY_ERROR] is None:
             span.end(end)
             return
         try:
-            loop = dispatch[D_LOOP]
             if loop is not None:
                 # This dispatch re-entered a dispatch in progress and was stopped before
                 # any receiver ran: the SignalLoopError is raised from here.
@@ -350,17 +324,18 @@ class SpanObserver(DispatchObserver):
 
     # ------------------------------------------------------------------ receivers
 
-    def call_started(self, call: list[Any]) -> None:  # type: ignore[override]
+    def call_started(self, call: LiveCall) -> tuple[Any, ...] | None:
         """Open the receiver span under its dispatch span; make it current if sync."""
-        dispatch_entry = call[C_DISPATCH][D_SPAN]
+        dispatch_entry = call.dispatch.state
         if dispatch_entry is None:
-            return
-        info = call[C_INFO]
-        is_async = call[C_IS_ASYNC]
+            return None
+        info = call.info
+        is_async = call.is_async
+        function_id = call.function_id
         receivers = dispatch_entry[_D_ENTRY_RECEIVERS]
-        fields = receivers.fields.get(call[C_FUNCTION_ID])
+        fields = receivers.fields.get(function_id)
         if fields is None or fields[0] is not info or fields[1] is not is_async:
-            fields = receivers.fields_for(call[C_FUNCTION_ID], info, is_async)
+            fields = receivers.fields_for(function_id, info, is_async)
         offset = dispatch_entry[_D_ENTRY_OFFSET]
         dispatch_context = dispatch_entry[_D_ENTRY_CONTEXT]
         span = self.tracer.start_span(
@@ -368,31 +343,31 @@ class SpanObserver(DispatchObserver):
             context=dispatch_context,
             kind=_INTERNAL,
             attributes=fields[3],
-            start_time=call[C_START] + offset,
+            start_time=call.start_ns + offset,
         )
         # The context made current is the dispatch's with this span in place of the
         # dispatch span: the same as the current context with this span, because
         # nothing between the dispatch's start and its receivers changes the current
         # context (each receiver's is detached after it), without reading it again.
         token = None if is_async else otel_context.attach(trace.set_span_in_context(span, dispatch_context))
-        call[C_SPAN] = (span, token, offset)
+        return (span, token, offset, is_async)
 
-    def call_finished(self, call: list[Any]) -> None:  # type: ignore[override]
+    def call_finished(self, call: LiveCall) -> None:
         """Close the receiver span, with status ERROR and the exception if it raised."""
-        entry = call[C_SPAN]
+        entry = call.state
         if entry is None:
             return
-        call[C_SPAN] = None
-        span, token, offset = entry
+        call.state = None
+        span, token, offset, _is_async = entry
         if token is not None:
             otel_context.detach(token)
-        end = call[C_END] + offset
-        exception = call[C_EXCEPTION]
+        end = call.end_ns + offset
+        exception = call.exception
         if exception is None:
             span.end(end)
             return
         try:
-            if is_swallowed(exception, call[C_DISPATCH][D_METHOD]):
+            if call.swallowed:
                 span.set_attribute("signaltrace.swallowed", True)
             else:
                 self._note_escaping_error(call, exception)
@@ -403,13 +378,13 @@ class SpanObserver(DispatchObserver):
             span.end(end)
 
     @staticmethod
-    def _note_escaping_error(call: list[Any], exception: BaseException) -> None:
+    def _note_escaping_error(call: LiveCall, exception: BaseException) -> None:
         """Remember the exception that leaves the dispatch, for its span's status.
 
         The first one wins, except over a cancellation: on Django 6.1 a failing
         async receiver cancels its siblings, whose ``CancelledError`` may come after.
         """
-        dispatch_entry = call[C_DISPATCH][D_SPAN]
+        dispatch_entry = call.dispatch.state
         if dispatch_entry is None:
             return
         first = dispatch_entry[_D_ENTRY_ERROR]

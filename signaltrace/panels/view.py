@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from signaltrace.conf import DEFAULTS
-from signaltrace.naming import short_path
+from signaltrace.core import short_path
 from signaltrace.panels.rows import tree
 
 #: Width of the waterfall's SVG coordinate system (the SVG stretches to the cell).

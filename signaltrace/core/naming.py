@@ -111,6 +111,13 @@ def signal_name(signal: Signal) -> str:
     return f"{type(signal).__name__} at {id(signal):#x}"
 
 
+def known_signal_name(signal: Signal) -> str | None:
+    """The name :func:`signal_name` gives, or None while the signal has no name yet
+    (it is then named by its id, and may be named later: don't cache that)."""
+    name = signal_name(signal)
+    return name if _signal_names.get(signal) == name else None
+
+
 def register_signal_name(signal: Signal, name: str) -> None:
     """Give a signal an explicit name (for signals not held by a module attribute)."""
     _signal_names[signal] = name
@@ -179,6 +186,22 @@ def _compute_receiver_info(receiver: Any) -> ReceiverInfo:
     if code is None:
         return (name, "", 0)
     return (name, code.co_filename, code.co_firstlineno)
+
+
+def cached_receiver_info(receiver: Any) -> tuple[int, ReceiverInfo | None]:
+    """``(id of the receiver function, its cached info or None)``, for the hot path.
+
+    A plain function is found by its own id; a bound method by its ``__func__``'s.
+    """
+    cached = _receiver_infos.get(id(receiver))
+    if cached is not None:
+        return id(receiver), cached[1]
+    try:
+        function = getattr(receiver, "__func__", receiver)
+    except Exception:  # noqa: BLE001 - a hostile __getattr__ must not break a dispatch
+        function = receiver
+    cached = _receiver_infos.get(id(function))
+    return id(function), (None if cached is None else cached[1])
 
 
 def receiver_info(receiver: Any) -> ReceiverInfo:

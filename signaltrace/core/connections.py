@@ -1,4 +1,4 @@
-"""Connect-time warnings: a receiver connected twice, or dropped for a taken ``dispatch_uid``.
+"""Connect-time checks: a receiver connected twice, or dropped for a taken ``dispatch_uid``.
 
 Django files each receiver under ``(dispatch_uid or id(receiver), id(sender))`` and
 silently ignores a key it already has. Two classic mistakes follow, and neither
@@ -11,9 +11,15 @@ raises anything:
   Django keeps the first one and drops the new one.
 
 :func:`wrap_connect` wraps Django's ``Signal.connect`` (the hooks install it) so
-that both are warned (``ReceiverConnectionWarning``) and logged on the
-``signaltrace`` logger, naming receivers by dotted path and file:line. Django's
-own ``connect`` runs exactly as before; the warnings come after it returned.
+that both are logged on the ``signaltrace`` logger, naming receivers by dotted
+path and file:line, and kept for the system check ``signaltrace.W101``
+(:func:`connection_problems`). Django's own ``connect`` runs exactly as before.
+Nothing is raised or warned with ``warnings.warn``: under ``-W error`` a warning
+would stop the caller's registration loop half way.
+
+The same function connected under several explicit ``dispatch_uid`` values is left
+alone: that is what distinct uids are for (django-auditlog connects one function
+once per registry).
 
 "The same function" means the same source: qualified name, file and first line.
 Bound methods of *different live instances* are left alone: one receiver per
@@ -25,42 +31,32 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
-import sys
-import warnings
 import weakref
 from collections.abc import Callable
 from typing import Any
 
-from signaltrace.naming import make_id
+from signaltrace.core.naming import make_id
 from signaltrace.safety import report_internal_error
 
 logger = logging.getLogger("signaltrace")
 
 Origin = tuple[str, str, int]
 
-# Code between a user's connect() call and ours; warnings point past it.
-_SKIPPED_FILES = tuple(
-    os.path.join(*parts)
-    for parts in (
-        ("django", "dispatch", ""),
-        ("django", "db", "models", "signals.py"),
-        ("django", "apps", "registry.py"),  # ModelSignal's lazy "app.Model" senders
-        ("signaltrace", "connections.py"),
-        ("", "functools.py"),
-    )
-)
-
 _reported: set[str] = set()
+# The problems found so far, for the system check (bounded: a process that connects
+# receivers in a loop must not grow without end).
+_problems: list[str] = []
+MAX_PROBLEMS = 100
 
 
-class ReceiverConnectionWarning(UserWarning):
-    """A receiver was connected twice, or silently not connected at all."""
+def connection_problems() -> list[str]:
+    """Messages of the connection problems found so far in this process, oldest first."""
+    return list(_problems)
 
 
 def _origin(receiver: Any) -> Origin:
     """A receiver's dotted name, file and first line, for messages."""
-    from signaltrace.naming import receiver_info
+    from signaltrace.core.naming import receiver_info
 
     return receiver_info(receiver)
 
@@ -68,7 +64,7 @@ def _origin(receiver: Any) -> Origin:
 def _code_key(receiver: Any) -> tuple[str, int, str] | None:
     """(file, first line, qualified name) of a receiver's code: equal for the same
     function imported twice under two module names, or made twice by one ``def``."""
-    from signaltrace.naming import _unwrap
+    from signaltrace.core.naming import _unwrap
 
     target = _unwrap(receiver)
     code = getattr(target, "__code__", None)
@@ -104,21 +100,21 @@ def _live(ref: Any) -> Any:
 
 
 def _describe(origin: Origin) -> str:
-    from signaltrace.naming import short_path
+    from signaltrace.core.naming import short_path
 
     name, file, line = origin
     return f"{name} ({short_path(file)}:{line})" if file else name
 
 
 def _where(signal: Any, sender: Any) -> str:
-    from signaltrace.naming import sender_name, signal_name
+    from signaltrace.core.naming import sender_name, signal_name
 
     target = "any sender" if sender is None else f"sender {sender_name(sender)}"
     return f"{signal_name(signal)} for {target}"
 
 
 def problem_with(signal: Any, receiver: Any, sender: Any, dispatch_uid: Any) -> str | None:
-    """The warning connecting ``receiver`` deserves, or None; read before Django connects.
+    """The problem connecting ``receiver`` would cause, or None; read before Django connects.
 
     Only Django's receiver list is read; nothing is changed.
     """
@@ -142,6 +138,17 @@ def problem_with(signal: Any, receiver: Any, sender: Any, dispatch_uid: Any) -> 
                 f"its dispatch_uid {dispatch_uid!r} is already taken by {_describe(_origin(existing))}, "
                 "and Django silently keeps the first receiver. Give each receiver its own dispatch_uid."
             )
+        if make_id(existing) == make_id(receiver):
+            # The same object under another key: deliberate when both keys are explicit uids.
+            existing_uid = None if key[0] == make_id(existing) else key[0]
+            if dispatch_uid is not None and existing_uid is not None:
+                continue
+            how = f"once with dispatch_uid {(dispatch_uid or existing_uid)!r} and once without one"
+            return (
+                f"Receiver {_describe(_origin(receiver))} is connected twice to {_where(signal, sender)}, "
+                f"{how}, so it runs twice per dispatch. Connect it once, or give both connections "
+                "their own dispatch_uid if running twice is intended."
+            )
         others.append(existing)
     source = _source(receiver) if others else None
     if source is None:
@@ -157,31 +164,18 @@ def problem_with(signal: Any, receiver: Any, sender: Any, dispatch_uid: Any) -> 
     return None
 
 
-def _stacklevel() -> int:
-    """``stacklevel`` for a warning raised in :func:`report`: the user's connect() call.
-
-    Frames of Django's dispatcher (the ``@receiver`` decorator, ``ModelSignal``)
-    and of this module are skipped.
-    """
-    frame = sys._getframe(2)  # report()'s caller; stacklevel 2
-    level = 2
-    while frame is not None and any(part in frame.f_code.co_filename for part in _SKIPPED_FILES):
-        frame = frame.f_back
-        level += 1
-    return level
-
-
 def report(message: str) -> None:
-    """Warn and log a connection problem, once per distinct message in this process."""
+    """Log a connection problem and keep it for the system check, once per distinct message."""
     if message in _reported:
         return
     _reported.add(message)
+    if len(_problems) < MAX_PROBLEMS:
+        _problems.append(message)
     logger.warning("%s", message)
-    warnings.warn(message, ReceiverConnectionWarning, stacklevel=_stacklevel())
 
 
 def wrap_connect(django_connect: Callable[..., Any]) -> Callable[..., Any]:
-    """``Signal.connect`` that calls Django's unchanged, then warns about what it did silently."""
+    """``Signal.connect`` that calls Django's unchanged, then reports what it did silently."""
 
     @functools.wraps(django_connect)
     def connect(
@@ -189,7 +183,7 @@ def wrap_connect(django_connect: Callable[..., Any]) -> Callable[..., Any]:
     ) -> Any:
         try:
             problem = problem_with(self, receiver, sender, dispatch_uid)
-        except Exception:  # noqa: BLE001 - a warning must never stop a receiver connecting
+        except Exception:  # noqa: BLE001 - a check must never stop a receiver connecting
             report_internal_error("connections.problem_with")
             problem = None
         result = django_connect(self, receiver, sender, weak, dispatch_uid)

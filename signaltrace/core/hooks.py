@@ -1,10 +1,10 @@
-"""The only module that touches Django's dispatcher internals.
+"""Patches Django's ``Signal``: the one place a dispatch passes through signaltrace.
 
 ``install()`` replaces ``send``, ``send_robust``, ``asend`` and ``asend_robust`` on
 the ``Signal`` class with versions that behave exactly like Django's and also keep
 the frame chain used for nesting and loop detection, and, inside ``record()``,
 write records. It also wraps ``connect`` to warn about receivers connected twice
-or dropped for a taken ``dispatch_uid`` (see :mod:`signaltrace.connections`).
+or dropped for a taken ``dispatch_uid`` (see :mod:`signaltrace.core.connections`).
 
 Why the receiver loop is copied rather than wrapped:
 
@@ -22,6 +22,11 @@ Why the receiver loop is copied rather than wrapped:
 If the running Django's dispatcher has a shape this module does not know, the
 hooks fall back to calling Django's own methods and recording each dispatch from
 the responses it returns (no per-receiver timing).
+
+Every path shares its set-up (:func:`_enter`: the frame, the loop guard, the
+record) and teardown (:func:`_leave`); only the receiver loops are written out
+per path, because each receiver must be called from the dispatching method's own
+frame.
 """
 
 from __future__ import annotations
@@ -39,24 +44,24 @@ from asgiref.sync import async_to_sync, sync_to_async
 from django.dispatch import dispatcher
 from django.dispatch.dispatcher import NO_RECEIVERS, Signal
 
-from signaltrace.connections import wrap_connect
-from signaltrace.errors import SignalLoopError
-from signaltrace.loops import check_for_loop, report_swallowed_loop
-from signaltrace.recording import (
+from signaltrace.core import store
+from signaltrace.core.connections import wrap_connect
+from signaltrace.core.frames import (
+    CELL_FRAME,
+    CELL_THREAD,
     F_CALL,
+    F_CELL,
     F_PARENT,
     F_RECEIVER,
-    active_recorders,
+    F_RECORD,
+    F_TOKEN,
+    Frame,
     adopt_cell,
-    begin_call,
-    begin_dispatch,
-    current_frame,
-    end_call,
-    end_dispatch,
     frame_cell,
-    observers,
-    record_empty_dispatch,
 )
+from signaltrace.core.loops import check_for_loop, report_swallowed_loop
+from signaltrace.core.store import active_recorders, begin_call, begin_dispatch, end_call, end_dispatch
+from signaltrace.errors import SignalLoopError
 from signaltrace.safety import report_internal_error
 
 _METHOD_NAMES = ("send", "send_robust", "asend", "asend_robust")
@@ -77,12 +82,84 @@ _install_lock = threading.Lock()
 _installed: dict[str, Any] = {}
 
 
-def _new_frame(signal: Signal, sender: Any, named: dict[str, Any], parent: list[Any] | None) -> list[Any]:
-    """A frame for the loop guard and for nesting (fields ``F_*``; inlined in ``send``)."""
-    return [signal, sender, named.get("instance"), parent, None, None]
+# ------------------------------------------------------------ shared set-up and teardown
 
 
-def _log_robust_failure(signal: Signal, receiver: Any, err: Exception, frame: list[Any]) -> None:
+def _no_receivers(signal: Signal, sender: Any, named: dict[str, Any], method: str) -> None:
+    """A dispatch that found no receivers: recorded as "sent, nobody listened" when recording."""
+    recorders = active_recorders.get()
+    if recorders is not None:
+        cell = frame_cell.get()
+        parent = None if cell is None else cell[CELL_FRAME]
+        store.record_empty_dispatch(recorders, signal, sender, named, method, parent)
+
+
+def _live_receivers(signal: Signal, sender: Any) -> tuple[list[Any], list[Any]]:
+    """``(sync receivers, async receivers)`` on every Django version."""
+    if _LIVE_IS_PAIR:
+        return signal._live_receivers(sender)
+    return signal._live_receivers(sender), []
+
+
+def _enter(
+    signal: Signal, sender: Any, named: dict[str, Any], method: str, receiver_count: int, own_cell: bool
+) -> Frame:
+    """Set-up shared by every dispatch path: the frame, the loop guard and the record.
+
+    The frame becomes current before the first receiver runs. ``own_cell``: the
+    frame is held across ``await`` (``asend``), so it gets a cell of its own set
+    with ``ContextVar.set`` rather than the shared one (see
+    :mod:`signaltrace.core.frames`). Raises :class:`SignalLoopError` when the loop
+    guard stops the dispatch, with nothing left to undo.
+    """
+    cell = frame_cell.get()
+    if own_cell:
+        parent = None if cell is None else cell[CELL_FRAME]
+        cell = [None, get_ident()]
+        token = frame_cell.set(cell)
+    elif cell is None or cell[CELL_THREAD] != get_ident():
+        cell, token = adopt_cell(cell)
+        parent = cell[CELL_FRAME]
+    else:
+        token = None
+        parent = cell[CELL_FRAME]
+    frame = [signal, sender, named, parent, None, None, None, cell, token]
+    recorders = active_recorders.get()
+    if parent is not None:
+        try:
+            check_for_loop(frame, recorders, named, method, receiver_count)
+        except SignalLoopError:
+            if token is not None:
+                frame_cell.reset(token)
+            raise
+    if recorders is not None or store.observed is not None:
+        frame[F_RECORD] = begin_dispatch(recorders, signal, sender, named, method, parent, receiver_count)
+    cell[CELL_FRAME] = frame
+    return frame
+
+
+def _leave(frame: Frame) -> None:
+    """Teardown shared by every dispatch path: the parent frame is current again, the record closed."""
+    frame[F_CELL][CELL_FRAME] = frame[F_PARENT]
+    token = frame[F_TOKEN]
+    if token is not None:
+        frame_cell.reset(token)
+    record = frame[F_RECORD]
+    if record is not None:
+        end_dispatch(record)
+
+
+def _swallow(signal: Signal, receiver: Any, err: Exception, frame: Frame, call: Any) -> Exception:
+    """What a robust method does with a receiver's exception: record, report, log, return it."""
+    if call is not None:
+        end_call(call, err)
+    if isinstance(err, SignalLoopError):
+        report_swallowed_loop(err)
+    _log_robust_failure(signal, receiver, err, frame)
+    return err
+
+
+def _log_robust_failure(signal: Signal, receiver: Any, err: Exception, frame: Frame) -> None:
     """Log like Django's robust methods (through the signal's own method if any).
 
     Django logs outside the receiver: signals sent while logging (an
@@ -106,41 +183,17 @@ def _log_robust_failure(signal: Signal, receiver: Any, err: Exception, frame: li
         frame_cell.reset(token)
 
 
-def _close_dispatch(dispatch: list[Any] | None) -> None:
-    if dispatch is not None:
-        end_dispatch(dispatch)
-
-
 # --------------------------------------------------------------------------- send
 
 
 def _send(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
     """``Signal.send``, recorded. Same results, exceptions and frames as Django's."""
     if not self.receivers or self.sender_receivers_cache.get(sender) is NO_RECEIVERS:
-        if active_recorders.get() is not None:
-            record_empty_dispatch(self, sender, named, "send")
+        _no_receivers(self, sender, named, "send")
         return []
-    if _LIVE_IS_PAIR:
-        sync_receivers, async_receivers = self._live_receivers(sender)
-    else:
-        sync_receivers, async_receivers = self._live_receivers(sender), ()
-    cell = frame_cell.get()
-    cell_token = None
-    if cell is None or cell[1] != get_ident():  # CELL_THREAD; see recording.adopt_cell()
-        cell, cell_token = adopt_cell(cell)
-    parent = cell[0]  # CELL_FRAME
-    frame = [self, sender, named.get("instance"), parent, None, None]  # _new_frame(), inlined
-    recorders = active_recorders.get()
-    if parent is not None:
-        check_for_loop(frame, recorders, named, "send", len(sync_receivers) + len(async_receivers))
-    dispatch = (
-        None
-        if recorders is None and not observers
-        else begin_dispatch(
-            recorders, self, sender, named, "send", parent, len(sync_receivers) + len(async_receivers)
-        )
-    )
-    cell[0] = frame
+    sync_receivers, async_receivers = _live_receivers(self, sender)
+    frame = _enter(self, sender, named, "send", len(sync_receivers) + len(async_receivers), False)
+    dispatch = frame[F_RECORD]
     try:
         responses = []
         if dispatch is None:
@@ -160,46 +213,21 @@ def _send(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
                 responses.append((receiver, response))
         if async_receivers:
             responses.extend(
-                async_to_sync(_run_async_receivers)(
-                    self, sender, named, async_receivers, frame, dispatch, False
-                )
+                async_to_sync(_run_async_receivers)(self, sender, named, async_receivers, frame, False)
             )
         return responses
     finally:
-        cell[0] = parent
-        if cell_token is not None:
-            frame_cell.reset(cell_token)
-        if dispatch is not None:
-            end_dispatch(dispatch)
+        _leave(frame)
 
 
 def _send_robust(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
     """``Signal.send_robust``, recorded; swallowed exceptions are recorded too."""
     if not self.receivers or self.sender_receivers_cache.get(sender) is NO_RECEIVERS:
-        if active_recorders.get() is not None:
-            record_empty_dispatch(self, sender, named, "send_robust")
+        _no_receivers(self, sender, named, "send_robust")
         return []
-    if _LIVE_IS_PAIR:
-        sync_receivers, async_receivers = self._live_receivers(sender)
-    else:
-        sync_receivers, async_receivers = self._live_receivers(sender), ()
-    cell = frame_cell.get()
-    cell_token = None
-    if cell is None or cell[1] != get_ident():  # CELL_THREAD; see recording.adopt_cell()
-        cell, cell_token = adopt_cell(cell)
-    parent = cell[0]  # CELL_FRAME
-    frame = [self, sender, named.get("instance"), parent, None, None]  # _new_frame(), inlined
-    recorders = active_recorders.get()
-    if parent is not None:
-        check_for_loop(frame, recorders, named, "send_robust", len(sync_receivers) + len(async_receivers))
-    dispatch = (
-        None
-        if recorders is None and not observers
-        else begin_dispatch(
-            recorders, self, sender, named, "send_robust", parent, len(sync_receivers) + len(async_receivers)
-        )
-    )
-    cell[0] = frame
+    sync_receivers, async_receivers = _live_receivers(self, sender)
+    frame = _enter(self, sender, named, "send_robust", len(sync_receivers) + len(async_receivers), False)
+    dispatch = frame[F_RECORD]
     try:
         responses = []
         for receiver in sync_receivers:
@@ -208,12 +236,7 @@ def _send_robust(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any
             try:
                 response = receiver(signal=self, sender=sender, **named)
             except Exception as err:  # noqa: BLE001 - send_robust's contract
-                if call is not None:
-                    end_call(call, err)
-                if isinstance(err, SignalLoopError):
-                    report_swallowed_loop(err)
-                _log_robust_failure(self, receiver, err, frame)
-                responses.append((receiver, err))
+                responses.append((receiver, _swallow(self, receiver, err, frame, call)))
             except BaseException as exc:
                 if call is not None:
                     end_call(call, exc)
@@ -224,17 +247,11 @@ def _send_robust(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any
                 responses.append((receiver, response))
         if async_receivers:
             responses.extend(
-                async_to_sync(_run_async_receivers)(
-                    self, sender, named, async_receivers, frame, dispatch, True
-                )
+                async_to_sync(_run_async_receivers)(self, sender, named, async_receivers, frame, True)
             )
         return responses
     finally:
-        cell[0] = parent
-        if cell_token is not None:
-            frame_cell.reset(cell_token)
-        if dispatch is not None:
-            end_dispatch(dispatch)
+        _leave(frame)
 
 
 if not _LIVE_IS_PAIR and sys.version_info < (3, 12):
@@ -250,7 +267,7 @@ if not _LIVE_IS_PAIR and sys.version_info < (3, 12):
 
 
 @types.coroutine
-def _in_frame(coroutine: Coroutine[Any, Any, Any], frame: list[Any]) -> Generator[Any, Any, Any]:
+def _in_frame(coroutine: Coroutine[Any, Any, Any], frame: Frame) -> Generator[Any, Any, Any]:
     """Drive ``coroutine`` with a frame cell of its own, starting at ``frame``.
 
     On Django 6.1 the async receivers of one dispatch run as tasks that share a
@@ -284,29 +301,21 @@ def _in_frame(coroutine: Coroutine[Any, Any, Any], frame: list[Any]) -> Generato
 
 
 async def _call_async_receiver(
-    signal: Signal,
-    sender: Any,
-    named: dict[str, Any],
-    receiver: Any,
-    frame: list[Any],
-    dispatch: list[Any] | None,
-    robust: bool,
+    signal: Signal, sender: Any, named: dict[str, Any], receiver: Any, frame: Frame, robust: bool
 ) -> Any:
     """Await one async receiver in a frame of its own, recording it if asked."""
     own_frame = frame.copy()
     own_frame[F_RECEIVER] = receiver
+    dispatch = frame[F_RECORD]
     call = own_frame[F_CALL] = None if dispatch is None else begin_call(dispatch, receiver, True)
     try:
         response = await _in_frame(receiver(signal=signal, sender=sender, **named), own_frame)
     except Exception as err:
-        if call is not None:
-            end_call(call, err)
         if not robust:
+            if call is not None:
+                end_call(call, err)
             raise
-        if isinstance(err, SignalLoopError):
-            report_swallowed_loop(err)
-        _log_robust_failure(signal, receiver, err, frame)
-        return err
+        return _swallow(signal, receiver, err, frame, call)
     except BaseException as exc:
         if call is not None:
             end_call(call, exc)
@@ -317,18 +326,11 @@ async def _call_async_receiver(
 
 
 async def _run_async_receivers(
-    signal: Signal,
-    sender: Any,
-    named: dict[str, Any],
-    receivers: list[Any],
-    frame: list[Any],
-    dispatch: list[Any] | None,
-    robust: bool,
+    signal: Signal, sender: Any, named: dict[str, Any], receivers: list[Any], frame: Frame, robust: bool
 ) -> list[tuple[Any, Any]]:
     """Run async receivers concurrently, the way this Django version does."""
     coroutines = [
-        _call_async_receiver(signal, sender, named, receiver, frame, dispatch, robust)
-        for receiver in receivers
+        _call_async_receiver(signal, sender, named, receiver, frame, robust) for receiver in receivers
     ]
     if _run_parallel is not None:
         results = await _run_parallel(*coroutines)
@@ -338,15 +340,10 @@ async def _run_async_receivers(
 
 
 def _call_sync_receivers(
-    signal: Signal,
-    sender: Any,
-    named: dict[str, Any],
-    receivers: list[Any],
-    frame: list[Any],
-    dispatch: list[Any] | None,
-    robust: bool,
+    signal: Signal, sender: Any, named: dict[str, Any], receivers: list[Any], frame: Frame, robust: bool
 ) -> list[tuple[Any, Any]]:
     """The sync receivers of an ``asend``; runs in a thread via ``sync_to_async``."""
+    dispatch = frame[F_RECORD]
     responses = []
     for receiver in receivers:
         frame[F_RECEIVER] = receiver
@@ -354,14 +351,11 @@ def _call_sync_receivers(
         try:
             response = receiver(signal=signal, sender=sender, **named)
         except Exception as err:
-            if call is not None:
-                end_call(call, err)
             if not robust:
+                if call is not None:
+                    end_call(call, err)
                 raise
-            if isinstance(err, SignalLoopError):
-                report_swallowed_loop(err)
-            _log_robust_failure(signal, receiver, err, frame)
-            responses.append((receiver, err))
+            responses.append((receiver, _swallow(signal, receiver, err, frame, call)))
         except BaseException as exc:
             if call is not None:
                 end_call(call, exc)
@@ -382,32 +376,18 @@ async def _asend_common(
 ) -> list[tuple[Any, Any]]:
     robust = method == "asend_robust"
     if not self.receivers or self.sender_receivers_cache.get(sender) is NO_RECEIVERS:
-        if active_recorders.get() is not None:
-            record_empty_dispatch(self, sender, named, method)
+        _no_receivers(self, sender, named, method)
         return []
     sync_receivers, async_receivers = self._live_receivers(sender)
-    parent = current_frame()
-    frame = _new_frame(self, sender, named, parent)
-    recorders = active_recorders.get()
-    if parent is not None:
-        check_for_loop(frame, recorders, named, method, len(sync_receivers) + len(async_receivers))
-    dispatch = (
-        None
-        if recorders is None and not observers
-        else begin_dispatch(
-            recorders, self, sender, named, method, parent, len(sync_receivers) + len(async_receivers)
-        )
-    )
-    # Held across awaits: a cell of our own, never the one sibling tasks share.
-    token = frame_cell.set([frame, get_ident()])
+    frame = _enter(self, sender, named, method, len(sync_receivers) + len(async_receivers), True)
     try:
         if sync_receivers:
             sync_group = sync_to_async(_call_sync_receivers)(
-                self, sender, named, sync_receivers, frame, dispatch, robust
+                self, sender, named, sync_receivers, frame, robust
             )
         else:
             sync_group = _no_responses()
-        arguments = (self, sender, named, async_receivers, frame, dispatch, robust)
+        arguments = (self, sender, named, async_receivers, frame, robust)
         if _run_parallel is not None:
             # 6.1+: the sync group first; the async group is not even created if it raises.
             responses = await sync_group
@@ -417,8 +397,7 @@ async def _asend_common(
             responses.extend(async_responses)
         return responses
     finally:
-        frame_cell.reset(token)
-        _close_dispatch(dispatch)
+        _leave(frame)
 
 
 async def _asend(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
@@ -434,13 +413,12 @@ async def _asend_robust(self: Signal, sender: Any, **named: Any) -> list[tuple[A
 # ---------------------------------------------------------------------- fallback
 
 
-def _record_from_responses(
-    dispatch: list[Any] | None, responses: list[tuple[Any, Any]], robust: bool
-) -> None:
+def _record_from_responses(frame: Frame, responses: list[tuple[Any, Any]], robust: bool) -> None:
     """Fallback recording: one call per response (no timing), exceptions from robust results.
 
     Each call is begun and ended like any other, so observers see both events.
     """
+    dispatch = frame[F_RECORD]
     if dispatch is None:
         return
     for receiver, response in responses:
@@ -456,38 +434,24 @@ def _fallback_method(name: str) -> Any:
     if name.startswith("a"):
 
         async def async_method(self: Signal, sender: Any, **named: Any) -> Any:
-            recorders = active_recorders.get()
-            dispatch = (
-                None
-                if recorders is None and not observers
-                else begin_dispatch(
-                    recorders, self, sender, named, name, current_frame(), 1 if self.receivers else 0
-                )
-            )
+            frame = _enter(self, sender, named, name, 1 if self.receivers else 0, True)
             try:
                 responses = await django_method(self, sender, **named)
-                _record_from_responses(dispatch, responses, robust)
+                _record_from_responses(frame, responses, robust)
                 return responses
             finally:
-                _close_dispatch(dispatch)
+                _leave(frame)
 
         return async_method
 
     def method(self: Signal, sender: Any, **named: Any) -> Any:
-        recorders = active_recorders.get()
-        dispatch = (
-            None
-            if recorders is None and not observers
-            else begin_dispatch(
-                recorders, self, sender, named, name, current_frame(), 1 if self.receivers else 0
-            )
-        )
+        frame = _enter(self, sender, named, name, 1 if self.receivers else 0, False)
         try:
             responses = django_method(self, sender, **named)
-            _record_from_responses(dispatch, responses, robust)
+            _record_from_responses(frame, responses, robust)
             return responses
         finally:
-            _close_dispatch(dispatch)
+            _leave(frame)
 
     return method
 

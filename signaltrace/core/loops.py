@@ -1,6 +1,6 @@
 """The loop guard: stop a dispatch that re-enters itself, long before RecursionError.
 
-Every dispatch with receivers pushes a frame (see :mod:`signaltrace.recording`)
+Every dispatch with receivers pushes a frame (see :mod:`signaltrace.core.frames`)
 holding its signal, sender and ``instance`` kwarg, linked to the frame of the
 receiver that sent it. A new dispatch is a loop when its key is already on that
 chain ``LOOP_MAX_REENTRIES`` times:
@@ -30,23 +30,14 @@ import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from signaltrace.core import store
+from signaltrace.core.frames import F_PARENT, F_RECEIVER, F_SENDER, F_SIGNAL, instance_of
+from signaltrace.core.naming import receiver_info, sender_name, short_path, signal_name
 from signaltrace.errors import SignalLoopError
-from signaltrace.naming import short_path
-from signaltrace.recording import (
-    D_LOOP,
-    F_INSTANCE,
-    F_PARENT,
-    F_RECEIVER,
-    F_SENDER,
-    F_SIGNAL,
-    begin_dispatch,
-    end_dispatch,
-    observers,
-)
 from signaltrace.safety import report_internal_error
 
 if TYPE_CHECKING:
-    from signaltrace.recording import Recorder
+    from signaltrace.core.store import Recorder
 
 logger = logging.getLogger("signaltrace")
 
@@ -144,14 +135,14 @@ def _matching_ancestors(frame: list[Any]) -> list[list[Any]]:
     through which the chain went on. Without an instance, only ancestors entered
     again through the same receiver as the nearest one count: the same path.
     """
-    signal, sender, instance = frame[F_SIGNAL], frame[F_SENDER], frame[F_INSTANCE]
+    signal, sender, instance = frame[F_SIGNAL], frame[F_SENDER], instance_of(frame)
     matches = []
     ancestor = frame[F_PARENT]
     while ancestor is not None:
         if (
             ancestor[F_SIGNAL] is signal
             and ancestor[F_SENDER] is sender
-            and _same_instance(ancestor[F_INSTANCE], instance)
+            and _same_instance(instance_of(ancestor), instance)
         ):
             matches.append(ancestor)
         ancestor = ancestor[F_PARENT]
@@ -164,23 +155,19 @@ def _matching_ancestors(frame: list[Any]) -> list[list[Any]]:
 def _instance_label(instance: Any) -> str | None:
     if instance is None:
         return None
-    from signaltrace.naming import sender_name
-
     pk = _pk(instance)
     label = sender_name(type(instance))
     return f"{label} #{pk}" if pk is not None else f"{label} (unsaved)"
 
 
 def _step(frame: list[Any], with_receiver: bool) -> LoopStep:
-    from signaltrace.naming import receiver_info, sender_name, signal_name
-
     name = file = line = None
     if with_receiver and frame[F_RECEIVER] is not None:
         name, file, line = receiver_info(frame[F_RECEIVER])
     return LoopStep(
         signal_name=signal_name(frame[F_SIGNAL]),
         sender_name=sender_name(frame[F_SENDER]),
-        instance=_instance_label(frame[F_INSTANCE]),
+        instance=_instance_label(instance_of(frame)),
         receiver_name=name,
         file=file,
         line=line,
@@ -229,8 +216,17 @@ def check_for_loop(
         if policy == "warn" and len(matches) > limit:
             return  # the same loop, already reported when this chain reached the limit
         loop = Loop(cycle=_cycle(frame, matches[0]), action="warned" if policy == "warn" else "raised")
-        if recorders is not None or observers:
-            _record_loop(loop, recorders, frame, named, method, receiver_count)
+        if recorders is not None or store.observed is not None:
+            store.record_stopped_dispatch(
+                loop,
+                recorders,
+                frame[F_SIGNAL],
+                frame[F_SENDER],
+                named,
+                method,
+                frame[F_PARENT],
+                receiver_count,
+            )
     except Exception:  # noqa: BLE001 - the guard must never break a dispatch itself
         report_internal_error("check_for_loop")
         return
@@ -242,26 +238,6 @@ def check_for_loop(
         _warned.add(loop.message)
         logger.warning("%s", loop.message)
         warnings.warn(loop.message, SignalLoopWarning, stacklevel=4)
-
-
-def _record_loop(
-    loop: Loop,
-    recorders: tuple[Recorder, ...] | None,
-    frame: list[Any],
-    named: dict[str, Any],
-    method: str,
-    receiver_count: int,
-) -> None:
-    for recorder in recorders or ():
-        recorder.loops.append(loop)
-    if loop.action == "raised":
-        # The stopped dispatch never runs its receivers; record it so it shows.
-        dispatch = begin_dispatch(
-            recorders, frame[F_SIGNAL], frame[F_SENDER], named, method, frame[F_PARENT], receiver_count
-        )
-        if dispatch is not None:
-            dispatch[D_LOOP] = loop
-            end_dispatch(dispatch)
 
 
 def report_swallowed_loop(error: SignalLoopError) -> None:

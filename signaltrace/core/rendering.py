@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from signaltrace.conf import REDACTED, repr_limit
+from signaltrace.conf import REDACTED, repr_limit, when_reset
 
 _PLAIN_TYPES = frozenset({bool, int, float, complex, str, bytes, type(None)})
 _CONTAINER_TYPES = frozenset({tuple, frozenset})
@@ -73,6 +73,7 @@ _redaction_plans: dict[tuple[str, ...], tuple[bool, ...]] = {}
 _MAX_PLANS = 1000
 
 
+@when_reset
 def clear_caches() -> None:
     """Forget per-type and per-name decisions (after a settings change)."""
     _snapshotters.clear()
@@ -88,7 +89,7 @@ def _keep(value: Any) -> Any:
 def _snapshot_for_type(value_type: type, repr_objects: bool) -> Any:
     from django.db.models import Model, QuerySet
 
-    from signaltrace.naming import dotted_path, sender_name
+    from signaltrace.core.naming import dotted_path, sender_name
 
     if value_type in _PLAIN_TYPES:
         return _keep
@@ -204,7 +205,7 @@ def render_value(snapshot: Any, limit: int | None = None) -> str:
     if isinstance(snapshot, ReprText):
         return truncate(snapshot.text, limit)
     if isinstance(snapshot, type):
-        from signaltrace.naming import sender_name
+        from signaltrace.core.naming import sender_name
 
         return sender_name(snapshot)
     return safe_repr(snapshot, limit)

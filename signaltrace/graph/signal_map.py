@@ -18,7 +18,7 @@ from typing import Any
 
 from django.dispatch import Signal
 
-from signaltrace.naming import discover_signals, make_id
+from signaltrace.core import discover_signals, make_id
 
 ANY_SENDER = "any sender"
 
@@ -196,7 +196,7 @@ def _senders_by_id() -> dict[int, Any]:
 
 
 def _sender_of(entry: tuple[Any, ...], known: dict[int, Any]) -> str:
-    from signaltrace.naming import sender_name
+    from signaltrace.core import sender_name
 
     sender_id = entry[0][1]
     if sender_id == id(None):
@@ -213,7 +213,7 @@ def _sender_of(entry: tuple[Any, ...], known: dict[int, Any]) -> str:
 def static_connections(signals: list[Signal] | None = None) -> list[Connection]:
     """Every live receiver of every discovered signal, by signal and sender, each group's
     receivers in the order Django calls them (the order they were connected)."""
-    from signaltrace.naming import receiver_info, signal_name
+    from signaltrace.core import receiver_info, signal_name
 
     known = _senders_by_id()
     found = []
@@ -249,7 +249,7 @@ def build_map(
     exclude: list[str] | None = None,
 ) -> SignalMap:
     """The static map, filtered by signal and receiver globs, plus a trace's observed edges."""
-    from signaltrace.naming import short_path
+    from signaltrace.core import short_path
 
     def wanted_signal(name: str) -> bool:
         return not signals or any(fnmatchcase(name, pattern) for pattern in signals)
@@ -270,7 +270,7 @@ def build_map(
 
 
 def _add_trace(result: SignalMap, trace: dict[str, Any], wanted_signal: Any, wanted_receiver: Any) -> None:
-    from signaltrace.naming import short_path
+    from signaltrace.core import short_path
 
     dispatches = {d["id"]: d for d in trace.get("dispatches", [])}
     for dispatch in dispatches.values():

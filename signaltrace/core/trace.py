@@ -1,7 +1,7 @@
 """What a trace holds, as objects: ``Trace``, ``Dispatch`` and ``ReceiverCall``.
 
-They are built from the plain-list records of :mod:`signaltrace.recording` when a
-trace is read, so recording stays cheap. Times are nanoseconds; ``start_ns`` is
+They are built from the store's plain-list records (:mod:`signaltrace.core.store`)
+when a trace is read, so recording stays cheap. Times are nanoseconds; ``start_ns`` is
 relative to the start of the ``record()`` block. This API is a contract for the
 toolbar panel, the OpenTelemetry spans, the test helpers and users.
 """
@@ -10,39 +10,16 @@ from __future__ import annotations
 
 import traceback
 from dataclasses import dataclass, field
+from time import perf_counter_ns
 from typing import TYPE_CHECKING, Any
 
-from signaltrace.conf import repr_limit
-from signaltrace.naming import dispatch_uids, dotted_path, sender_name, signal_name
-from signaltrace.recording import (
-    C_CHILDREN,
-    C_DISPATCH,
-    C_END,
-    C_EXCEPTION,
-    C_FUNCTION_ID,
-    C_INFO,
-    C_IS_ASYNC,
-    C_START,
-    D_CALLS,
-    D_DEPTH,
-    D_END,
-    D_KWARGS,
-    D_LOOP,
-    D_METHOD,
-    D_PARENT_CALL,
-    D_SENDER,
-    D_SENDER_IS_WEAK,
-    D_SENDER_TYPE,
-    D_SIGNAL,
-    D_START,
-)
-from signaltrace.rendering import render_kwargs, safe_repr, truncate
+from signaltrace.core.rendering import safe_repr, truncate
 
 if TYPE_CHECKING:
     from django.dispatch import Signal
 
-    from signaltrace.loops import Loop
-    from signaltrace.recording import Recorder
+    from signaltrace.core.loops import Loop
+    from signaltrace.core.store import Recorder
 
 ROBUST_METHODS = frozenset({"send_robust", "asend_robust"})
 
@@ -117,97 +94,6 @@ def format_exception(exception: BaseException | None, limit: int = 4000) -> str:
     return truncate(text, limit)
 
 
-class _Builder:
-    """Turns one recorder's plain records into linked objects."""
-
-    def __init__(self, recorder: Recorder) -> None:
-        self.recorder = recorder
-        self.calls_by_record: dict[int, ReceiverCall] = {}
-        self.children_by_call: dict[int, list[list[Any]]] = {}
-        self.repr_limit = repr_limit()
-
-    def build(self) -> list[Dispatch]:
-        dispatches = []
-        by_record: dict[int, Dispatch] = {}
-        for record in list(self.recorder.records):
-            dispatch = self._dispatch(record)
-            by_record[id(record)] = dispatch
-            dispatches.append(dispatch)
-        for record in list(self.recorder.records):
-            dispatch = by_record[id(record)]
-            for call in dispatch.calls:
-                children = self.children_by_call.get(id(call), [])
-                call.dispatches = [by_record[id(child)] for child in children if id(child) in by_record]
-        return dispatches
-
-    @staticmethod
-    def _dispatch_uid(signal: Signal, function_id: int) -> Any:
-        try:
-            return dispatch_uids(signal).get(function_id)
-        except Exception:  # noqa: BLE001 - a trace is read whatever the receivers hold
-            return None
-
-    def _call(self, record: list[Any], owner: Dispatch | None) -> ReceiverCall:
-        existing = self.calls_by_record.get(id(record))
-        if existing is not None:
-            return existing
-        name, file, line = record[C_INFO]
-        end = record[C_END] if record[C_END] is not None else record[C_START]
-        signal = record[C_DISPATCH][D_SIGNAL]
-        call = ReceiverCall(
-            receiver_name=name,
-            file=file,
-            line=line,
-            dispatch_uid=self._dispatch_uid(signal, record[C_FUNCTION_ID]),
-            is_async=record[C_IS_ASYNC],
-            start_ns=record[C_START] - self.recorder.start_ns,
-            duration_ns=end - record[C_START],
-            exception=record[C_EXCEPTION],
-            dispatch=owner,
-        )
-        self.calls_by_record[id(record)] = call
-        self.children_by_call[id(call)] = record[C_CHILDREN] or []
-        return call
-
-    def _dispatch(self, record: list[Any]) -> Dispatch:
-        end = record[D_END] if record[D_END] is not None else record[D_START]
-        dispatch = Dispatch(
-            signal=record[D_SIGNAL],
-            signal_name=signal_name(record[D_SIGNAL]),
-            sender_name=_sender_label(record),
-            method=record[D_METHOD],
-            depth=record[D_DEPTH],
-            start_ns=record[D_START] - self.recorder.start_ns,
-            duration_ns=end - record[D_START],
-            kwargs=render_kwargs(record[D_KWARGS], self.repr_limit),
-            loop=record[D_LOOP],
-            _sender=record[D_SENDER],
-            _sender_is_weak=record[D_SENDER_IS_WEAK],
-        )
-        parent_record = record[D_PARENT_CALL]
-        if parent_record is not None:
-            dispatch.parent = self._call(parent_record, None)
-        dispatch.calls = [self._call(call, dispatch) for call in list(record[D_CALLS])]
-        for call in dispatch.calls:
-            call.dispatch = dispatch
-        return dispatch
-
-
-def _sender_label(record: list[Any]) -> str:
-    sender = record[D_SENDER]
-    if record[D_SENDER_IS_WEAK]:
-        sender = sender()
-        if sender is None:
-            sender_type = record[D_SENDER_TYPE]
-            if isinstance(sender_type, type) and issubclass(sender_type, type):
-                return "<collected class>"
-            return f"<collected {dotted_path(sender_type)} object>"
-    try:
-        return sender_name(sender)
-    except Exception:  # noqa: BLE001
-        return "<unnamed>"
-
-
 class Trace:
     """Everything dispatched inside one ``record()`` block.
 
@@ -224,7 +110,7 @@ class Trace:
         """Every dispatch kept, in start order, nested ones included."""
         if self._built is not None:
             return self._built
-        built = _Builder(self._recorder).build()
+        built = self._recorder.build_dispatches()
         if self._recorder.end_ns is not None:
             self._built = built
         return built
@@ -247,8 +133,6 @@ class Trace:
     @property
     def duration_ns(self) -> int:
         """Length of the ``record()`` block so far."""
-        from time import perf_counter_ns
-
         end = self._recorder.end_ns if self._recorder.end_ns is not None else perf_counter_ns()
         return end - self._recorder.start_ns
 

@@ -1,0 +1,106 @@
+"""The recording core: the only part of signaltrace that touches Django's dispatcher.
+
+Everything the consumers (the panel, the OpenTelemetry spans, the test helpers, the
+signal graph) and users need is importable from here; the modules below are
+private to the core. The core imports only the standard library, Django and the
+Django-app layer (:mod:`signaltrace.conf`, :mod:`signaltrace.errors`,
+:mod:`signaltrace.safety`), never a consumer (see docs/architecture.md).
+
+Recording
+    :func:`record`, :func:`is_recording`, :func:`install`, :func:`uninstall`,
+    :func:`is_installed`.
+What a trace holds
+    :class:`Trace`, :class:`Dispatch`, :class:`ReceiverCall`, :class:`Loop`,
+    :class:`LoopStep`; helpers that format what they hold.
+Live observers
+    :class:`DispatchObserver` with :class:`LiveDispatch` and :class:`LiveCall`
+    views, :func:`add_observer`, :func:`remove_observer`.
+Names and safe rendering
+    :func:`signal_name`, :func:`sender_name`, :func:`receiver_info`,
+    :func:`short_path`, :func:`dispatch_uids`, :func:`snapshot_value`,
+    :func:`render_value`, :func:`safe_repr` ...
+"""
+
+from signaltrace.core.connections import connection_problems
+from signaltrace.core.hooks import install, is_installed, uninstall
+from signaltrace.core.loops import Loop, LoopStep, SignalLoopWarning, format_cycle
+from signaltrace.core.naming import (
+    discover_signals,
+    dispatch_uids,
+    dotted_path,
+    known_signal_name,
+    make_id,
+    receiver_info,
+    receivers_and_uids,
+    register_signal_name,
+    sender_name,
+    short_path,
+    signal_name,
+)
+from signaltrace.core.observers import (
+    DispatchObserver,
+    LiveCall,
+    LiveDispatch,
+    add_observer,
+    remove_observer,
+)
+from signaltrace.core.recording import is_recording, record
+from signaltrace.core.rendering import (
+    is_sensitive,
+    render_kwargs,
+    render_value,
+    safe_repr,
+    snapshot_value,
+    truncate,
+)
+from signaltrace.core.trace import (
+    Dispatch,
+    ReceiverCall,
+    Trace,
+    exception_type_name,
+    format_exception,
+    is_swallowed,
+    str_or_repr,
+)
+
+__all__ = [
+    "Dispatch",
+    "DispatchObserver",
+    "LiveCall",
+    "LiveDispatch",
+    "Loop",
+    "LoopStep",
+    "ReceiverCall",
+    "SignalLoopWarning",
+    "Trace",
+    "add_observer",
+    "connection_problems",
+    "discover_signals",
+    "dispatch_uids",
+    "dotted_path",
+    "exception_type_name",
+    "format_cycle",
+    "format_exception",
+    "install",
+    "is_installed",
+    "is_recording",
+    "is_sensitive",
+    "is_swallowed",
+    "known_signal_name",
+    "make_id",
+    "receiver_info",
+    "receivers_and_uids",
+    "record",
+    "register_signal_name",
+    "remove_observer",
+    "render_kwargs",
+    "render_value",
+    "safe_repr",
+    "sender_name",
+    "short_path",
+    "signal_name",
+    "snapshot_value",
+    "str_or_repr",
+    "truncate",
+    "uninstall",
+]

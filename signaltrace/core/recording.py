@@ -1,0 +1,42 @@
+"""``record()`` blocks: turn recording on for one context (thread or asyncio task).
+
+State lives in :data:`signaltrace.core.store.active_recorders`, a ``ContextVar``
+holding the recorders of the enclosing blocks (default None, never a shared
+mutable object), so threads and tasks never see each other's dispatches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from time import perf_counter_ns
+
+from signaltrace.core.hooks import install, is_installed
+from signaltrace.core.store import Recorder, active_recorders
+from signaltrace.core.trace import Trace
+
+
+@contextmanager
+def record() -> Iterator[Trace]:
+    """Record every signal dispatch in this context (thread or asyncio task).
+
+    Installs the hooks on first use. Blocks nest: an outer block also sees what an
+    inner one recorded. Works in sync and async code alike; dispatches made in
+    other threads or tasks that did not inherit this context are not recorded.
+    """
+    if not is_installed():
+        install()
+    recorder = Recorder()
+    outer = active_recorders.get()
+    token = active_recorders.set((*outer, recorder) if outer else (recorder,))
+    trace = Trace(recorder)
+    try:
+        yield trace
+    finally:
+        recorder.end_ns = perf_counter_ns()
+        active_recorders.reset(token)
+
+
+def is_recording() -> bool:
+    """Whether a ``record()`` block is active in this context."""
+    return active_recorders.get() is not None

@@ -1,0 +1,639 @@
+"""The record store: the one module that creates, fills and reads raw records.
+
+While recording, each dispatch and each receiver call is a plain list (fields
+``D_*`` and ``C_*``, private to this module): appending numbers and cached
+strings to a list is several times cheaper than building objects on the hot path.
+Everything else reads records through this module only:
+
+* a ``record()`` block's :class:`Recorder` turns its records into the public
+  ``Dispatch`` and ``ReceiverCall`` objects when its trace is read
+  (:meth:`Recorder.build_dispatches`);
+* live observers get :class:`LiveDispatch` and :class:`LiveCall` views, one per
+  observer and record, made only while observers are registered.
+
+Internal errors are logged (:func:`signaltrace.safety.report_internal_error`),
+never raised into the dispatch.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Sequence
+from contextvars import ContextVar
+from time import perf_counter_ns
+from typing import TYPE_CHECKING, Any
+
+from signaltrace import conf
+from signaltrace.conf import ignored_signals, repr_limit, sensitive_pattern, setting
+from signaltrace.core.frames import F_CALL, depth_of
+from signaltrace.core.naming import (
+    cached_receiver_info,
+    dispatch_uids,
+    dotted_path,
+    receiver_info,
+    sender_name,
+    signal_name,
+)
+from signaltrace.core.rendering import render_kwargs, snapshot_kwargs
+from signaltrace.core.trace import Dispatch, ReceiverCall, is_swallowed
+from signaltrace.safety import report_internal_error
+
+if TYPE_CHECKING:
+    from django.dispatch import Signal
+
+    from signaltrace.core.loops import Loop
+
+# Dispatch record fields.
+(
+    D_SIGNAL,
+    D_SENDER,
+    D_SENDER_IS_WEAK,
+    D_SENDER_TYPE,
+    D_METHOD,
+    D_PARENT_CALL,
+    D_DEPTH,
+    D_START,
+    D_END,
+    D_KWARGS,
+    D_CALLS,
+    D_LOOP,
+    D_RECEIVER_COUNT,
+    D_OBSERVERS,  # the _ObserverSet the dispatch started under, or None when unobserved
+    D_VIEWS,  # its LiveDispatch views, one per observer of that set
+) = range(15)
+
+# Receiver call record fields.
+(
+    C_INFO,
+    C_FUNCTION_ID,
+    C_IS_ASYNC,
+    C_START,
+    C_END,
+    C_EXCEPTION,
+    C_CHILDREN,  # the dispatches this call sent that a recorder keeps; None until one
+    C_DISPATCH,
+    C_VIEWS,  # its LiveCall views, one per observer of its dispatch's set, or None
+) = range(9)
+
+Record = list[Any]
+
+
+class Recorder:
+    """Collects the dispatch records of one ``record()`` block.
+
+    Settings are read once when the block starts, never per dispatch.
+    """
+
+    __slots__ = (
+        "dropped",
+        "end_ns",
+        "ignored",
+        "loops",
+        "max_dispatches",
+        "records",
+        "repr_objects",
+        "sensitive",
+        "start_ns",
+    )
+
+    def __init__(self) -> None:
+        self.records: list[Record] = []
+        self.dropped = 0
+        self.loops: list[Loop] = []
+        self.max_dispatches: int = setting("MAX_DISPATCHES")
+        self.ignored = ignored_signals()
+        self.sensitive = sensitive_pattern()
+        self.repr_objects = bool(setting("REPR_OBJECTS"))
+        self.start_ns = perf_counter_ns()
+        self.end_ns: int | None = None
+
+    def build_dispatches(self) -> list[Dispatch]:
+        """The public objects for every record kept so far, linked to each other."""
+        return _Builder(self).build()
+
+
+#: The recorders of the enclosing ``record()`` blocks in this context (innermost
+#: last), or None when nothing records. Read by the hooks on every dispatch.
+active_recorders: ContextVar[tuple[Recorder, ...] | None] = ContextVar("signaltrace_recorders", default=None)
+
+
+# ------------------------------------------------------------------ observers
+
+
+class _ObserverSet:
+    """The registered observers and, per event, the ``(index, method)`` pairs to call.
+
+    Replaced whole when observers change, never per dispatch; a dispatch keeps the
+    set it started under, so its views and handlers always agree.
+    """
+
+    __slots__ = ("call_finished", "call_started", "count", "dispatch_finished", "dispatch_started", "kwargs")
+
+    def __init__(self, observers: Sequence[Any], methods: dict[str, tuple[tuple[int, Any], ...]]) -> None:
+        self.count = len(observers)
+        self.dispatch_started = methods["dispatch_started"]
+        self.call_started = methods["call_started"]
+        self.call_finished = methods["call_finished"]
+        self.dispatch_finished = methods["dispatch_finished"]
+        #: Observers whose ``needs_kwargs`` may be true (asked per config generation).
+        self.kwargs = tuple(observers)
+
+
+#: The observers now, or None: the hooks' ``observed is None`` test is all an
+#: unobserved dispatch pays.
+observed: _ObserverSet | None = None
+
+# Whether an observer needs kwargs, decided again when observers change and when the
+# config may have (its generation), never per dispatch.
+_kwargs_wanted = False
+_kwargs_generation = -1
+
+
+def set_observers(observers: Sequence[Any], methods: dict[str, tuple[tuple[int, Any], ...]]) -> None:
+    """Called by :mod:`signaltrace.core.observers` after observers were added or removed."""
+    global observed, _kwargs_generation
+    _kwargs_generation = -1
+    observed = _ObserverSet(observers, methods) if observers else None
+
+
+def _decide_kwargs(observer_set: _ObserverSet) -> None:
+    global _kwargs_wanted, _kwargs_generation
+    generation = conf.generation
+    wanted = False
+    for observer in observer_set.kwargs:
+        try:
+            wanted = bool(observer.needs_kwargs)
+        except Exception:  # noqa: BLE001 - an observer must not break a dispatch
+            report_internal_error(f"{type(observer).__name__}.needs_kwargs")
+            wanted = True
+        if wanted:
+            break
+    _kwargs_wanted, _kwargs_generation = wanted, generation
+
+
+def _observer_failed(method: Any) -> None:
+    """Log an observer's exception as ``ObserverClass.event``."""
+    owner = getattr(method, "__self__", method)
+    report_internal_error(f"{type(owner).__name__}.{getattr(method, '__name__', '?')}")
+
+
+class LiveDispatch:
+    """One observer's view of a dispatch while it runs (and after).
+
+    ``state`` is what the observer's ``dispatch_started`` returned for it.
+    """
+
+    __slots__ = ("_index", "_record", "state")
+
+    def __init__(self, record: Record, index: int) -> None:
+        self._record = record
+        self._index = index
+        self.state: Any = None
+
+    @property
+    def signal(self) -> Signal:
+        return self._record[D_SIGNAL]
+
+    @property
+    def signal_name(self) -> str:
+        return signal_name(self._record[D_SIGNAL])
+
+    @property
+    def sender(self) -> Any:
+        """The sender, or None once a weakly held sender is gone."""
+        sender = self._record[D_SENDER]
+        return sender() if self._record[D_SENDER_IS_WEAK] else sender
+
+    @property
+    def sender_name(self) -> str:
+        return _sender_label(self._record)
+
+    @property
+    def method(self) -> str:
+        """``send``, ``send_robust``, ``asend`` or ``asend_robust``."""
+        return self._record[D_METHOD]
+
+    @property
+    def is_robust(self) -> bool:
+        return self._record[D_METHOD] in _ROBUST
+
+    @property
+    def depth(self) -> int:
+        return self._record[D_DEPTH]
+
+    @property
+    def receiver_count(self) -> int:
+        return self._record[D_RECEIVER_COUNT]
+
+    @property
+    def start_ns(self) -> int:
+        """``time.perf_counter_ns()`` when the dispatch started."""
+        return self._record[D_START]
+
+    @property
+    def end_ns(self) -> int | None:
+        """``time.perf_counter_ns()`` when it ended, or None while it runs."""
+        return self._record[D_END]
+
+    @property
+    def duration_ns(self) -> int | None:
+        end = self._record[D_END]
+        return None if end is None else end - self._record[D_START]
+
+    @property
+    def kwargs(self) -> dict[str, str]:
+        """Rendered, redacted kwargs (computed on each access).
+
+        Empty when nothing records the dispatch and no observer ``needs_kwargs``.
+        """
+        return render_kwargs(self._record[D_KWARGS])
+
+    @property
+    def loop(self) -> Loop | None:
+        """The loop this dispatch was stopped for, if it was."""
+        return self._record[D_LOOP]
+
+    @property
+    def parent(self) -> LiveCall | None:
+        """This observer's view of the receiver call this dispatch was sent from (None at depth 0)."""
+        call = self._record[D_PARENT_CALL]
+        if call is None:
+            return None
+        return _call_view(call, self._index)
+
+
+class LiveCall:
+    """One observer's view of a receiver call while it runs (and after).
+
+    ``state`` is what the observer's ``call_started`` returned for it.
+    """
+
+    __slots__ = ("_index", "_record", "state")
+
+    def __init__(self, record: Record, index: int) -> None:
+        self._record = record
+        self._index = index
+        self.state: Any = None
+
+    @property
+    def receiver_name(self) -> str:
+        return self._record[C_INFO][0]
+
+    @property
+    def file(self) -> str:
+        return self._record[C_INFO][1]
+
+    @property
+    def line(self) -> int:
+        return self._record[C_INFO][2]
+
+    @property
+    def info(self) -> tuple[str, str, int]:
+        """``(receiver_name, file, line)``: one tuple, the same object for every call of a
+        receiver function while it lives (a cheap cache key)."""
+        return self._record[C_INFO]
+
+    @property
+    def function_id(self) -> int:
+        """``id()`` of the receiver function (a bound method's ``__func__``)."""
+        return self._record[C_FUNCTION_ID]
+
+    @property
+    def is_async(self) -> bool:
+        return self._record[C_IS_ASYNC]
+
+    @property
+    def dispatch_uid(self) -> Any:
+        """The ``dispatch_uid`` the receiver was connected with, or None."""
+        uids = dispatch_uids(self._record[C_DISPATCH][D_SIGNAL])
+        return uids.get(self._record[C_FUNCTION_ID]) if uids else None
+
+    @property
+    def start_ns(self) -> int:
+        return self._record[C_START]
+
+    @property
+    def end_ns(self) -> int | None:
+        return self._record[C_END]
+
+    @property
+    def duration_ns(self) -> int | None:
+        end = self._record[C_END]
+        return None if end is None else end - self._record[C_START]
+
+    @property
+    def exception(self) -> BaseException | None:
+        return self._record[C_EXCEPTION]
+
+    @property
+    def swallowed(self) -> bool:
+        """True when a ``send_robust``/``asend_robust`` caught the exception."""
+        return is_swallowed(self._record[C_EXCEPTION], self._record[C_DISPATCH][D_METHOD])
+
+    @property
+    def dispatch(self) -> LiveDispatch:
+        """This observer's view of the dispatch that called the receiver."""
+        dispatch = self._record[C_DISPATCH]
+        views = dispatch[D_VIEWS]
+        if views is not None and self._index < len(views):
+            return views[self._index]
+        return LiveDispatch(dispatch, self._index)
+
+
+_ROBUST = frozenset({"send_robust", "asend_robust"})
+
+
+def _call_view(call: Record, index: int) -> LiveCall:
+    views = call[C_VIEWS]
+    if views is not None and index < len(views):
+        return views[index]
+    return LiveCall(call, index)  # the call started before this observer: no state
+
+
+# ------------------------------------------------------------------ writing records
+
+_NO_KWARGS: tuple[tuple[str, ...], list[Any]] = ((), [])
+# Kwargs not snapshotted: nothing records the dispatch and no observer needs them.
+_UNRECORDED_KWARGS: tuple[tuple[str, ...], list[Any]] = ((), [])
+
+
+def begin_dispatch(
+    recorders: tuple[Recorder, ...] | None,
+    signal: Signal,
+    sender: Any,
+    named: dict[str, Any],
+    method: str,
+    parent: list[Any] | None,
+    receiver_count: int,
+) -> Record | None:
+    """Start the record of one dispatch, or return None when it is not kept.
+
+    Called when recording or observed. Not kept: an ignored signal, or every
+    active recorder at its cap (the dispatch is then counted in ``dropped``) and
+    no observer. Observers only hear of dispatches with live receivers.
+    """
+    observer_set = observed if receiver_count else None
+    try:
+        if recorders is None:
+            # Only observers can see this dispatch.
+            ignored = conf.ignored_now
+            if observer_set is None or signal in (ignored_signals() if ignored is None else ignored):
+                return None
+            keeping: Sequence[Recorder] = ()
+            if not named:
+                kwargs = _NO_KWARGS
+            else:
+                if _kwargs_generation != conf.generation:
+                    _decide_kwargs(observer_set)
+                # Snapshotted only if an observer reads them.
+                kwargs = (
+                    snapshot_kwargs(named, sensitive_pattern(), False)
+                    if _kwargs_wanted
+                    else _UNRECORDED_KWARGS
+                )
+        else:
+            innermost = recorders[-1]
+            if signal in innermost.ignored:
+                return None
+            if len(recorders) == 1 and len(innermost.records) < innermost.max_dispatches:
+                keeping = recorders  # the common case, without building a list
+            else:
+                keeping = []
+                for recorder in recorders:
+                    if len(recorder.records) < recorder.max_dispatches:
+                        keeping.append(recorder)
+                    else:
+                        recorder.dropped += 1
+                if not keeping and observer_set is None:
+                    return None
+            kwargs = (
+                snapshot_kwargs(named, innermost.sensitive, innermost.repr_objects) if named else _NO_KWARGS
+            )
+        if keeping and sender is not None and type(sender).__weakrefoffset__:
+            # A kept record outlives the dispatch: it holds the sender weakly.
+            sender_value, sender_is_weak = weakref.ref(sender), True
+        else:
+            # Otherwise nothing of ours keeps the record after the dispatch.
+            sender_value, sender_is_weak = sender, False
+        parent_call = None if parent is None else parent[F_CALL]
+        record = [
+            signal,
+            sender_value,
+            sender_is_weak,
+            type(sender),
+            method,
+            parent_call,
+            0 if parent is None else depth_of(parent),
+            perf_counter_ns(),
+            None,
+            kwargs,
+            [],
+            None,
+            receiver_count,
+            observer_set,
+            None,
+        ]
+        if keeping:
+            if parent_call is not None:
+                # Children are for traces: a dispatch no recorder keeps is not linked.
+                children = parent_call[C_CHILDREN]
+                if children is None:
+                    parent_call[C_CHILDREN] = [record]
+                else:
+                    children.append(record)
+            for recorder in keeping:
+                recorder.records.append(record)
+    except Exception:  # noqa: BLE001 - never break the host app
+        report_internal_error("begin_dispatch")
+        return None
+    if observer_set is not None:
+        views = record[D_VIEWS] = [LiveDispatch(record, index) for index in range(observer_set.count)]
+        for index, handler in observer_set.dispatch_started:
+            view = views[index]
+            try:
+                view.state = handler(view)
+            except Exception:  # noqa: BLE001 - an observer must not break a dispatch
+                _observer_failed(handler)
+    return record
+
+
+def end_dispatch(dispatch: Record) -> None:
+    """Close the record of a dispatch whose receivers have all returned (or raised)."""
+    dispatch[D_END] = perf_counter_ns()
+    observer_set = dispatch[D_OBSERVERS]
+    if observer_set is not None:
+        views = dispatch[D_VIEWS]
+        for index, handler in observer_set.dispatch_finished:
+            try:
+                handler(views[index])
+            except Exception:  # noqa: BLE001
+                _observer_failed(handler)
+
+
+def begin_call(dispatch: Record, receiver: Any, is_async: bool) -> Record:
+    """Start the record of one receiver call inside ``dispatch``."""
+    function_id, info = cached_receiver_info(receiver)
+    if info is None:
+        try:
+            info = receiver_info(receiver)
+        except Exception:  # noqa: BLE001
+            report_internal_error("receiver_info")
+            info = (repr(type(receiver)), "", 0)
+    call = [info, function_id, is_async, perf_counter_ns(), None, None, None, dispatch, None]
+    dispatch[D_CALLS].append(call)
+    observer_set = dispatch[D_OBSERVERS]
+    if observer_set is not None:
+        views = call[C_VIEWS] = [LiveCall(call, index) for index in range(observer_set.count)]
+        for index, handler in observer_set.call_started:
+            view = views[index]
+            try:
+                view.state = handler(view)
+            except Exception:  # noqa: BLE001
+                _observer_failed(handler)
+    return call
+
+
+def end_call(call: Record, exception: BaseException | None = None) -> None:
+    """Close the record of a receiver call, with the exception it raised if any."""
+    call[C_END] = perf_counter_ns()
+    if exception is not None:
+        call[C_EXCEPTION] = exception
+    views = call[C_VIEWS]
+    if views is not None:
+        for index, handler in call[C_DISPATCH][D_OBSERVERS].call_finished:
+            try:
+                handler(views[index])
+            except Exception:  # noqa: BLE001
+                _observer_failed(handler)
+
+
+def record_empty_dispatch(
+    recorders: tuple[Recorder, ...],
+    signal: Signal,
+    sender: Any,
+    named: dict[str, Any],
+    method: str,
+    parent: Any,
+) -> None:
+    """Record a dispatch that found no receivers ("sent, but nobody listened")."""
+    if signal in recorders[-1].ignored:
+        return
+    record = begin_dispatch(recorders, signal, sender, named, method, parent, 0)
+    if record is not None:
+        record[D_END] = record[D_START]
+
+
+def record_stopped_dispatch(
+    loop: Loop,
+    recorders: tuple[Recorder, ...] | None,
+    signal: Signal,
+    sender: Any,
+    named: dict[str, Any],
+    method: str,
+    parent: Any,
+    receiver_count: int,
+) -> None:
+    """Record the loop on every recorder and, if it is raised, the dispatch it stops.
+
+    The stopped dispatch never runs its receivers: its record shows where it was.
+    """
+    for recorder in recorders or ():
+        recorder.loops.append(loop)
+    if loop.action == "raised":
+        dispatch = begin_dispatch(recorders, signal, sender, named, method, parent, receiver_count)
+        if dispatch is not None:
+            dispatch[D_LOOP] = loop
+            end_dispatch(dispatch)
+
+
+# ------------------------------------------------------------------ reading records
+
+
+def _sender_label(record: Record) -> str:
+    sender = record[D_SENDER]
+    if record[D_SENDER_IS_WEAK]:
+        sender = sender()
+        if sender is None:
+            sender_type = record[D_SENDER_TYPE]
+            if isinstance(sender_type, type) and issubclass(sender_type, type):
+                return "<collected class>"
+            return f"<collected {dotted_path(sender_type)} object>"
+    try:
+        return sender_name(sender)
+    except Exception:  # noqa: BLE001
+        return "<unnamed>"
+
+
+class _Builder:
+    """Turns one recorder's plain records into linked objects."""
+
+    def __init__(self, recorder: Recorder) -> None:
+        self.recorder = recorder
+        self.calls_by_record: dict[int, ReceiverCall] = {}
+        self.children_by_call: dict[int, list[Record]] = {}
+        self.repr_limit = repr_limit()
+
+    def build(self) -> list[Dispatch]:
+        dispatches = []
+        by_record: dict[int, Dispatch] = {}
+        records = list(self.recorder.records)
+        for record in records:
+            dispatch = self._dispatch(record)
+            by_record[id(record)] = dispatch
+            dispatches.append(dispatch)
+        for record in records:
+            for call in by_record[id(record)].calls:
+                children = self.children_by_call.get(id(call), [])
+                call.dispatches = [by_record[id(child)] for child in children if id(child) in by_record]
+        return dispatches
+
+    @staticmethod
+    def _dispatch_uid(signal: Signal, function_id: int) -> Any:
+        try:
+            return dispatch_uids(signal).get(function_id)
+        except Exception:  # noqa: BLE001 - a trace is read whatever the receivers hold
+            return None
+
+    def _call(self, record: Record, owner: Dispatch | None) -> ReceiverCall:
+        existing = self.calls_by_record.get(id(record))
+        if existing is not None:
+            return existing
+        name, file, line = record[C_INFO]
+        end = record[C_END] if record[C_END] is not None else record[C_START]
+        call = ReceiverCall(
+            receiver_name=name,
+            file=file,
+            line=line,
+            dispatch_uid=self._dispatch_uid(record[C_DISPATCH][D_SIGNAL], record[C_FUNCTION_ID]),
+            is_async=record[C_IS_ASYNC],
+            start_ns=record[C_START] - self.recorder.start_ns,
+            duration_ns=end - record[C_START],
+            exception=record[C_EXCEPTION],
+            dispatch=owner,
+        )
+        self.calls_by_record[id(record)] = call
+        self.children_by_call[id(call)] = record[C_CHILDREN] or []
+        return call
+
+    def _dispatch(self, record: Record) -> Dispatch:
+        end = record[D_END] if record[D_END] is not None else record[D_START]
+        dispatch = Dispatch(
+            signal=record[D_SIGNAL],
+            signal_name=signal_name(record[D_SIGNAL]),
+            sender_name=_sender_label(record),
+            method=record[D_METHOD],
+            depth=record[D_DEPTH],
+            start_ns=record[D_START] - self.recorder.start_ns,
+            duration_ns=end - record[D_START],
+            kwargs=render_kwargs(record[D_KWARGS], self.repr_limit),
+            loop=record[D_LOOP],
+            _sender=record[D_SENDER],
+            _sender_is_weak=record[D_SENDER_IS_WEAK],
+        )
+        parent_record = record[D_PARENT_CALL]
+        if parent_record is not None:
+            dispatch.parent = self._call(parent_record, None)
+        dispatch.calls = [self._call(call, dispatch) for call in list(record[D_CALLS])]
+        for call in dispatch.calls:
+            call.dispatch = dispatch
+        return dispatch

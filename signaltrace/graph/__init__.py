@@ -1,0 +1,40 @@
+"""The signal map: who listens to what, and who sends what (``manage.py signaltrace graph``).
+
+:mod:`signaltrace.graph.signal_map` builds it from the receivers connected now and,
+optionally, a saved trace; :mod:`signaltrace.graph.render` prints it.
+"""
+
+from signaltrace.graph.render import FORMATS, render, render_dot, render_json, render_mermaid, render_text
+from signaltrace.graph.signal_map import (
+    ANY_SENDER,
+    Connection,
+    SignalMap,
+    build_map,
+    is_signal_node,
+    load_trace,
+    node_label,
+    node_parts,
+    receiver_key,
+    signal_key,
+    static_connections,
+)
+
+__all__ = [
+    "ANY_SENDER",
+    "FORMATS",
+    "Connection",
+    "SignalMap",
+    "build_map",
+    "is_signal_node",
+    "load_trace",
+    "node_label",
+    "node_parts",
+    "receiver_key",
+    "render",
+    "render_dot",
+    "render_json",
+    "render_mermaid",
+    "render_text",
+    "signal_key",
+    "static_connections",
+]
