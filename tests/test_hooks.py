@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import gc
 import subprocess
 import sys
 import warnings
 import weakref
+from typing import Any
 
 import pytest
 from django.db import connection
@@ -16,8 +18,7 @@ from django.dispatch.dispatcher import Signal as DjangoSignal
 from django.test.utils import CaptureQueriesContext
 
 import signaltrace
-from signaltrace.core import hooks
-from signaltrace.core import connection_problems
+from signaltrace.core import connection_problems, hooks
 from tests.testapp.models import Item
 
 
@@ -344,3 +345,64 @@ def test_fallback_for_an_unknown_dispatcher_records_calls_and_tells_observers(mo
     assert [event[0] for event in events] == ["started", "finished", "started", "finished"]
     assert names == ["fine", "fine", "broken", "broken"]
     assert events[3][2] == "ValueError"
+
+
+# ------------------------------------------------- other libraries' patches of Signal
+
+
+def _wrapper_counting_into(calls: list[str], name: str, wrapped: Any) -> Any:
+    @functools.wraps(wrapped)
+    def send(self, sender, **named):
+        calls.append(name)
+        return wrapped(self, sender, **named)
+
+    return send
+
+
+def test_a_send_patch_installed_before_signaltrace_keeps_being_called():
+    """A library that wrapped ``Signal.send`` first (an APM agent) still sees every send,
+    and signaltrace still records the dispatch, around it."""
+    was_installed = hooks.is_installed()
+    signaltrace.uninstall()
+    original = DjangoSignal.__dict__["send"]
+    calls: list[str] = []
+    DjangoSignal.send = _wrapper_counting_into(calls, "theirs", original)
+    try:
+        signaltrace.install()
+        signal = Signal()
+        signal.connect(receiver_a)
+        with signaltrace.record() as trace:
+            assert signal.send(sender=None) == [(receiver_a, "a")]
+        assert calls == ["theirs"]
+        assert [call.receiver_name for call in trace.dispatches[0].calls] == ["tests.test_hooks.receiver_a"]
+        signaltrace.uninstall()
+        assert DjangoSignal.__dict__["send"].__wrapped__ is original  # theirs is back, not Django's
+    finally:
+        signaltrace.uninstall()
+        DjangoSignal.send = original
+        if was_installed:
+            signaltrace.install()
+
+
+def test_a_send_patch_installed_after_signaltrace_survives_uninstall():
+    was_installed = hooks.is_installed()
+    signaltrace.install()
+    ours = DjangoSignal.__dict__["send"]
+    calls: list[str] = []
+    theirs = _wrapper_counting_into(calls, "theirs", ours)
+    DjangoSignal.send = theirs
+    try:
+        signaltrace.uninstall()
+        assert DjangoSignal.__dict__["send"] is theirs
+        signaltrace.install()  # theirs wraps ours: nothing to replace, nothing recorded twice
+        assert DjangoSignal.__dict__["send"] is theirs
+        signal = Signal()
+        signal.connect(receiver_a)
+        with signaltrace.record() as trace:
+            assert signal.send(sender=None) == [(receiver_a, "a")]
+        assert calls == ["theirs"] and len(trace.dispatches) == 1
+    finally:
+        signaltrace.uninstall()
+        DjangoSignal.send = hooks._django_methods["send"]
+        if was_installed:
+            signaltrace.install()

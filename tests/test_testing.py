@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 from unittest import skipUnless
 
@@ -11,7 +12,19 @@ from django.dispatch import Signal
 from django.test import TestCase, TransactionTestCase
 
 from signaltrace import Trace
-from signaltrace.testing import SignalAssertionsMixin
+from signaltrace.testing import (
+    DjangoAssertSignals,
+    SignalAssertions,
+    SignalAssertionsMixin,
+    assert_max_signal_depth,
+    assert_no_receiver_errors,
+    assert_no_signal_loops,
+    assert_receiver_called,
+    assert_receiver_not_called,
+    assert_signal_not_sent,
+    assert_signal_sent,
+    assert_signals,
+)
 from tests.testapp.models import Item, Ping
 
 invoice_sent = Signal()
@@ -97,6 +110,16 @@ class MixinTests(ReceiversMixin, SignalAssertionsMixin, TestCase):
             with self.assertReceiverNotCalled(create_ping):
                 Item.objects.create(name="ada")
 
+    def test_verbose_for_one_block(self) -> None:
+        """``verbose=`` is a parameter of every assertion, so the mixin takes it too, per call."""
+        with self.assertRaises(AssertionError) as caught:
+            with self.assertSignalNotSent(invoice_sent, verbose=True):
+                invoice_sent.send_robust(sender=Item, number=7)
+        lines = str(caught.exception).splitlines()
+        self.assertEqual(lines[3], "      kwargs: number=7")
+        self.assertTrue(lines[4].startswith("      tests.test_testing.reject at "), lines[4])
+        self.assertFalse(lines[-1].startswith("(set signaltrace_verbose"))
+
     async def test_async_code(self) -> None:
         with self.assertSignalSent(invoice_sent, times=1, number=11), self.assertReceiverCalled(reject):
             await sync_to_async(invoice_sent.send_robust)(sender=Item, number=11)
@@ -127,3 +150,35 @@ class VerboseMixinTests(ReceiversMixin, SignalAssertionsMixin, TransactionTestCa
         self.assertTrue(lines[6].startswith("      tests.test_testing.create_ping at "), lines[6])
         self.assertIn(f"test_testing.py:{create_ping.__code__.co_firstlineno} took ", lines[6])
         self.assertFalse(lines[-1].startswith("(set signaltrace_verbose"))
+
+
+class PlainCase(SignalAssertionsMixin):
+    pass
+
+
+def test_front_ends_are_the_one_definition() -> None:
+    """Module functions and mixin methods are the methods of SignalAssertions: same
+    parameters, same docstrings, nothing of their own."""
+    front_ends = {
+        "__call__": (assert_signals, "assertSignals"),
+        "sent": (assert_signal_sent, "assertSignalSent"),
+        "not_sent": (assert_signal_not_sent, "assertSignalNotSent"),
+        "receiver_called": (assert_receiver_called, "assertReceiverCalled"),
+        "receiver_not_called": (assert_receiver_not_called, "assertReceiverNotCalled"),
+        "max_depth": (assert_max_signal_depth, "assertMaxSignalDepth"),
+        "no_loops": (assert_no_signal_loops, "assertNoSignalLoops"),
+        "no_receiver_errors": (assert_no_receiver_errors, "assertNoReceiverErrors"),
+    }
+    methods = {name for name in vars(SignalAssertions) if not name.startswith("_")} | {"__call__"}
+    assert methods == set(front_ends)
+    assert DjangoAssertSignals is SignalAssertions
+    case = PlainCase()
+    for name, (function, mixin_name) in front_ends.items():
+        method = getattr(SignalAssertions(), name)
+        for front_end in (function, getattr(case, mixin_name)):
+            assert inspect.signature(front_end) == inspect.signature(method), name
+            assert front_end.__doc__ == method.__doc__, name
+        assert getattr(SignalAssertionsMixin, mixin_name).__doc__ == method.__doc__, name
+    assert case.signaltrace_assertions.verbose is False
+    case.signaltrace_verbose = True
+    assert case.signaltrace_assertions.verbose is True

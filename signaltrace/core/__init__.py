@@ -23,7 +23,7 @@ Names and safe rendering
 
 from signaltrace.core.connections import connection_problems
 from signaltrace.core.hooks import install, is_installed, uninstall
-from signaltrace.core.loops import Loop, LoopStep, SignalLoopWarning, format_cycle
+from signaltrace.core.loops import Loop, LoopStep, format_cycle
 from signaltrace.core.naming import (
     discover_signals,
     dispatch_uids,
@@ -34,6 +34,7 @@ from signaltrace.core.naming import (
     receivers_and_uids,
     register_signal_name,
     sender_name,
+    sender_type_name,
     short_path,
     signal_name,
 )
@@ -71,7 +72,6 @@ __all__ = [
     "Loop",
     "LoopStep",
     "ReceiverCall",
-    "SignalLoopWarning",
     "Trace",
     "add_observer",
     "connection_problems",
@@ -97,6 +97,7 @@ __all__ = [
     "render_value",
     "safe_repr",
     "sender_name",
+    "sender_type_name",
     "short_path",
     "signal_name",
     "snapshot_value",

@@ -79,7 +79,10 @@ _run_parallel = getattr(dispatcher, "_run_parallel", None)
 _django_logger = logging.getLogger("django.dispatch")
 
 _install_lock = threading.Lock()
+# What install() put on Signal, by name, and whether the hooks are installed (a
+# library's wrapper around ours may leave nothing for us to replace).
 _installed: dict[str, Any] = {}
+_active = [False]
 
 
 # ------------------------------------------------------------ shared set-up and teardown
@@ -92,13 +95,6 @@ def _no_receivers(signal: Signal, sender: Any, named: dict[str, Any], method: st
         cell = frame_cell.get()
         parent = None if cell is None else cell[CELL_FRAME]
         store.record_empty_dispatch(recorders, signal, sender, named, method, parent)
-
-
-def _live_receivers(signal: Signal, sender: Any) -> tuple[list[Any], list[Any]]:
-    """``(sync receivers, async receivers)`` on every Django version."""
-    if _LIVE_IS_PAIR:
-        return signal._live_receivers(sender)
-    return signal._live_receivers(sender), []
 
 
 def _enter(
@@ -139,7 +135,11 @@ def _enter(
 
 
 def _leave(frame: Frame) -> None:
-    """Teardown shared by every dispatch path: the parent frame is current again, the record closed."""
+    """Teardown shared by every dispatch path: the parent frame is current again, the record closed.
+
+    Idempotent for the cell, so ``send`` may restore it inline and call this only
+    when there is more to undo.
+    """
     frame[F_CELL][CELL_FRAME] = frame[F_PARENT]
     token = frame[F_TOKEN]
     if token is not None:
@@ -191,8 +191,23 @@ def _send(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
     if not self.receivers or self.sender_receivers_cache.get(sender) is NO_RECEIVERS:
         _no_receivers(self, sender, named, "send")
         return []
-    sync_receivers, async_receivers = _live_receivers(self, sender)
-    frame = _enter(self, sender, named, "send", len(sync_receivers) + len(async_receivers), False)
+    if _LIVE_IS_PAIR:
+        sync_receivers, async_receivers = self._live_receivers(sender)
+    else:
+        sync_receivers, async_receivers = self._live_receivers(sender), ()
+    cell = frame_cell.get()
+    if (
+        cell is not None
+        and cell[CELL_FRAME] is None
+        and cell[CELL_THREAD] == get_ident()
+        and active_recorders.get() is None
+        and store.observed is None
+    ):
+        # _enter()'s top-level idle case, inlined: the common dispatch of an app not recording.
+        frame = [self, sender, named, None, None, None, None, cell, None]
+        cell[CELL_FRAME] = frame
+    else:
+        frame = _enter(self, sender, named, "send", len(sync_receivers) + len(async_receivers), False)
     dispatch = frame[F_RECORD]
     try:
         responses = []
@@ -217,7 +232,9 @@ def _send(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
             )
         return responses
     finally:
-        _leave(frame)
+        frame[F_CELL][CELL_FRAME] = frame[F_PARENT]
+        if dispatch is not None or frame[F_TOKEN] is not None:
+            _leave(frame)
 
 
 def _send_robust(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
@@ -225,8 +242,23 @@ def _send_robust(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any
     if not self.receivers or self.sender_receivers_cache.get(sender) is NO_RECEIVERS:
         _no_receivers(self, sender, named, "send_robust")
         return []
-    sync_receivers, async_receivers = _live_receivers(self, sender)
-    frame = _enter(self, sender, named, "send_robust", len(sync_receivers) + len(async_receivers), False)
+    if _LIVE_IS_PAIR:
+        sync_receivers, async_receivers = self._live_receivers(sender)
+    else:
+        sync_receivers, async_receivers = self._live_receivers(sender), ()
+    cell = frame_cell.get()
+    if (
+        cell is not None
+        and cell[CELL_FRAME] is None
+        and cell[CELL_THREAD] == get_ident()
+        and active_recorders.get() is None
+        and store.observed is None
+    ):
+        # _enter()'s top-level idle case, inlined: the common dispatch of an app not recording.
+        frame = [self, sender, named, None, None, None, None, cell, None]
+        cell[CELL_FRAME] = frame
+    else:
+        frame = _enter(self, sender, named, "send_robust", len(sync_receivers) + len(async_receivers), False)
     dispatch = frame[F_RECORD]
     try:
         responses = []
@@ -251,7 +283,9 @@ def _send_robust(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any
             )
         return responses
     finally:
-        _leave(frame)
+        frame[F_CELL][CELL_FRAME] = frame[F_PARENT]
+        if dispatch is not None or frame[F_TOKEN] is not None:
+            _leave(frame)
 
 
 if not _LIVE_IS_PAIR and sys.version_info < (3, 12):
@@ -426,9 +460,9 @@ def _record_from_responses(frame: Frame, responses: list[tuple[Any, Any]], robus
         end_call(call, response if robust and isinstance(response, Exception) else None)
 
 
-def _fallback_method(name: str) -> Any:
-    """A wrapper around Django's own method, for dispatchers of unknown shape."""
-    django_method = _django_methods[name]
+def _fallback_method(name: str, django_method: Any) -> Any:
+    """A wrapper around ``django_method``: Django's own method, for a dispatcher of unknown
+    shape, or another library's patch of it, which must keep being called."""
     robust = name.endswith("robust")
 
     if name.startswith("a"):
@@ -469,44 +503,102 @@ def _dispatcher_shape_is_known() -> bool:
 
 
 def _replacement_methods() -> dict[str, Any]:
-    if not _dispatcher_shape_is_known():
+    """What to put on ``Signal`` for each method, given what is there now."""
+    known_shape = _dispatcher_shape_is_known()
+    if not known_shape:
         logging.getLogger("signaltrace").warning(
             "signaltrace does not know this Django's dispatcher; recording dispatches "
             "without per-receiver timings"
         )
-        return {name: _fallback_method(name) for name in _django_methods}
     ours = {"send": _send, "send_robust": _send_robust, "asend": _asend, "asend_robust": _asend_robust}
-    return {name: ours[name] for name in _django_methods}
+    replacements = {}
+    for name in _django_methods:
+        current = Signal.__dict__.get(name)
+        if _wraps_ours(current):
+            continue  # another library wrapped ours and left it there: ours still runs
+        if known_shape and _is_djangos(current):
+            replacements[name] = ours[name]
+        else:
+            if known_shape:
+                logging.getLogger("signaltrace").info(
+                    "Signal.%s is patched by another library (%s); signaltrace records around it, "
+                    "without per-receiver timings",
+                    name,
+                    getattr(current, "__module__", "?"),
+                )
+            replacements[name] = _fallback_method(name, current)
+    return replacements
+
+
+def _unwrapped(method: Any) -> list[Any]:
+    """``method`` and every function it wraps (``__wrapped__``, as ``functools.wraps`` sets it)."""
+    chain = [method]
+    for _ in range(20):
+        method = getattr(method, "__wrapped__", None)
+        if method is None:
+            break
+        chain.append(method)
+    return chain
+
+
+def _is_djangos(method: Any) -> bool:
+    """Whether ``method`` is Django's own, not a patch (whose code lives elsewhere)."""
+    code = getattr(method, "__code__", None)
+    return code is not None and code.co_filename == dispatcher.__file__
+
+
+def _wraps_ours(method: Any) -> bool:
+    ours = (_send, _send_robust, _asend, _asend_robust, *_installed_before.values())
+    return any(function in ours for function in _unwrapped(method)[1:])
 
 
 # ------------------------------------------------------------------ install / uninstall
 
+# Our methods from earlier installs: a library may have wrapped one since.
+_installed_before: dict[str, Any] = {}
+# What each name held before we replaced it, restored by uninstall().
+_previous: dict[str, Any] = {}
+
 
 def install() -> None:
-    """Patch ``Signal`` (idempotent; safe before Django settings are configured)."""
+    """Patch ``Signal`` (idempotent; safe before Django settings are configured).
+
+    Composes with other libraries' patches: one made before is wrapped and keeps
+    being called (:func:`_fallback_method`); one made after, around ours, is left
+    in place by :func:`uninstall`.
+    """
     with _install_lock:
-        if _installed:
+        if _active[0]:
             return
         try:
             replacements = _replacement_methods()
+            current_connect = Signal.__dict__["connect"]
+            if not _wraps_ours(current_connect):
+                replacements["connect"] = wrap_connect(current_connect)
         except Exception:  # noqa: BLE001
             report_internal_error("install")
             return
-        replacements["connect"] = wrap_connect(_django_connect)
         for name, method in replacements.items():
+            _previous[name] = Signal.__dict__.get(name)
             setattr(Signal, name, method)
+            _installed_before[name] = method
         _installed.update(replacements)
+        _active[0] = True
 
 
 def uninstall() -> None:
-    """Restore Django's own methods on ``Signal`` exactly (idempotent)."""
+    """Restore what ``Signal`` held before :func:`install`, where ours is still in place (idempotent).
+
+    A method another library has wrapped around ours since is left as it is.
+    """
     with _install_lock:
         for name, method in _installed.items():
-            if Signal.__dict__.get(name) is method:
-                setattr(Signal, name, _django_connect if name == "connect" else _django_methods[name])
+            if name in _previous and Signal.__dict__.get(name) is method:
+                setattr(Signal, name, _previous.pop(name))
         _installed.clear()
+        _active[0] = False
 
 
 def is_installed() -> bool:
     """Whether the hooks are in place."""
-    return bool(_installed)
+    return _active[0]

@@ -7,32 +7,41 @@ chain ``LOOP_MAX_REENTRIES`` times:
 
 * model signals (an ``instance`` kwarg): same signal, same sender, same instance,
   by identity or by model and primary key (a receiver often re-fetches the row);
-* other signals: same signal and sender, entered again through the same receiver,
-  i.e. the same (signal, sender, receiver) path repeating down one chain.
+* other signals: same signal, sender and kwargs (each value the same object, an
+  equal plain value, or the same model row), entered again through the same
+  receiver, i.e. the same dispatch repeating down one chain.
 
-A cascade over *different* instances (a tree saving its parents) never matches,
-whatever its depth; a guarded re-save enters twice and is allowed by the default
-of 2. The third entry is stopped before its receivers run: a few cycles deep, far
-from Python's recursion limit.
+A cascade over *different* objects (a tree saving its parents, a tree walked with
+each child passed as ``node=``) never matches, whatever its depth; a guarded
+re-save enters twice and is allowed by the default of 2. The third entry is
+stopped before its receivers run: a few cycles deep, far from Python's recursion
+limit.
+
+Comparing never runs user code: a primary key is read only from a real model
+instance's ``__dict__`` (a ``SimpleLazyObject`` is never evaluated), and only
+plain values (numbers, strings, bytes) are compared with ``==``.
 
 The chain is walked only for nested dispatches, so top-level sends pay nothing,
 and nothing is named or formatted unless a loop is found.
 
 Under the "warn" policy the loop keeps running as it would without signaltrace;
 it is reported when it reaches the limit, once per chain (deeper re-entries of
-the same chain are the same loop), and warned and logged once per process.
+the same chain are the same loop): recorded in the trace and logged once per
+process. Nothing here calls ``warnings.warn``: under ``python -W error`` a warning
+would raise in the middle of the dispatch.
 """
 
 from __future__ import annotations
 
 import logging
-import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from django.db.models.base import ModelBase
+
 from signaltrace.core import store
-from signaltrace.core.frames import F_PARENT, F_RECEIVER, F_SENDER, F_SIGNAL, instance_of
-from signaltrace.core.naming import receiver_info, sender_name, short_path, signal_name
+from signaltrace.core.frames import F_NAMED, F_PARENT, F_RECEIVER, F_SENDER, F_SIGNAL, instance_of
+from signaltrace.core.naming import dotted_path, receiver_info, sender_name, short_path, signal_name
 from signaltrace.errors import SignalLoopError
 from signaltrace.safety import report_internal_error
 
@@ -40,10 +49,6 @@ if TYPE_CHECKING:
     from signaltrace.core.store import Recorder
 
 logger = logging.getLogger("signaltrace")
-
-
-class SignalLoopWarning(RuntimeWarning):
-    """Warned when a loop is detected under the "warn" policy, or swallowed."""
 
 
 @dataclass(frozen=True)
@@ -107,44 +112,76 @@ def format_cycle(cycle: tuple[LoopStep, ...]) -> str:
     return " -> ".join(parts)
 
 
+_PLAIN = frozenset({int, float, str, bytes, bool, complex})
+
+
 def _pk(instance: Any) -> Any:
+    """The primary key of a model instance, read from its ``__dict__``; None for anything else.
+
+    ``type()`` is not fooled by proxies: a ``SimpleLazyObject`` wrapping a user is
+    not a model instance here, and is never evaluated.
+    """
+    if not isinstance(type(instance), ModelBase):
+        return None
     try:
-        return instance.pk
-    except Exception:  # noqa: BLE001 - not a model, or a broken one
+        return instance.__dict__.get(type(instance)._meta.pk.attname)
+    except Exception:  # noqa: BLE001 - a broken model
         return None
 
 
-def _same_instance(first: Any, second: Any) -> bool:
+def _same_value(first: Any, second: Any) -> bool:
+    """Whether two kwarg values are the same thing, without running user code."""
     if first is second:
         return True
-    if first is None or second is None or type(first) is not type(second):
+    kind = type(first)
+    if kind is not type(second):
         return False
+    if kind in _PLAIN:
+        return first == second
     pk = _pk(first)
     return pk is not None and pk == _pk(second)
 
 
+def _same_instance(first: Any, second: Any) -> bool:
+    return first is not None and second is not None and _same_value(first, second)
+
+
+def _same_kwargs(first: dict[str, Any], second: dict[str, Any]) -> bool:
+    if len(first) != len(second):
+        return False
+    for name, value in first.items():
+        if name not in second or not _same_value(value, second[name]):
+            return False
+    return True
+
+
 def _function(receiver: Any) -> Any:
     """What identifies a receiver on a path: a bound method's function, else itself."""
-    return getattr(receiver, "__func__", receiver)
+    try:
+        return getattr(receiver, "__func__", receiver)
+    except Exception:  # noqa: BLE001 - a hostile __getattr__
+        return receiver
 
 
 def _matching_ancestors(frame: list[Any]) -> list[list[Any]]:
     """The frames on ``frame``'s chain that it re-enters, nearest first.
 
     Each frame's ``F_RECEIVER`` is the receiver running in it now, i.e. the one
-    through which the chain went on. Without an instance, only ancestors entered
-    again through the same receiver as the nearest one count: the same path.
+    through which the chain went on. Without an instance, only ancestors with the
+    same kwargs, entered again through the same receiver as the nearest one, count:
+    the same path.
     """
-    signal, sender, instance = frame[F_SIGNAL], frame[F_SENDER], instance_of(frame)
+    signal, sender, named = frame[F_SIGNAL], frame[F_SENDER], frame[F_NAMED]
+    instance = named.get("instance")
     matches = []
     ancestor = frame[F_PARENT]
     while ancestor is not None:
-        if (
-            ancestor[F_SIGNAL] is signal
-            and ancestor[F_SENDER] is sender
-            and _same_instance(instance_of(ancestor), instance)
-        ):
-            matches.append(ancestor)
+        if ancestor[F_SIGNAL] is signal and ancestor[F_SENDER] is sender:
+            if instance is not None:
+                if _same_instance(instance_of(ancestor), instance):
+                    matches.append(ancestor)
+            elif _same_kwargs(ancestor[F_NAMED], named):
+                matches.append(ancestor)
         ancestor = ancestor[F_PARENT]
     if instance is None and len(matches) > 1:
         path = _function(matches[0][F_RECEIVER])
@@ -155,6 +192,8 @@ def _matching_ancestors(frame: list[Any]) -> list[list[Any]]:
 def _instance_label(instance: Any) -> str | None:
     if instance is None:
         return None
+    if not isinstance(type(instance), ModelBase):
+        return f"<{dotted_path(type(instance))} object>"  # never its repr: it may run SQL
     pk = _pk(instance)
     label = sender_name(type(instance))
     return f"{label} #{pk}" if pk is not None else f"{label} (unsaved)"
@@ -187,7 +226,7 @@ def _cycle(frame: list[Any], previous_entry: list[Any]) -> tuple[LoopStep, ...]:
     return (*(_step(f, True) for f in chain), _step(frame, False))
 
 
-# Messages already warned under the "warn" policy (once per process each), bounded.
+# Messages already logged under the "warn" policy (once per process each), bounded.
 _warned: set[str] = set()
 _MAX_WARNED = 1000
 
@@ -199,7 +238,7 @@ def check_for_loop(
     method: str,
     receiver_count: int,
 ) -> None:
-    """Raise :class:`SignalLoopError` (or warn) if ``frame`` re-enters a dispatch.
+    """Raise :class:`SignalLoopError` (or log, under "warn") if ``frame`` re-enters a dispatch.
 
     Called by the hooks for every nested dispatch, before any receiver runs.
     """
@@ -234,14 +273,15 @@ def check_for_loop(
         raise SignalLoopError(loop)
     if loop.message not in _warned:
         if len(_warned) >= _MAX_WARNED:
-            _warned.clear()  # a long-running process warned of many instances' loops: start over
+            _warned.clear()  # a long-running process saw many instances' loops: start over
         _warned.add(loop.message)
         logger.warning("%s", loop.message)
-        warnings.warn(loop.message, SignalLoopWarning, stacklevel=4)
 
 
 def report_swallowed_loop(error: SignalLoopError) -> None:
-    """A ``send_robust`` caught our loop error: the loop is stopped, but say so."""
-    error.loop.swallowed = True
-    logger.warning("%s (swallowed by send_robust; the loop was stopped)", error.loop.message)
-    warnings.warn(f"{error.loop.message} (swallowed by send_robust)", SignalLoopWarning, stacklevel=3)
+    """A ``send_robust`` caught our loop error: the loop is stopped, but say so (logged only)."""
+    try:
+        error.loop.swallowed = True
+        logger.warning("%s (swallowed by send_robust; the loop was stopped)", error.loop.message)
+    except Exception:  # noqa: BLE001 - reporting must not change what send_robust returns
+        report_internal_error("report_swallowed_loop")

@@ -13,6 +13,7 @@ import inspect
 import os
 import sys
 import threading
+import types
 import weakref
 from collections.abc import Iterator
 from functools import lru_cache
@@ -132,25 +133,47 @@ def dotted_path(obj: Any) -> str:
     return f"{module}.{qualname}"
 
 
+_PLAIN_SENDERS = (str, int, float, bool, bytes)
+_NAMED_BY_PATH = (types.FunctionType, types.MethodType, types.BuiltinFunctionType)
+
+
 def sender_name(sender: Any) -> str:
     """``app_label.Model`` for models, the dotted path for classes and functions.
 
     Plain values are shown by ``repr``; any other object by its type, because its
-    ``repr`` or ``__str__`` may run arbitrary code (or SQL).
+    ``repr`` or ``__str__`` may run arbitrary code (or SQL). Only ``type(sender)``
+    is asked what the sender is: ``isinstance`` would read a ``__class__``
+    property, which proxies (``SimpleLazyObject``) and hostile objects define.
     """
     if sender is None:
         return "None"
-    if isinstance(sender, type):
+    kind = type(sender)
+    if issubclass(kind, type):
         meta = sender.__dict__.get("_meta")
         label = getattr(meta, "label", None)
         if isinstance(label, str):
             return label
         return dotted_path(sender)
-    if isinstance(sender, (str, int, float, bool, bytes)):
+    if kind in _PLAIN_SENDERS:
         text = repr(sender)
         return text if len(text) <= 80 else text[:79] + "…"
-    if inspect.isfunction(sender) or inspect.ismethod(sender) or inspect.ismodule(sender):
-        return getattr(sender, "__name__", "?") if inspect.ismodule(sender) else dotted_path(sender)
+    if issubclass(kind, types.ModuleType):
+        return sender.__dict__.get("__name__", "?")
+    if issubclass(kind, _NAMED_BY_PATH):
+        return dotted_path(sender)
+    return f"<{dotted_path(kind)} object>"
+
+
+def sender_type_name(sender: Any) -> str:
+    """What a sender is, never an instance's value: the label of a class, else its type.
+
+    For span attributes, which must not carry values (``'nobody'`` becomes
+    ``<builtins.str object>``).
+    """
+    if sender is None:
+        return "None"
+    if issubclass(type(sender), type) or issubclass(type(sender), _NAMED_BY_PATH):
+        return sender_name(sender)
     return f"<{dotted_path(type(sender))} object>"
 
 

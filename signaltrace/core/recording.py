@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from time import perf_counter_ns
 
 from signaltrace.core.hooks import install, is_installed
 from signaltrace.core.store import Recorder, active_recorders
@@ -33,8 +32,14 @@ def record() -> Iterator[Trace]:
     try:
         yield trace
     finally:
-        recorder.end_ns = perf_counter_ns()
-        active_recorders.reset(token)
+        recorder.close()
+        try:
+            active_recorders.reset(token)
+        except (ValueError, RuntimeError):
+            # Exited in another thread or task than it was entered in (a block kept
+            # open across a thread hop): the entering context cannot be reset from
+            # here. The recorder is closed, so it keeps nothing more there.
+            pass
 
 
 def is_recording() -> bool:

@@ -101,15 +101,36 @@ class Recorder:
         self.dropped = 0
         self.loops: list[Loop] = []
         self.max_dispatches: int = setting("MAX_DISPATCHES")
-        self.ignored = ignored_signals()
+        self.ignored = ignored_ids()
         self.sensitive = sensitive_pattern()
         self.repr_objects = bool(setting("REPR_OBJECTS"))
         self.start_ns = perf_counter_ns()
         self.end_ns: int | None = None
 
+    def close(self) -> None:
+        """End the block: nothing more is kept, even where the block's context lives on."""
+        self.end_ns = perf_counter_ns()
+        self.max_dispatches = -1  # begin_dispatch then takes its slow path, which skips closed recorders
+
     def build_dispatches(self) -> list[Dispatch]:
         """The public objects for every record kept so far, linked to each other."""
         return _Builder(self).build()
+
+
+# (the ignored signals conf returned, their ids): signals are compared by identity,
+# never with ``==`` or ``hash()``, which a Signal subclass may define.
+_ignored: tuple[Any, frozenset[int]] = (None, frozenset())
+
+
+def ignored_ids() -> frozenset[int]:
+    """The ids of the signals in ``IGNORE_SIGNALS`` (they live as long as their modules)."""
+    global _ignored
+    ignored = conf.ignored_now
+    if ignored is None:
+        ignored = ignored_signals()
+    if _ignored[0] is not ignored:
+        _ignored = (ignored, frozenset(id(signal) for signal in ignored))
+    return _ignored[1]
 
 
 #: The recorders of the enclosing ``record()`` blocks in this context (innermost
@@ -376,8 +397,7 @@ def begin_dispatch(
     try:
         if recorders is None:
             # Only observers can see this dispatch.
-            ignored = conf.ignored_now
-            if observer_set is None or signal in (ignored_signals() if ignored is None else ignored):
+            if observer_set is None or id(signal) in ignored_ids():
                 return None
             keeping: Sequence[Recorder] = ()
             if not named:
@@ -393,13 +413,15 @@ def begin_dispatch(
                 )
         else:
             innermost = recorders[-1]
-            if signal in innermost.ignored:
+            if id(signal) in innermost.ignored:
                 return None
             if len(recorders) == 1 and len(innermost.records) < innermost.max_dispatches:
                 keeping = recorders  # the common case, without building a list
             else:
                 keeping = []
                 for recorder in recorders:
+                    if recorder.end_ns is not None:
+                        continue  # closed from another context (see record())
                     if len(recorder.records) < recorder.max_dispatches:
                         keeping.append(recorder)
                     else:
@@ -516,7 +538,7 @@ def record_empty_dispatch(
     parent: Any,
 ) -> None:
     """Record a dispatch that found no receivers ("sent, but nobody listened")."""
-    if signal in recorders[-1].ignored:
+    if id(signal) in recorders[-1].ignored:
         return
     record = begin_dispatch(recorders, signal, sender, named, method, parent, 0)
     if record is not None:
@@ -538,7 +560,8 @@ def record_stopped_dispatch(
     The stopped dispatch never runs its receivers: its record shows where it was.
     """
     for recorder in recorders or ():
-        recorder.loops.append(loop)
+        if recorder.end_ns is None:
+            recorder.loops.append(loop)
     if loop.action == "raised":
         dispatch = begin_dispatch(recorders, signal, sender, named, method, parent, receiver_count)
         if dispatch is not None:

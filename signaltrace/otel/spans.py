@@ -30,7 +30,7 @@ from signaltrace.core import (
     LiveDispatch,
     known_signal_name,
     receivers_and_uids,
-    sender_name,
+    sender_type_name,
     signal_name,
     str_or_repr,
 )
@@ -181,8 +181,9 @@ def _facts_of(signal: Any) -> _SignalFacts:
 
 
 def _name_of_sender(sender: Any) -> str:
-    name = sender_name(sender)
-    if isinstance(sender, type):
+    """``signaltrace.sender``: a class's label, or the sender's type (never its value)."""
+    name = sender_type_name(sender)
+    if issubclass(type(sender), type):
         if len(_sender_names) >= _MAX_CACHED:
             _sender_names.clear()
         key = id(sender)

@@ -1,4 +1,4 @@
-"""Assert on signals in tests: context managers for any test runner, and a unittest mixin.
+"""The signal assertion API, defined once in :class:`SignalAssertions`, and its front ends.
 
 Usage::
 
@@ -12,6 +12,19 @@ Usage::
             with self.assertReceiverCalled(create_profile, times=1), self.assertNoSignalLoops():
                 User.objects.create(username="ada")
 
+Every assertion is a method of :class:`SignalAssertions`, with its signature and
+docstring; an instance only fixes the style of failure messages. The front ends
+forward to those methods and add no parameter of their own:
+
+* the module functions (``assert_signal_sent`` ...) are the bound methods of one
+  instance whose failures hint at ``verbose=True``;
+* :class:`SignalAssertionsMixin` gives a test case ``self.signaltrace_assertions``
+  (styled by ``signaltrace_verbose``) and the camelCase methods ``assertSignalSent``
+  ... that are its bound methods;
+* the pytest fixture ``django_assert_signals`` is an instance, verbose under
+  ``pytest -v`` (:mod:`signaltrace.testing.plugin`); :data:`DjangoAssertSignals`
+  names its type for annotations.
+
 Each context manager records its block with :func:`signaltrace.record` (yielding
 the :class:`~signaltrace.Trace`) and checks it when the block ends without an
 exception. Signals are ``Signal`` objects or names (``"post_save"``,
@@ -19,18 +32,18 @@ exception. Signals are ``Signal`` objects or names (``"post_save"``,
 receivers functions or dotted names; a name without dots matches the last part of a
 dotted one. Expected kwargs are a subset of those sent, compared as the trace shows
 them: model instances by label and primary key, ``unittest.mock.ANY`` for any value.
-Pass a kwarg whose name collides with a parameter (``times``, ``sender``) through
-``kwargs={...}``. The pytest plugin's ``django_assert_signals`` fixture is a
-:class:`SignalAssertions` that shows details under ``pytest -v``.
+Pass a kwarg whose name collides with a parameter (``times``, ``sender``,
+``verbose``) through ``kwargs={...}``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeAlias, TypeVar, overload
 
-from signaltrace.assertions import (
+from signaltrace.testing.assertions import (
+    Expectation,
     Expecting,
     MaxDepth,
     NoLoops,
@@ -41,12 +54,13 @@ from signaltrace.assertions import (
     dispatch_filter,
     limits,
     receiver_matcher,
+    receiver_scope,
 )
 
 if TYPE_CHECKING:
     from django.dispatch import Signal
 
-    from signaltrace.records import Trace
+    from signaltrace.core import Trace
 
 __all__ = [
     "DjangoAssertSignals",
@@ -63,78 +77,34 @@ __all__ = [
     "assert_signals",
 ]
 
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
-class DjangoAssertSignals(Protocol):
-    """The type of the ``django_assert_signals`` pytest fixture, for annotations.
-
-    Every method returns a context manager that records its block and yields the Trace.
-    """
-
-    def __call__(
-        self,
-        *,
-        max_depth: int | None = None,
-        max_dispatches: int | None = None,
-        allow_loops: bool = False,
-        allow_receiver_errors: bool = False,
-    ) -> AbstractContextManager[Trace]:
-        """No loop, no receiver error (even swallowed by ``send_robust``), and optional limits."""
-
-    def sent(
-        self,
-        signal: Signal | str,
-        *,
-        sender: Any = None,
-        times: int | None = None,
-        kwargs: Mapping[str, Any] | None = None,
-        **signal_kwargs: Any,
-    ) -> AbstractContextManager[Trace]:
-        """``signal`` sent ``times`` times (default: at least once) with these kwargs among its own."""
-
-    def not_sent(
-        self,
-        signal: Signal | str,
-        *,
-        sender: Any = None,
-        kwargs: Mapping[str, Any] | None = None,
-        **signal_kwargs: Any,
-    ) -> AbstractContextManager[Trace]:
-        """``signal`` (with this sender and kwargs) never sent."""
-
-    def receiver_called(
-        self,
-        receiver: Any,
-        *,
-        signal: Signal | str | None = None,
-        sender: Any = None,
-        times: int | None = None,
-    ) -> AbstractContextManager[Trace]:
-        """``receiver`` called ``times`` times (default: at least once), optionally by one signal/sender."""
-
-    def receiver_not_called(
-        self, receiver: Any, *, signal: Signal | str | None = None, sender: Any = None
-    ) -> AbstractContextManager[Trace]:
-        """``receiver`` never called (optionally: not by this signal/sender)."""
-
-    def max_depth(self, depth: int) -> AbstractContextManager[Trace]:
-        """No signal sent more than ``depth`` receivers deep (0: none from inside a receiver)."""
-
-    def no_loops(self) -> AbstractContextManager[Trace]:
-        """No loop stopped by the loop guard."""
-
-    def no_receiver_errors(self) -> AbstractContextManager[Trace]:
-        """No receiver raised, including errors ``send_robust`` swallowed."""
+#: The last line of a short failure message of the module functions.
+FUNCTIONS_HINT = "pass verbose=True for kwargs, locations and timings"
+#: The last line of a short failure message of :class:`SignalAssertionsMixin`.
+MIXIN_HINT = "set signaltrace_verbose = True for kwargs, locations and timings"
 
 
 class SignalAssertions:
-    """The context managers, with one output style (``verbose``: kwargs, locations, timings)."""
+    """Every signal assertion; each method returns a context manager yielding the block's Trace.
+
+    The instance sets the style of failure messages: with ``verbose``, each dispatch's
+    kwargs and each receiver's location, duration and exception are listed; without it,
+    ``more_hint`` (if any) ends the message, telling how to get them. Every method takes
+    ``verbose=True`` or ``False`` to override the instance's style for one block.
+    """
 
     def __init__(self, *, verbose: bool = False, more_hint: str | None = None) -> None:
         self.verbose = verbose
         self.more_hint = more_hint
 
-    def _expect(self, *expectations: Any) -> AbstractContextManager[Trace]:
-        return Expecting(*expectations, verbose=self.verbose, more_hint=self.more_hint)
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(verbose={self.verbose!r}, more_hint={self.more_hint!r})"
+
+    def _expect(self, verbose: bool | None, *expectations: Expectation) -> AbstractContextManager[Trace]:
+        verbose = self.verbose if verbose is None else verbose
+        return Expecting(*expectations, verbose=verbose, more_hint=self.more_hint)
 
     def __call__(
         self,
@@ -143,38 +113,47 @@ class SignalAssertions:
         max_dispatches: int | None = None,
         allow_loops: bool = False,
         allow_receiver_errors: bool = False,
+        verbose: bool | None = None,
     ) -> AbstractContextManager[Trace]:
-        return self._expect(
-            *limits(
-                max_depth=max_depth,
-                max_dispatches=max_dispatches,
-                allow_loops=allow_loops,
-                allow_receiver_errors=allow_receiver_errors,
-            )
+        """No loop, no receiver error (even swallowed by ``send_robust``), and optional limits:
+        no dispatch deeper than ``max_depth``, at most ``max_dispatches`` dispatches."""
+        expectations = limits(
+            max_depth=max_depth,
+            max_dispatches=max_dispatches,
+            allow_loops=allow_loops,
+            allow_receiver_errors=allow_receiver_errors,
         )
+        return self._expect(verbose, *expectations)
 
+    # ``self`` is positional-only where signal kwargs are taken: ``self=...`` is one of them.
     def sent(
         self,
+        /,
         signal: Signal | str,
         *,
         sender: Any = None,
         times: int | None = None,
         kwargs: Mapping[str, Any] | None = None,
+        verbose: bool | None = None,
         **signal_kwargs: Any,
     ) -> AbstractContextManager[Trace]:
+        """``signal`` sent ``times`` times (default: at least once) with these kwargs among its own."""
         matcher = dispatch_filter(signal, sender, {**(kwargs or {}), **signal_kwargs})
-        return self._expect(SignalSent(matcher, times))
+        return self._expect(verbose, SignalSent(matcher, times))
 
     def not_sent(
         self,
+        /,
         signal: Signal | str,
         *,
         sender: Any = None,
         kwargs: Mapping[str, Any] | None = None,
+        verbose: bool | None = None,
         **signal_kwargs: Any,
     ) -> AbstractContextManager[Trace]:
+        """``signal`` (with this sender and kwargs) never sent."""
         matcher = dispatch_filter(signal, sender, {**(kwargs or {}), **signal_kwargs})
-        return self._expect(SignalSent(matcher, negate=True))
+        return self._expect(verbose, SignalSent(matcher, negate=True))
 
     def receiver_called(
         self,
@@ -183,189 +162,99 @@ class SignalAssertions:
         signal: Signal | str | None = None,
         sender: Any = None,
         times: int | None = None,
+        verbose: bool | None = None,
     ) -> AbstractContextManager[Trace]:
-        return self._expect(ReceiverCalled(receiver_matcher(receiver), _scope(signal, sender), times))
+        """``receiver`` called ``times`` times (default: at least once), optionally by one signal/sender."""
+        expectation = ReceiverCalled(receiver_matcher(receiver), receiver_scope(signal, sender), times)
+        return self._expect(verbose, expectation)
 
     def receiver_not_called(
-        self, receiver: Any, *, signal: Signal | str | None = None, sender: Any = None
-    ) -> AbstractContextManager[Trace]:
-        return self._expect(ReceiverCalled(receiver_matcher(receiver), _scope(signal, sender), negate=True))
-
-    def max_depth(self, depth: int) -> AbstractContextManager[Trace]:
-        return self._expect(MaxDepth(depth))
-
-    def no_loops(self) -> AbstractContextManager[Trace]:
-        return self._expect(NoLoops())
-
-    def no_receiver_errors(self) -> AbstractContextManager[Trace]:
-        return self._expect(NoReceiverErrors())
-
-
-def _scope(signal: Signal | str | None, sender: Any) -> Any:
-    if signal is None:
-        if sender is not None:
-            raise TypeError("sender= needs signal= as well")
-        return None
-    return dispatch_filter(signal, sender)
-
-
-_plain = SignalAssertions(more_hint="pass verbose=True for kwargs, locations and timings")
-_detailed = SignalAssertions(verbose=True)
-_mixin_plain = SignalAssertions(more_hint="set signaltrace_verbose = True for kwargs, locations and timings")
-
-
-def _style(verbose: bool) -> SignalAssertions:
-    return _detailed if verbose else _plain
-
-
-def assert_signals(
-    *,
-    max_depth: int | None = None,
-    max_dispatches: int | None = None,
-    allow_loops: bool = False,
-    allow_receiver_errors: bool = False,
-    verbose: bool = False,
-) -> AbstractContextManager[Trace]:
-    """No loop, no receiver error, and optional depth / dispatch-count limits for the block."""
-    return _style(verbose)(
-        max_depth=max_depth,
-        max_dispatches=max_dispatches,
-        allow_loops=allow_loops,
-        allow_receiver_errors=allow_receiver_errors,
-    )
-
-
-def assert_signal_sent(
-    signal: Signal | str,
-    *,
-    sender: Any = None,
-    times: int | None = None,
-    kwargs: Mapping[str, Any] | None = None,
-    verbose: bool = False,
-    **signal_kwargs: Any,
-) -> AbstractContextManager[Trace]:
-    """``signal`` sent in the block ``times`` times (default: at least once)."""
-    return _style(verbose).sent(signal, sender=sender, times=times, kwargs=kwargs, **signal_kwargs)
-
-
-def assert_signal_not_sent(
-    signal: Signal | str,
-    *,
-    sender: Any = None,
-    kwargs: Mapping[str, Any] | None = None,
-    verbose: bool = False,
-    **signal_kwargs: Any,
-) -> AbstractContextManager[Trace]:
-    """``signal`` (with this sender and kwargs) not sent in the block."""
-    return _style(verbose).not_sent(signal, sender=sender, kwargs=kwargs, **signal_kwargs)
-
-
-def assert_receiver_called(
-    receiver: Any,
-    *,
-    signal: Signal | str | None = None,
-    sender: Any = None,
-    times: int | None = None,
-    verbose: bool = False,
-) -> AbstractContextManager[Trace]:
-    """``receiver`` called in the block ``times`` times (default: at least once)."""
-    return _style(verbose).receiver_called(receiver, signal=signal, sender=sender, times=times)
-
-
-def assert_receiver_not_called(
-    receiver: Any, *, signal: Signal | str | None = None, sender: Any = None, verbose: bool = False
-) -> AbstractContextManager[Trace]:
-    """``receiver`` not called in the block."""
-    return _style(verbose).receiver_not_called(receiver, signal=signal, sender=sender)
-
-
-def assert_max_signal_depth(depth: int, *, verbose: bool = False) -> AbstractContextManager[Trace]:
-    """No dispatch in the block nested deeper than ``depth``."""
-    return _style(verbose).max_depth(depth)
-
-
-def assert_no_signal_loops(*, verbose: bool = False) -> AbstractContextManager[Trace]:
-    """No loop stopped by the loop guard in the block (also those ``send_robust`` swallowed)."""
-    return _style(verbose).no_loops()
-
-
-def assert_no_receiver_errors(*, verbose: bool = False) -> AbstractContextManager[Trace]:
-    """No receiver raised in the block, including errors ``send_robust`` swallowed."""
-    return _style(verbose).no_receiver_errors()
-
-
-class SignalAssertionsMixin:
-    """Signal assertions for ``unittest.TestCase`` and Django's test cases.
-
-    Each method returns a context manager (yielding the Trace). Set
-    ``signaltrace_verbose = True`` on the class for kwargs, locations and timings
-    in failure messages.
-    """
-
-    signaltrace_verbose: bool = False
-
-    def _signal_assertions(self) -> SignalAssertions:
-        if self.signaltrace_verbose:
-            return _detailed
-        return _mixin_plain
-
-    def assertSignalSent(
-        self,
-        signal: Signal | str,
-        *,
-        sender: Any = None,
-        times: int | None = None,
-        kwargs: Mapping[str, Any] | None = None,
-        **signal_kwargs: Any,
-    ) -> AbstractContextManager[Trace]:
-        assertions = self._signal_assertions()
-        return assertions.sent(signal, sender=sender, times=times, kwargs=kwargs, **signal_kwargs)
-
-    def assertSignalNotSent(
-        self,
-        signal: Signal | str,
-        *,
-        sender: Any = None,
-        kwargs: Mapping[str, Any] | None = None,
-        **signal_kwargs: Any,
-    ) -> AbstractContextManager[Trace]:
-        return self._signal_assertions().not_sent(signal, sender=sender, kwargs=kwargs, **signal_kwargs)
-
-    def assertReceiverCalled(
         self,
         receiver: Any,
         *,
         signal: Signal | str | None = None,
         sender: Any = None,
-        times: int | None = None,
+        verbose: bool | None = None,
     ) -> AbstractContextManager[Trace]:
-        return self._signal_assertions().receiver_called(receiver, signal=signal, sender=sender, times=times)
+        """``receiver`` never called (optionally: not by this signal/sender)."""
+        expectation = ReceiverCalled(receiver_matcher(receiver), receiver_scope(signal, sender), negate=True)
+        return self._expect(verbose, expectation)
 
-    def assertReceiverNotCalled(
-        self, receiver: Any, *, signal: Signal | str | None = None, sender: Any = None
-    ) -> AbstractContextManager[Trace]:
-        return self._signal_assertions().receiver_not_called(receiver, signal=signal, sender=sender)
+    def max_depth(self, depth: int, *, verbose: bool | None = None) -> AbstractContextManager[Trace]:
+        """No signal sent more than ``depth`` receivers deep (0: none from inside a receiver)."""
+        return self._expect(verbose, MaxDepth(depth))
 
-    def assertMaxSignalDepth(self, depth: int) -> AbstractContextManager[Trace]:
-        return self._signal_assertions().max_depth(depth)
+    def no_loops(self, *, verbose: bool | None = None) -> AbstractContextManager[Trace]:
+        """No loop stopped by the loop guard (also those ``send_robust`` swallowed)."""
+        return self._expect(verbose, NoLoops())
 
-    def assertNoSignalLoops(self) -> AbstractContextManager[Trace]:
-        return self._signal_assertions().no_loops()
+    def no_receiver_errors(self, *, verbose: bool | None = None) -> AbstractContextManager[Trace]:
+        """No receiver raised, including errors ``send_robust`` swallowed."""
+        return self._expect(verbose, NoReceiverErrors())
 
-    def assertNoReceiverErrors(self) -> AbstractContextManager[Trace]:
-        return self._signal_assertions().no_receiver_errors()
 
-    def assertSignals(
-        self,
-        *,
-        max_depth: int | None = None,
-        max_dispatches: int | None = None,
-        allow_loops: bool = False,
-        allow_receiver_errors: bool = False,
-    ) -> AbstractContextManager[Trace]:
-        return self._signal_assertions()(
-            max_depth=max_depth,
-            max_dispatches=max_dispatches,
-            allow_loops=allow_loops,
-            allow_receiver_errors=allow_receiver_errors,
-        )
+#: The type of the pytest fixture ``django_assert_signals``, for annotations.
+DjangoAssertSignals: TypeAlias = SignalAssertions
+
+# The module functions: bound methods of one instance, so they share signatures and docstrings.
+_functions = SignalAssertions(more_hint=FUNCTIONS_HINT)
+assert_signals = _functions.__call__
+assert_signal_sent = _functions.sent
+assert_signal_not_sent = _functions.not_sent
+assert_receiver_called = _functions.receiver_called
+assert_receiver_not_called = _functions.receiver_not_called
+assert_max_signal_depth = _functions.max_depth
+assert_no_signal_loops = _functions.no_loops
+assert_no_receiver_errors = _functions.no_receiver_errors
+
+
+class _Forward(Generic[_P, _R]):
+    """A mixin method: the same-named method of the test case's ``signaltrace_assertions``.
+
+    Typed from the :class:`SignalAssertions` method it names, so type checkers and IDEs
+    see that method's parameters; ``help()`` shows its docstring.
+    """
+
+    def __init__(self, method: Callable[Concatenate[SignalAssertions, _P], _R]) -> None:
+        self.name = method.__name__
+        self.__doc__ = method.__doc__
+
+    @overload
+    def __get__(self, instance: None, owner: type[Any]) -> _Forward[_P, _R]: ...
+
+    @overload
+    def __get__(self, instance: SignalAssertionsMixin, owner: type[Any]) -> Callable[_P, _R]: ...
+
+    def __get__(
+        self, instance: SignalAssertionsMixin | None, owner: type[Any]
+    ) -> _Forward[_P, _R] | Callable[_P, _R]:
+        if instance is None:
+            return self
+        method: Callable[_P, _R] = getattr(instance.signaltrace_assertions, self.name)
+        return method
+
+
+class SignalAssertionsMixin:
+    """Signal assertions for ``unittest.TestCase`` and Django's test cases.
+
+    ``self.assertSignalSent(...)`` and the other camelCase methods are those of
+    :class:`SignalAssertions` (``sent`` ...), each returning a context manager that
+    yields the Trace. Set ``signaltrace_verbose = True`` on the class for kwargs,
+    locations and timings in failure messages.
+    """
+
+    signaltrace_verbose: bool = False
+
+    @property
+    def signaltrace_assertions(self) -> SignalAssertions:
+        """The assertions behind the camelCase methods, styled by ``signaltrace_verbose``."""
+        return SignalAssertions(verbose=self.signaltrace_verbose, more_hint=MIXIN_HINT)
+
+    assertSignals = _Forward(SignalAssertions.__call__)
+    assertSignalSent = _Forward(SignalAssertions.sent)
+    assertSignalNotSent = _Forward(SignalAssertions.not_sent)
+    assertReceiverCalled = _Forward(SignalAssertions.receiver_called)
+    assertReceiverNotCalled = _Forward(SignalAssertions.receiver_not_called)
+    assertMaxSignalDepth = _Forward(SignalAssertions.max_depth)
+    assertNoSignalLoops = _Forward(SignalAssertions.no_loops)
+    assertNoReceiverErrors = _Forward(SignalAssertions.no_receiver_errors)

@@ -1,4 +1,4 @@
-"""The assertion engine behind the pytest fixtures, the marker and ``signaltrace.testing``.
+"""The assertion engine behind :class:`~signaltrace.testing.SignalAssertions` and the pytest marker.
 
 Every front end builds :class:`Expectation` objects and calls :func:`verify` on a
 :class:`~signaltrace.Trace` (or wraps a block with :class:`Expecting`), so matching
@@ -20,12 +20,23 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from unittest import mock
 
+from signaltrace.conf import REDACTED, ignored_signals, sensitive_pattern, setting
+from signaltrace.core import (
+    is_sensitive,
+    receiver_info,
+    record,
+    render_value,
+    sender_name,
+    signal_name,
+    snapshot_value,
+    str_or_repr,
+)
 from signaltrace.errors import SignalTraceError
 
 if TYPE_CHECKING:
     from django.dispatch import Signal
 
-    from signaltrace.records import Dispatch, ReceiverCall, Trace
+    from signaltrace.core import Dispatch, ReceiverCall, Trace
 
 #: Model signals that ``QuerySet.update()``, ``bulk_create()`` and ``bulk_update()`` never send.
 SAVE_SIGNAL_NAMES = frozenset({"pre_save", "post_save"})
@@ -74,9 +85,6 @@ def signal_matcher(signal: Signal | str) -> SignalMatcher:
     from django.dispatch import Signal
     from django.utils.module_loading import import_string
 
-    from signaltrace.conf import ignored_signals
-    from signaltrace.naming import signal_name
-
     if isinstance(signal, Signal):
         matcher = SignalMatcher(signal_name(signal), signal)
     elif isinstance(signal, str) and signal:
@@ -123,8 +131,6 @@ class SenderMatcher:
 
 def sender_matcher(sender: Any) -> SenderMatcher | None:
     """Resolve a sender argument; ``"app_label.Model"`` resolves to the model class when it exists."""
-    from signaltrace.naming import sender_name
-
     if sender is None:
         return None
     if not isinstance(sender, str):
@@ -157,8 +163,6 @@ class ReceiverMatcher:
 
 def receiver_matcher(receiver: Any) -> ReceiverMatcher:
     """Resolve a receiver argument with the same naming the recorder used."""
-    from signaltrace.naming import receiver_info
-
     if isinstance(receiver, str) and receiver:
         return ReceiverMatcher(receiver)
     if not callable(receiver):
@@ -192,9 +196,6 @@ class KwargsMatcher:
 
 def kwargs_matcher(expected: Mapping[str, Any]) -> KwargsMatcher | None:
     """Render expected kwargs; refuses redacted names, whose recorded value is always hidden."""
-    from signaltrace.conf import REDACTED, sensitive_pattern, setting
-    from signaltrace.rendering import is_sensitive, render_value, snapshot_value
-
     if not expected:
         return None
     pattern = sensitive_pattern()
@@ -238,6 +239,16 @@ def dispatch_filter(
     signal: Signal | str, sender: Any = None, kwargs: Mapping[str, Any] | None = None
 ) -> DispatchFilter:
     return DispatchFilter(signal_matcher(signal), sender_matcher(sender), kwargs_matcher(kwargs or {}))
+
+
+def receiver_scope(signal: Signal | str | None, sender: Any = None) -> DispatchFilter | None:
+    """The dispatches a receiver assertion counts calls in: all of them (None), or one signal's
+    (from one sender); a sender alone is refused with ``TypeError``."""
+    if signal is None:
+        if sender is not None:
+            raise TypeError("sender= needs signal= as well")
+        return None
+    return dispatch_filter(signal, sender)
 
 
 def times_text(times: int | None) -> str:
@@ -481,8 +492,6 @@ def _plural(count: int, one: str, many: str) -> str:
 
 
 def _exception_text(call: ReceiverCall) -> str:
-    from signaltrace.records import str_or_repr
-
     exception = call.exception
     if exception is None:
         return ""
@@ -594,8 +603,6 @@ class Expecting(AbstractContextManager["Trace"]):
         self._recording: AbstractContextManager[Trace] | None = None
 
     def __enter__(self) -> Trace:
-        from signaltrace.recording import record
-
         self._recording = record()
         self.trace = self._recording.__enter__()
         return self.trace

@@ -18,7 +18,7 @@ Options (also ini keys ``signaltrace = true`` and ``signaltrace_report = PATH``)
 * ``--signaltrace``: record every test; fail a test in which the loop guard stopped
   a loop or ``send_robust`` swallowed a receiver's error.
 * ``--signaltrace-report=PATH``: record every test and write a JSON summary of each
-  (see :mod:`signaltrace.ci_report`); merged on the controller under pytest-xdist.
+  (see :mod:`signaltrace.testing.report`); merged on the controller under pytest-xdist.
 
 Marker ``@pytest.mark.signaltrace(max_depth=..., max_dispatches=..., allow_loops=False,
 allow_receiver_errors=False, enabled=True)``: record this test and enforce these
@@ -33,11 +33,14 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from signaltrace.testing import DjangoAssertSignals
+from signaltrace.core import record
+from signaltrace.testing import DjangoAssertSignals, SignalAssertions
+from signaltrace.testing.assertions import failure_message, limits
+from signaltrace.testing.report import summarize, write_report
 
 if TYPE_CHECKING:
-    from signaltrace.assertions import Expectation
-    from signaltrace.records import Trace
+    from signaltrace.core import Trace
+    from signaltrace.testing.assertions import Expectation
 
 __all__ = ["DjangoAssertSignals", "django_assert_signals", "signal_trace"]
 
@@ -100,8 +103,6 @@ def _expectations(item: pytest.Item) -> list[Expectation] | None:
 
     Limits are checked before the test runs, so a bad marker fails at once.
     """
-    from signaltrace.assertions import limits
-
     options = item.config.stash[_OPTIONS]
     marker = item.get_closest_marker("signaltrace")
     arguments: dict[str, Any] = {}
@@ -145,9 +146,6 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     expectations = _expectations(item)
     if expectations is None:
         return (yield)
-    from signaltrace.assertions import failure_message
-    from signaltrace.recording import record
-
     reporting = item.config.stash[_OPTIONS].report_path is not None
     with record() as trace:
         try:
@@ -169,8 +167,6 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     """
     report = yield
     if call.when == "call" and _TRACE in item.stash:
-        from signaltrace.ci_report import summarize
-
         trace = item.stash[_TRACE]
         del item.stash[_TRACE]
         workerinput = getattr(item.config, "workerinput", None)
@@ -197,8 +193,6 @@ class _ReportWriter:
             self.summaries.append({"nodeid": report.nodeid, "outcome": report.outcome, **summary})
 
     def pytest_sessionfinish(self) -> None:
-        from signaltrace.ci_report import write_report
-
         write_report(self.path, self.summaries)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
@@ -210,8 +204,6 @@ class _ReportWriter:
 @pytest.fixture
 def signal_trace() -> Iterator[Trace]:
     """The Trace of this test, from this fixture's setup to the end of the test."""
-    from signaltrace.recording import record
-
     with record() as trace:
         yield trace
 
@@ -226,7 +218,5 @@ def django_assert_signals(pytestconfig: pytest.Config) -> DjangoAssertSignals:
             with django_assert_signals.sent("post_save", sender=User, times=1, created=True):
                 User.objects.create(username="ada")
     """
-    from signaltrace.testing import SignalAssertions
-
     verbose = _verbose(pytestconfig)
     return SignalAssertions(verbose=verbose, more_hint=None if verbose else MORE_HINT)

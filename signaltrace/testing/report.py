@@ -24,8 +24,11 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from signaltrace import __version__
+from signaltrace.core import exception_type_name, str_or_repr
+
 if TYPE_CHECKING:
-    from signaltrace.records import Trace
+    from signaltrace.core import Trace
 
 VERSION = 1
 #: Receivers listed per test in ``slowest_receivers``.
@@ -34,8 +37,6 @@ SLOWEST = 10
 
 def summarize(trace: Trace) -> dict[str, Any]:
     """A test's summary, JSON types only. ``nodeid``, ``outcome`` and ``worker`` are added by the caller."""
-    from signaltrace.records import exception_type_name, str_or_repr
-
     signals: dict[tuple[str, str], dict[str, Any]] = {}
     receivers: dict[tuple[str, str], dict[str, Any]] = {}
     errors = []
@@ -98,8 +99,6 @@ def summarize(trace: Trace) -> dict[str, Any]:
 
 def build_report(tests: list[dict[str, Any]]) -> dict[str, Any]:
     """The whole report from per-test summaries (in any order)."""
-    from signaltrace import __version__
-
     ordered = sorted(tests, key=lambda test: test["nodeid"])
     return {
         "version": VERSION,
