@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import threading
+from typing import Any
 
 import pytest
 from django.db import connection
@@ -392,3 +393,88 @@ def test_signals_sent_while_logging_a_swallowed_error_are_not_the_receivers_chil
     logged = next(d for d in trace.dispatches if d.signal is sent_while_logging)
     assert failed.calls[0].swallowed and failed.calls[0].dispatches == []
     assert logged.depth == 0 and logged.parent is None
+
+
+# ------------------------------------------------------ hostile signals and receivers
+
+
+class ComparingSignal(Signal):
+    """A Signal subclass that defines ``__eq__`` (and so is unhashable), as some libraries do."""
+
+    def __eq__(self, other: object) -> bool:
+        raise TypeError("this signal cannot be compared")
+
+
+def test_a_signal_that_defines_eq_is_recorded_with_and_without_receivers():
+    signal = ComparingSignal()
+    with signaltrace.record() as trace:
+        assert signal.send(sender=None) == []  # no receivers: recorded as sent to nobody
+        signal.connect(on_paid, weak=False)
+        try:
+            assert signal.send(sender=None) == [(on_paid, "paid")]
+        finally:
+            signal.disconnect(on_paid)
+    assert [len(dispatch.calls) for dispatch in trace.dispatches if dispatch.signal is signal] == [0, 1]
+
+
+class HostileReceiver:
+    """A callable receiver whose ``__getattr__`` raises for the names that tell
+    functions from methods (Django itself only asks for others)."""
+
+    def __call__(self, sender, **kwargs):
+        return "hostile"
+
+    def __getattr__(self, name):
+        if name in ("__func__", "__wrapped__", "func", "__self__"):
+            raise RuntimeError(f"no {name} here")
+        raise AttributeError(name)
+
+
+def test_a_receiver_whose_getattr_raises_is_called_and_recorded():
+    signal = Signal()
+    hostile = HostileReceiver()
+    signal.connect(hostile, weak=False, dispatch_uid="hostile")  # Django's _make_id would fail
+    with signaltrace.record() as trace:
+        assert signal.send(sender=None) == [(hostile, "hostile")]
+    assert trace.dispatches[0].calls[0].receiver_name == "tests.test_recording.HostileReceiver"
+
+
+def test_record_exited_in_another_thread_raises_nothing_and_stops_recording():
+    """A block entered in one thread and exited in another: the exit must not raise, and
+    the entering thread's context must not go on recording into the closed trace."""
+    block = signaltrace.record()
+    trace = block.__enter__()
+    errors: list[BaseException] = []
+
+    def exit_elsewhere() -> None:
+        try:
+            block.__exit__(None, None, None)
+        except BaseException as exc:  # noqa: BLE001 - the test reports it
+            errors.append(exc)
+
+    worker = threading.Thread(target=exit_elsewhere)
+    worker.start()
+    worker.join(timeout=10)
+    assert not worker.is_alive() and errors == []
+    item_viewed.connect(on_paid, weak=False)
+    try:
+        item_viewed.send(sender=None)
+    finally:
+        item_viewed.disconnect(on_paid)
+    assert len(trace) == 0 and trace.dropped == 0
+
+
+async def test_record_exited_in_another_task_raises_nothing():
+    block = signaltrace.record()
+
+    async def enter() -> Any:
+        return block.__enter__()
+
+    trace = await asyncio.get_running_loop().create_task(enter())
+    block.__exit__(None, None, None)  # this task never entered it
+    item_viewed.connect(on_paid, weak=False)
+    try:
+        item_viewed.send(sender=None)
+    finally:
+        item_viewed.disconnect(on_paid)
+    assert len(trace) == 0

@@ -22,9 +22,11 @@ from typing import Any
 
 from django.dispatch import Signal
 
-# Signal -> name, filled by scanning modules. Weak keys: a signal created in a test
-# and dropped must not be kept alive by its name.
-_signal_names: weakref.WeakKeyDictionary[Signal, str] = weakref.WeakKeyDictionary()
+# id(signal) -> (weak reference, name), filled by scanning modules. Weak: a signal
+# created in a test and dropped must not be kept alive by its name; the reference's
+# callback drops the entry, so an id found here is the signal it was made for. Keyed
+# by id, never by the signal: a Signal subclass may define __eq__ and __hash__.
+_signal_names: dict[int, tuple[weakref.ref[Any], str]] = {}
 _scanned_module_count = 0
 _scan_lock = threading.Lock()
 
@@ -90,8 +92,22 @@ def _scan_modules() -> None:
             name = attribute if rank[0] == 0 else f"{module_name}.{attribute}"
             best[id(signal)] = (rank, signal, name)
     for _rank, signal, name in best.values():
-        _signal_names[signal] = name
+        _remember_name(signal, name)
     _scanned_module_count = len(modules)
+
+
+def _remember_name(signal: Signal, name: str) -> None:
+    key = id(signal)
+    try:
+        ref = weakref.ref(signal, lambda _ref, key=key: _signal_names.pop(key, None))
+    except TypeError:
+        return  # not weak-referenceable: named again when asked
+    _signal_names[key] = (ref, name)
+
+
+def _known_name(signal: Signal) -> str | None:
+    entry = _signal_names.get(id(signal))
+    return None if entry is None else entry[1]
 
 
 def signal_name(signal: Signal) -> str:
@@ -100,13 +116,13 @@ def signal_name(signal: Signal) -> str:
     Scans again only when modules were imported since the last scan; a signal not
     found is named by its id and is looked for again next time.
     """
-    name = _signal_names.get(signal)
+    name = _known_name(signal)
     if name is not None:
         return name
     with _scan_lock:
         if len(sys.modules) != _scanned_module_count:
             _scan_modules()
-    name = _signal_names.get(signal)
+    name = _known_name(signal)
     if name is not None:
         return name
     return f"{type(signal).__name__} at {id(signal):#x}"
@@ -115,19 +131,19 @@ def signal_name(signal: Signal) -> str:
 def known_signal_name(signal: Signal) -> str | None:
     """The name :func:`signal_name` gives, or None while the signal has no name yet
     (it is then named by its id, and may be named later: don't cache that)."""
-    name = signal_name(signal)
-    return name if _signal_names.get(signal) == name else None
+    signal_name(signal)  # scans modules if needed
+    return _known_name(signal)
 
 
 def register_signal_name(signal: Signal, name: str) -> None:
     """Give a signal an explicit name (for signals not held by a module attribute)."""
-    _signal_names[signal] = name
+    _remember_name(signal, name)
 
 
 def dotted_path(obj: Any) -> str:
     """``module.qualname`` of a function or class."""
-    module = getattr(obj, "__module__", None) or "?"
-    qualname = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", None)
+    module = _attribute(obj, "__module__") or "?"
+    qualname = _attribute(obj, "__qualname__") or _attribute(obj, "__name__")
     if qualname is None:
         qualname = type(obj).__qualname__
     return f"{module}.{qualname}"
@@ -186,20 +202,34 @@ ReceiverInfo = tuple[str, str, int]
 _receiver_infos: dict[int, tuple[weakref.ref[Any], ReceiverInfo]] = {}
 
 
+def _attribute(obj: Any, name: str) -> Any:
+    """``getattr(obj, name, None)`` that also survives a ``__getattr__`` raising anything."""
+    try:
+        return getattr(obj, name, None)
+    except Exception:  # noqa: BLE001 - hostile objects are expected
+        return None
+
+
+def _function_of(receiver: Any) -> Any:
+    """A bound method's function, else the receiver itself."""
+    function = _attribute(receiver, "__func__")
+    return receiver if function is None else function
+
+
 def _unwrap(receiver: Any) -> Any:
     """The function whose code runs: bound methods, partials, decorated wrappers."""
-    target = getattr(receiver, "__func__", receiver)
+    target = _function_of(receiver)
     for _ in range(10):
-        wrapped = getattr(target, "__wrapped__", None) or getattr(target, "func", None)
+        wrapped = _attribute(target, "__wrapped__") or _attribute(target, "func")
         if wrapped is None or wrapped is target or not callable(wrapped):
             break
-        target = getattr(wrapped, "__func__", wrapped)
+        target = _function_of(wrapped)
     return target
 
 
 def _compute_receiver_info(receiver: Any) -> ReceiverInfo:
     target = _unwrap(receiver)
-    code = getattr(target, "__code__", None)
+    code = _attribute(target, "__code__")
     if code is None:
         call_method = type(target).__dict__.get("__call__")  # callable instances
         code = getattr(call_method, "__code__", None)
@@ -219,17 +249,14 @@ def cached_receiver_info(receiver: Any) -> tuple[int, ReceiverInfo | None]:
     cached = _receiver_infos.get(id(receiver))
     if cached is not None:
         return id(receiver), cached[1]
-    try:
-        function = getattr(receiver, "__func__", receiver)
-    except Exception:  # noqa: BLE001 - a hostile __getattr__ must not break a dispatch
-        function = receiver
+    function = _function_of(receiver)
     cached = _receiver_infos.get(id(function))
     return id(function), (None if cached is None else cached[1])
 
 
 def receiver_info(receiver: Any) -> ReceiverInfo:
     """(dotted name, source file, first line) of a receiver, cached per function."""
-    key_object = getattr(receiver, "__func__", receiver)
+    key_object = _function_of(receiver)
     key = id(key_object)
     cached = _receiver_infos.get(key)
     if cached is not None:
