@@ -106,6 +106,27 @@ def test_dispatch_and_receiver_spans(spans, connect):
     assert dispatch.start_time <= receiver.start_time <= receiver.end_time <= dispatch.end_time
 
 
+class ClassPropertySender:
+    """A sender whose ``__class__`` is a property (as proxies have): reading it runs code."""
+
+    reads = 0
+
+    @property
+    def __class__(self):  # type: ignore[override]
+        ClassPropertySender.reads += 1
+        return type(self)
+
+
+def test_sender_attribute_is_never_an_instance_value_and_runs_no_sender_code(spans, connect):
+    connect(done, on_done)
+    ClassPropertySender.reads = 0
+    done.send(sender="nobody")
+    done.send(sender=ClassPropertySender())
+    senders = [span.attributes["signaltrace.sender"] for span in spans.named("send tests.test_otel.done")]
+    assert senders == ["<builtins.str object>", "<tests.test_otel.ClassPropertySender object>"]
+    assert ClassPropertySender.reads == 0
+
+
 def test_spans_follow_reconnected_receivers_and_renamed_senders(spans, connect):
     connect(done, on_done, dispatch_uid="first")
     done.send(sender=Item)
@@ -618,3 +639,25 @@ def test_valid_otel_settings_pass_the_checks():
     }
     with override_settings(SIGNALTRACE=valid):
         assert [message.id for message in run_checks() if message.id.startswith("signaltrace.")] == []
+
+
+def test_otlp_set_up_without_the_exporter_package_names_it(monkeypatch):
+    import builtins
+
+    from django.core.exceptions import ImproperlyConfigured
+
+    from signaltrace.otel import setup_otlp_from_environment
+
+    real_import = builtins.__import__
+
+    def without_exporter(name, *args, **kwargs):
+        if name.startswith("opentelemetry.exporter"):
+            raise ModuleNotFoundError(f"No module named {name!r}")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:1")
+    monkeypatch.setattr(builtins, "__import__", without_exporter)
+    with pytest.raises(
+        ImproperlyConfigured, match="pip install opentelemetry-sdk opentelemetry-exporter-otlp"
+    ):
+        setup_otlp_from_environment()

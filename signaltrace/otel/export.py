@@ -11,9 +11,12 @@ from __future__ import annotations
 import logging
 import os
 
+from django.core.exceptions import ImproperlyConfigured
+
 logger = logging.getLogger("signaltrace")
 
 ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
+MISSING_PACKAGES = "opentelemetry-sdk opentelemetry-exporter-otlp-proto-http"
 
 
 def setup_otlp_from_environment(service_name: str = "signaltrace-demo") -> bool:
@@ -24,15 +27,23 @@ def setup_otlp_from_environment(service_name: str = "signaltrace-demo") -> bool:
     (port 4318 of Jaeger or any collector), then instruments Django requests when
     ``opentelemetry-instrumentation-django`` is installed, and signals. Returns
     whether it did; idempotent. Needs ``opentelemetry-sdk`` and
-    ``opentelemetry-exporter-otlp-proto-http``.
+    ``opentelemetry-exporter-otlp-proto-http``: without them it raises
+    ``ImproperlyConfigured`` naming them.
     """
     if not any(os.environ.get(name) for name in ENDPOINT_VARIABLES):
         return False
     from opentelemetry import trace
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-    from opentelemetry.sdk.resources import Resource
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    try:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    except ImportError as missing:
+        raise ImproperlyConfigured(
+            f"{ENDPOINT_VARIABLES[1]} is set, but exporting spans over OTLP needs "
+            f"{MISSING_PACKAGES}: pip install {MISSING_PACKAGES} ({missing})"
+        ) from missing
 
     from signaltrace.otel import SignalInstrumentor
 
