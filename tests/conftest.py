@@ -24,3 +24,12 @@ def connect() -> Iterator[Callable[..., Any]]:
     yield connect
     for signal, receiver, sender, uid in connected:
         signal.disconnect(receiver, sender=sender, dispatch_uid=uid)
+
+
+@pytest.fixture
+def fresh_internal_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+    """signaltrace logs each internal error's full report once per process and place:
+    start this test's process afresh, so its report is logged whatever ran before."""
+    from signaltrace import safety
+
+    monkeypatch.setattr(safety, "_reported", set())

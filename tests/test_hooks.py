@@ -56,18 +56,22 @@ def mode(request):
 
 def test_install_is_idempotent_and_uninstall_restores_signal_exactly():
     signaltrace.uninstall()
-    originals = {
-        name: DjangoSignal.__dict__[name] for name in hooks._METHOD_NAMES if name in DjangoSignal.__dict__
-    }
-    signaltrace.install()
-    signaltrace.install()
-    assert signaltrace.is_installed()
-    assert all(DjangoSignal.__dict__[name] is not method for name, method in originals.items())
-    signaltrace.uninstall()
-    signaltrace.uninstall()
-    assert not signaltrace.is_installed()
-    assert {name: DjangoSignal.__dict__[name] for name in originals} == originals
-    signaltrace.install()
+    try:
+        originals = {
+            name: DjangoSignal.__dict__[name]
+            for name in (*hooks._METHOD_NAMES, "connect")
+            if name in DjangoSignal.__dict__
+        }
+        signaltrace.install()
+        signaltrace.install()
+        assert signaltrace.is_installed()
+        assert all(DjangoSignal.__dict__[name] is not method for name, method in originals.items())
+        signaltrace.uninstall()
+        signaltrace.uninstall()
+        assert not signaltrace.is_installed()
+        assert {name: DjangoSignal.__dict__[name] for name in originals} == originals
+    finally:
+        signaltrace.install()  # the rest of the suite runs installed, whatever failed here
 
 
 def test_send_returns_original_receivers_and_responses(mode):
@@ -277,15 +281,13 @@ def test_install_works_before_settings_are_configured():
     assert result.stdout.strip() == "OK"
 
 
-def test_internal_errors_are_logged_and_the_dispatch_goes_on(monkeypatch, caplog):
-    from signaltrace import safety
+def test_internal_errors_are_logged_and_the_dispatch_goes_on(monkeypatch, caplog, fresh_internal_errors):
     from signaltrace.core import store
 
     def broken(*args, **kwargs):
         raise ZeroDivisionError("signaltrace bug")
 
     monkeypatch.setattr(store, "snapshot_kwargs", broken)
-    monkeypatch.setattr(safety, "_reported", set())  # the first report is the full one
     signal = Signal()
     signal.connect(receiver_a)
     with caplog.at_level("ERROR", logger="signaltrace"), signaltrace.record() as trace:

@@ -154,11 +154,11 @@ def test_records_nest_and_outer_blocks_see_inner_dispatches(order_signals):
 
 
 def test_threads_do_not_mix(order_signals):
-    barrier = threading.Barrier(4)
+    barrier = threading.Barrier(4, timeout=30)
     results = {}
 
     def work(number):
-        barrier.wait()
+        barrier.wait()  # all four record at once
         with signaltrace.record() as trace:
             for _ in range(50):
                 order_paid.send(sender=number)
@@ -168,7 +168,8 @@ def test_threads_do_not_mix(order_signals):
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join()
+        thread.join(timeout=30)
+    assert sorted(results) == [0, 1, 2, 3]  # every thread reported (none died or hung)
     for number, trace in results.items():
         assert len(trace.dispatches) == 100
         assert {d.sender for d in trace.dispatches} == {number}
@@ -239,19 +240,16 @@ async def test_asend_records_sync_and_async_receivers_with_the_right_parents():
     signal = Signal()
     inner = Signal()
     inner.connect(on_shipped)
-    order = []
 
     async def first(sender, **kwargs):
         await asyncio.sleep(0.01)
         await inner.asend(sender="first")
-        order.append("first")
         return 1
 
     async def second(sender, **kwargs):
         inner.send(sender="second")
         await asyncio.sleep(0.02)
         await inner.asend(sender="second-again")
-        order.append("second")
         return 2
 
     def sync_one(sender, **kwargs):
@@ -456,12 +454,14 @@ def test_record_exited_in_another_thread_raises_nothing_and_stops_recording():
     worker.start()
     worker.join(timeout=10)
     assert not worker.is_alive() and errors == []
+    assert not signaltrace.is_recording()
     item_viewed.connect(on_paid, weak=False)
     try:
         item_viewed.send(sender=None)
     finally:
         item_viewed.disconnect(on_paid)
     assert len(trace) == 0 and trace.dropped == 0
+    assert signaltrace.core.store.active_recorders.get() is None  # this context forgot the closed block
 
 
 async def test_record_exited_in_another_task_raises_nothing():

@@ -18,8 +18,10 @@ Nothing is raised or warned with ``warnings.warn``: under ``-W error`` a warning
 would stop the caller's registration loop half way.
 
 The same function connected under several explicit ``dispatch_uid`` values is left
-alone: that is what distinct uids are for (django-auditlog connects one function
-once per registry).
+alone, whether as one object or as several made by one ``def``: that is what distinct
+uids are for (django-auditlog connects one function once per registry). The same
+object connected once with a ``dispatch_uid`` and once without one is reported: it
+runs twice, and the connection without a uid is usually the forgotten one.
 
 "The same function" means the same source: qualified name, file and first line.
 Bound methods of *different live instances* are left alone: one receiver per
@@ -52,6 +54,12 @@ MAX_PROBLEMS = 100
 def connection_problems() -> list[str]:
     """Messages of the connection problems found so far in this process, oldest first."""
     return list(_problems)
+
+
+def clear_problems() -> None:
+    """Forget the problems found so far, and that they were logged (for tests)."""
+    _reported.clear()
+    _problems.clear()
 
 
 def _origin(receiver: Any) -> Origin:
@@ -138,11 +146,10 @@ def problem_with(signal: Any, receiver: Any, sender: Any, dispatch_uid: Any) -> 
                 f"its dispatch_uid {dispatch_uid!r} is already taken by {_describe(_origin(existing))}, "
                 "and Django silently keeps the first receiver. Give each receiver its own dispatch_uid."
             )
+        existing_uid = None if key[0] == make_id(existing) else key[0]
+        if dispatch_uid and existing_uid is not None:
+            continue  # two explicit uids (they differ: the keys differ): distinct on purpose
         if make_id(existing) == make_id(receiver):
-            # The same object under another key: deliberate when both keys are explicit uids.
-            existing_uid = None if key[0] == make_id(existing) else key[0]
-            if dispatch_uid is not None and existing_uid is not None:
-                continue
             how = f"once with dispatch_uid {(dispatch_uid or existing_uid)!r} and once without one"
             return (
                 f"Receiver {_describe(_origin(receiver))} is connected twice to {_where(signal, sender)}, "

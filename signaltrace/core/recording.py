@@ -11,8 +11,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from signaltrace.core.hooks import install, is_installed
-from signaltrace.core.store import Recorder, active_recorders
+from signaltrace.core.store import Recorder, active_recorders, is_recording
 from signaltrace.core.trace import Trace
+
+__all__ = ["is_recording", "record"]
 
 
 @contextmanager
@@ -40,8 +42,3 @@ def record() -> Iterator[Trace]:
             # open across a thread hop): the entering context cannot be reset from
             # here. The recorder is closed, so it keeps nothing more there.
             pass
-
-
-def is_recording() -> bool:
-    """Whether a ``record()`` block is active in this context."""
-    return active_recorders.get() is not None

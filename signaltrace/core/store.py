@@ -373,6 +373,20 @@ def _call_view(call: Record, index: int) -> LiveCall:
 
 # ------------------------------------------------------------------ writing records
 
+
+def _forget_closed(recorders: tuple[Recorder, ...]) -> None:
+    """This context still lists recorders a ``record()`` block closed from another context:
+    list only the open ones (None if none is), so it stops paying for recording."""
+    still_open = tuple(recorder for recorder in recorders if recorder.end_ns is None)
+    active_recorders.set(still_open or None)
+
+
+def is_recording() -> bool:
+    """Whether a ``record()`` block is open in this context."""
+    recorders = active_recorders.get()
+    return recorders is not None and any(recorder.end_ns is None for recorder in recorders)
+
+
 _NO_KWARGS: tuple[tuple[str, ...], list[Any]] = ((), [])
 # Kwargs not snapshotted: nothing records the dispatch and no observer needs them.
 _UNRECORDED_KWARGS: tuple[tuple[str, ...], list[Any]] = ((), [])
@@ -421,7 +435,8 @@ def begin_dispatch(
                 keeping = []
                 for recorder in recorders:
                     if recorder.end_ns is not None:
-                        continue  # closed from another context (see record())
+                        _forget_closed(recorders)  # closed from another context (see record())
+                        continue
                     if len(recorder.records) < recorder.max_dispatches:
                         keeping.append(recorder)
                     else:

@@ -83,15 +83,89 @@ class Dispatch:
         return len(self.calls)
 
 
+#: Frames of each traceback :func:`format_exception` formats: the last ones, where the error is.
+MAX_TRACEBACK_FRAMES = 30
+_TRACEBACK_HEADER = "Traceback (most recent call last):\n"
+# Key of the formatted text memoized in a recorded exception's ``__dict__``.
+_FORMATTED = "_signaltrace_formatted"
+
+
 def format_exception(exception: BaseException | None, limit: int = 4000) -> str:
-    """The traceback text of a recorded exception (empty for None)."""
+    """The traceback text of a recorded exception (empty for None).
+
+    Bounded, because a trace is read (``to_dict()``, the panel) once per receiver call
+    and one exception can be stored on hundreds of calls (a loop's ``RecursionError``
+    with a 1,000-frame traceback, formatted once per call, took half a minute):
+
+    * only the last :data:`MAX_TRACEBACK_FRAMES` frames of each traceback are
+      formatted, and the text says how many earlier ones are not shown;
+    * the text is cut to ``limit`` characters keeping its end (the error) and the
+      line saying frames were left out;
+    * it is formatted once per exception object: the text is memoized in the
+      exception's own ``__dict__`` with the ``id`` of the traceback it was made from
+      (a re-raised exception has a new one) and ``limit``. Exceptions and tracebacks
+      cannot be weakly referenced, and a process-wide cache holding them would keep
+      their frames (and locals) alive after the trace; the exception's
+      ``__eq__``/``__hash__``, which user classes may define, are never called.
+    """
     if exception is None:
         return ""
     try:
-        text = "".join(traceback.format_exception(type(exception), exception, exception.__traceback__))
+        state = exception.__dict__  # every BaseException has one
+        key = (id(exception.__traceback__), limit)
+        memo = state.get(_FORMATTED)
+        if type(memo) is tuple and memo[0] == key:
+            return memo[1]
+    except Exception:  # noqa: BLE001 - a hostile exception is formatted without a memo
+        state = None
+    text = _format_traceback(exception, limit)
+    if state is not None:
+        try:
+            state[_FORMATTED] = (key, text)
+        except Exception:  # noqa: BLE001
+            pass
+    return text
+
+
+def _frame_count(tb: Any) -> int:
+    count = 0
+    while tb is not None:
+        count += 1
+        tb = tb.tb_next
+    return count
+
+
+def _format_traceback(exception: BaseException, limit: int) -> str:
+    """The last :data:`MAX_TRACEBACK_FRAMES` frames of each traceback, cut to ``limit``."""
+    head = 0
+    try:
+        tb = exception.__traceback__
+        lines = traceback.format_exception(type(exception), exception, tb, limit=-MAX_TRACEBACK_FRAMES)
+        left_out = _frame_count(tb) - MAX_TRACEBACK_FRAMES
+        if left_out > 0:
+            # After the header of this exception's traceback: the last one (causes come first).
+            headers = [number for number, line in enumerate(lines) if line == _TRACEBACK_HEADER]
+            at = headers[-1] + 1 if headers else 0
+            lines.insert(
+                at,
+                f"  ... {left_out} earlier frames not shown "
+                f"(only the last {MAX_TRACEBACK_FRAMES} are formatted) ...\n",
+            )
+            head = len("".join(lines[: at + 1]))
+        text = "".join(lines)
     except Exception:  # noqa: BLE001
         text = safe_repr(exception)
-    return truncate(text, limit)
+    return _keep_end(text, limit, head)
+
+
+def _keep_end(text: str, limit: int, head: int = 0) -> str:
+    """``text`` cut to ``limit`` characters: its first ``head`` ones, ``…``, and its end."""
+    if len(text) <= limit:
+        return text
+    if head >= limit // 2:
+        head = 0
+    tail = max(limit - head - 1, 0)
+    return text[:head] + "…" + (text[len(text) - tail :] if tail else "")
 
 
 class Trace:
