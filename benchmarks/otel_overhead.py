@@ -85,8 +85,7 @@ from sentry_sdk.integrations.django import DjangoIntegration
 from sentry_sdk.transport import Transport
 
 import signaltrace
-from signaltrace.naming import sender_name, signal_name
-from signaltrace.observers import DispatchObserver, add_observer, remove_observer
+from signaltrace.core import DispatchObserver, add_observer, remove_observer, sender_name, signal_name
 from signaltrace.otel import SignalInstrumentor
 
 RECEIVER_COUNTS = (1, 2, 5)

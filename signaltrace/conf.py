@@ -1,20 +1,40 @@
-"""The ``SIGNALTRACE`` settings dict: defaults in one place, read once, cached.
+"""The ``SIGNALTRACE`` settings dict: defaults and validation in one place, read once, cached.
 
-Every key is optional. Values are validated by the system checks in
-:mod:`signaltrace.checks`; code here assumes they are valid and falls back to the
-default for a value it cannot use, so a bad setting never breaks a dispatch.
+Every key is optional. Each key has one :class:`Rule` in :data:`RULES`. The same
+rule decides both what the system checks of :mod:`signaltrace.checks` report and
+what is used at run time: a value its rule rejects is replaced by the key's default
+when the config is built (once, then cached), so a bad setting never breaks a
+dispatch and the check and the run time cannot disagree.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-#: Django's own pattern for names of sensitive settings
-#: (``SafeExceptionReporterFilter.hidden_settings``), reused for signal kwargs.
-DJANGO_SENSITIVE_PATTERN = "API|AUTH|TOKEN|KEY|SECRET|PASS|SIGNATURE|HTTP_COOKIE"
+#: Kwarg names whose values are always redacted (searched anywhere in the name,
+#: case-insensitively), whatever ``SENSITIVE_KWARGS`` adds. It holds:
+#:
+#: * Django's ``SafeExceptionReporterFilter.hidden_settings``:
+#:   ``API|AUTH|TOKEN|KEY|SECRET|PASS|SIGNATURE|HTTP_COOKIE``;
+#: * what else sentry-sdk's default denylist covers: ``PWD`` (``mysql_pwd``),
+#:   ``CREDENTIAL``, ``SESSION``, ``COOKIE`` (``set_cookie``), ``CSRF``, ``XSRF``,
+#:   ``FORWARDED_FOR`` (client IP addresses); its other names (``password``,
+#:   ``passwd``, ``api_key``, ``private_key``, ``authorization``...) are matched by
+#:   Django's part;
+#: * payment cards and identity numbers: ``CARD`` (``credit_card``,
+#:   ``card_number``), ``CVV``, ``CVC``, ``SSN``.
+#:
+#: A name is redacted when any part matches, so a few harmless names are too
+#: (``author`` through ``AUTH``, ``monkey`` through ``KEY``): erring that way is the point.
+SENSITIVE_NAME_PATTERN = (
+    "API|AUTH|TOKEN|KEY|SECRET|PASS|SIGNATURE|HTTP_COOKIE"
+    "|PWD|CREDENTIAL|SESSION|COOKIE|CSRF|XSRF|FORWARDED_FOR"
+    "|CARD|CVV|CVC|SSN"
+)
 
 DEFAULTS: dict[str, Any] = {
     # Install the hooks when Django starts. None means "follow settings.DEBUG".
@@ -28,7 +48,7 @@ DEFAULTS: dict[str, Any] = {
     # Dispatches kept per trace; later ones are only counted in ``trace.dropped``.
     "MAX_DISPATCHES": 10_000,
     # Extra regular expression for kwarg names whose values are redacted, on top of
-    # Django's own pattern (case-insensitive).
+    # SENSITIVE_NAME_PATTERN (case-insensitive).
     "SENSITIVE_KWARGS": None,
     # Longest rendered value, in characters.
     "MAX_REPR_LENGTH": 200,
@@ -55,6 +75,187 @@ DEFAULTS: dict[str, Any] = {
 REDACTED = "********************"
 
 
+# ------------------------------------------------------------------ validation
+
+
+def _shown(value: Any) -> str:
+    """A setting's value for a check message: its repr, kept short."""
+    try:
+        text = repr(value)
+    except Exception:  # noqa: BLE001 - a hostile repr in settings must not break the checks
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= 80 else text[:79] + "…"
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _bool(value: Any) -> str | None:
+    return None if isinstance(value, bool) else f"must be True or False, not {_shown(value)}"
+
+
+def _bool_or_none(value: Any) -> str | None:
+    if value is None or isinstance(value, bool):
+        return None
+    return f"must be True, False or None, not {_shown(value)}"
+
+
+def _positive_int(value: Any) -> str | None:
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return None
+    return f"must be a positive integer, not {_shown(value)}"
+
+
+def _positive_number(value: Any) -> str | None:
+    if _is_number(value) and value > 0:
+        return None
+    return f"must be a positive number of milliseconds, not {_shown(value)}"
+
+
+def _loop_policy(value: Any) -> str | None:
+    if isinstance(value, str) and value in ("raise", "warn"):
+        return None
+    return f"must be 'raise' or 'warn', not {_shown(value)}"
+
+
+def _paths(value: Any) -> str | None:
+    if isinstance(value, (list, tuple)) and all(isinstance(item, str) for item in value):
+        return None
+    return f"must be a list of dotted import paths of signals, not {_shown(value)}"
+
+
+def _paths_or_none(value: Any) -> str | None:
+    return None if value is None else _paths(value)
+
+
+def _sample_rates(value: Any) -> str | None:
+    if isinstance(value, dict) and all(
+        isinstance(path, str) and _is_number(rate) and 0 <= rate <= 1 for path, rate in value.items()
+    ):
+        return None
+    return f"must map dotted paths of signals to numbers from 0 to 1, not {_shown(value)}"
+
+
+def _sensitive_kwargs(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        return f"must be a regular expression (a string) or None, not {_shown(value)}"
+    # Exceptions: re.error, or a warning of re's turned into an error by -W error.
+    try:
+        re.compile(value, re.IGNORECASE)  # alone first, so positions in the message are its own
+    except Exception as exc:  # noqa: BLE001
+        return f"is not a valid regular expression: {exc}"
+    try:
+        sensitive_names(value)
+    except Exception as exc:  # noqa: BLE001
+        return f"cannot be combined with the built-in names as (?:<built-in>)|(?:<yours>): {exc}"
+    return None
+
+
+@dataclass(frozen=True)
+class Rule:
+    """How one key of ``SIGNALTRACE`` is validated.
+
+    ``validate(value)`` returns None for a usable value, else what is wrong with it
+    ("must be a positive integer, not 'lots'"). ``check_id`` and ``hint`` are what
+    the system check reports it with.
+    """
+
+    validate: Callable[[Any], str | None]
+    check_id: str
+    hint: str
+
+
+_PATHS_HINT = 'For example ["django.db.models.signals.post_save"].'
+
+#: One rule per key of :data:`DEFAULTS`: the only place values are validated.
+RULES: dict[str, Rule] = {
+    "ENABLED": Rule(_bool_or_none, "signaltrace.E003", "None follows DEBUG."),
+    "IGNORE_SIGNALS": Rule(_paths, "signaltrace.E004", _PATHS_HINT),
+    "MAX_DISPATCHES": Rule(_positive_int, "signaltrace.E006", "Dispatches kept per trace."),
+    "SENSITIVE_KWARGS": Rule(
+        _sensitive_kwargs,
+        "signaltrace.E005",
+        'For example "iban|phone" (matched case-insensitively, in addition to the built-in names).',
+    ),
+    "MAX_REPR_LENGTH": Rule(_positive_int, "signaltrace.E006", "Longest rendered value, in characters."),
+    "REPR_OBJECTS": Rule(_bool, "signaltrace.E007", "True renders arbitrary objects with repr()."),
+    "LOOP_POLICY": Rule(
+        _loop_policy,
+        "signaltrace.E008",
+        "'raise' stops a loop with SignalLoopError; 'warn' logs it once and lets it run.",
+    ),
+    "LOOP_MAX_REENTRIES": Rule(
+        _positive_int, "signaltrace.E006", "How many times one instance may be in dispatch at once."
+    ),
+    "PANEL_SLOW_RECEIVER_MS": Rule(
+        _positive_number, "signaltrace.E010", "The panel highlights receivers at least this slow."
+    ),
+    "OTEL_SIGNALS_ALLOW": Rule(_paths_or_none, "signaltrace.E020", _PATHS_HINT + " None: every signal."),
+    "OTEL_SIGNALS_DENY": Rule(_paths, "signaltrace.E020", _PATHS_HINT),
+    "OTEL_SAMPLE_RATES": Rule(
+        _sample_rates, "signaltrace.E022", 'For example {"django.db.models.signals.post_save": 0.1}.'
+    ),
+    "OTEL_RECORD_KWARGS": Rule(_bool, "signaltrace.E023", "True adds the redacted kwargs to spans."),
+}
+
+
+def invalid(key: str, value: Any) -> str | None:
+    """What is wrong with ``value`` for ``key`` (None: usable); never raises.
+
+    Unknown keys are not judged here (check ``signaltrace.E002`` reports them).
+    """
+    rule = RULES.get(key)
+    if rule is None:
+        return None
+    try:
+        return rule.validate(value)
+    except Exception as exc:  # noqa: BLE001 - a value whose comparisons raise is not usable
+        return f"cannot be validated ({type(exc).__name__}), not {_shown(value)}"
+
+
+def validated(user: dict[str, Any]) -> dict[str, Any]:
+    """:data:`DEFAULTS` with each usable value of ``user`` in place of its default.
+
+    A value :func:`invalid` rejects keeps the default; unknown keys are left out.
+    """
+    config = dict(DEFAULTS)
+    for key in DEFAULTS:
+        if key in user and invalid(key, user[key]) is None:
+            config[key] = user[key]
+    return config
+
+
+_GLOBAL_FLAGS = re.compile(r"\(\?([aiLmsux]+)\)")
+
+
+def sensitive_names(extra: str | None) -> re.Pattern[str]:
+    """The compiled pattern of sensitive kwarg names: the built-in names, plus ``extra``.
+
+    ``extra`` is its own alternative, ``(?:built-in)|(?:extra)``, so its ``|`` and
+    groups stay its own. Inline global flags at its start (``(?i)card``) would be
+    global flags in the middle of the combined pattern, which ``re`` rejects: they
+    become scoped flags of its group (``(?i:card)``). Raises ``re.error`` for an
+    ``extra`` that still does not compile (check ``signaltrace.E005``).
+    """
+    pattern = f"(?:{SENSITIVE_NAME_PATTERN})"
+    if extra:
+        flags = ""
+        body = extra
+        match = _GLOBAL_FLAGS.match(body)
+        while match is not None:
+            for flag in match.group(1):
+                flags += "" if flag in flags else flag
+            body = body[match.end() :]
+            match = _GLOBAL_FLAGS.match(body)
+        # In verbose mode a trailing comment would swallow the closing parenthesis.
+        end = "\n)" if "x" in flags else ")"
+        pattern = f"{pattern}|(?{flags}:{body}{end}"
+    return re.compile(pattern, re.IGNORECASE)
+
+
 def user_settings() -> dict[str, Any]:
     """The raw ``SIGNALTRACE`` dict, or ``{}`` when settings are not configured."""
     from django.conf import settings
@@ -66,7 +267,9 @@ def user_settings() -> dict[str, Any]:
 
 
 def get_config() -> dict[str, Any]:
-    """Defaults merged with the user's ``SIGNALTRACE`` dict.
+    """Defaults merged with the usable values of the user's ``SIGNALTRACE`` dict.
+
+    Validated once per build (:func:`validated`): every value in it is usable.
 
     Cached once settings are configured; the cache is cleared by
     :func:`reset_config` on Django's ``setting_changed``. Before settings are
@@ -80,9 +283,7 @@ def get_config() -> dict[str, Any]:
 
 @cache
 def _configured_config() -> dict[str, Any]:
-    config = dict(DEFAULTS)
-    config.update(user_settings())
-    return config
+    return validated(user_settings())
 
 
 def reset_config(*, setting: str = "", **kwargs: Any) -> None:
@@ -116,10 +317,10 @@ def is_enabled() -> bool:
     """Whether the hooks should be installed at startup."""
     from django.conf import settings
 
-    enabled = get_config()["ENABLED"]
+    enabled = get_config()["ENABLED"]  # True, False or None (validated)
     if enabled is None:
         return bool(settings.configured and settings.DEBUG)
-    return bool(enabled)
+    return enabled is True
 
 
 _configured = False
@@ -154,27 +355,21 @@ def sensitive_pattern() -> re.Pattern[str]:
 
 @cache
 def _sensitive_pattern(configured: bool) -> re.Pattern[str]:
-    extra = get_config()["SENSITIVE_KWARGS"]
-    pattern = DJANGO_SENSITIVE_PATTERN
-    if extra:
-        try:
-            re.compile(extra)
-        except (re.error, TypeError):
-            extra = None  # reported by check signaltrace.E005
-        else:
-            pattern = f"{pattern}|{extra}"
-    return re.compile(pattern, re.IGNORECASE)
+    try:
+        return sensitive_names(get_config()["SENSITIVE_KWARGS"])  # validated: compiles
+    except Exception:  # noqa: BLE001 - never let a dispatch fail on the pattern (check E005)
+        return sensitive_names(None)
 
 
 def setting(name: str) -> Any:
     """One value of the merged config; the default if the user's value is unusable."""
-    return get_config().get(name, DEFAULTS[name])
+    return get_config()[name]
 
 
 def repr_limit() -> int:
     """``MAX_REPR_LENGTH``: how long a rendered value may be, wherever it is rendered."""
-    limit = setting("MAX_REPR_LENGTH")
-    return limit if isinstance(limit, int) and limit > 0 else DEFAULTS["MAX_REPR_LENGTH"]
+    limit: int = setting("MAX_REPR_LENGTH")
+    return limit
 
 
 #: ``ignored_signals()`` once settings are configured (None until then, and after a
@@ -193,7 +388,7 @@ def ignored_signals() -> frozenset[Any]:
 
 @cache
 def _ignored_signals(configured: bool) -> frozenset[Any]:
-    return signals_at(setting("IGNORE_SIGNALS"))  # unusable entries: check signaltrace.E004
+    return signals_at(setting("IGNORE_SIGNALS"))  # unimportable entries skipped: check E004
 
 
 def signals_at(paths: Any) -> frozenset[Any]:

@@ -33,3 +33,13 @@ def fresh_internal_errors(monkeypatch: pytest.MonkeyPatch) -> None:
     from signaltrace import safety
 
     monkeypatch.setattr(safety, "_reported", set())
+
+
+@pytest.fixture(autouse=True)
+def _forget_connection_problems() -> Iterator[None]:
+    """Connection problems are kept per process for check W101: one test's must not
+    show up in another test's check run."""
+    from signaltrace.core import connections
+
+    yield
+    connections.clear_problems()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from signaltrace.naming import short_path
+from signaltrace.core import short_path
 
 
 def where(function: Any) -> str:

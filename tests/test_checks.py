@@ -1,10 +1,27 @@
-"""System checks for the SIGNALTRACE setting."""
+"""System checks for the SIGNALTRACE setting and for receiver connections."""
 
 from __future__ import annotations
 
+from io import StringIO
+
 import pytest
-from django.core.checks import run_checks
+from django.core.checks import WARNING, run_checks
+from django.core.checks import Warning as CheckWarning
+from django.core.management import call_command
+from django.dispatch import Signal
 from django.test import override_settings
+
+import signaltrace
+from signaltrace.checks import check_connections
+from signaltrace.core import connection_problems, connections, register_signal_name
+
+
+@pytest.fixture(autouse=True)
+def _no_connection_problems():
+    """Problems found by other tests would show up as signaltrace.W101 here."""
+    connections.clear_problems()
+    yield
+    connections.clear_problems()
 
 
 def ids(settings_value):
@@ -55,3 +72,53 @@ def test_bad_settings_never_break_a_dispatch():
         with signaltrace.record() as trace:
             assert [r for _, r in signal.send(sender=None, password="p")] == [1]
     assert set(trace.dispatches[0].kwargs["password"]) == {"*"}
+
+
+def make_receiver():
+    def on_checked(sender, **kwargs):
+        return None
+
+    return on_checked
+
+
+def test_connection_problems_are_listed_by_the_system_check():
+    signaltrace.install()
+    assert [message for message in run_checks() if message.id == "signaltrace.W101"] == []
+    signal = Signal()
+    register_signal_name(signal, "tests.checked")
+    first, second = make_receiver(), make_receiver()  # ready() run twice
+    signal.connect(first)
+    signal.connect(second)
+    [problem] = connection_problems()
+    assert "is connected twice to tests.checked" in problem
+    warnings = [message for message in run_checks() if message.id == "signaltrace.W101"]
+    assert warnings == check_connections()
+    [warning] = warnings
+    assert isinstance(warning, CheckWarning) and warning.level == WARNING
+    assert warning.msg == problem
+    assert "SILENCED_SYSTEM_CHECKS" in warning.hint
+
+
+def test_each_connection_problem_gets_its_own_warning_in_manage_py_check():
+    signaltrace.install()
+
+    def email(sender, **kwargs):
+        return "email"
+
+    def sms(sender, **kwargs):
+        return "sms"
+
+    signal = Signal()
+    register_signal_name(signal, "tests.checked")
+    first, second = make_receiver(), make_receiver()
+    signal.connect(first)
+    signal.connect(second)
+    signal.connect(email, dispatch_uid="welcome")
+    signal.connect(sms, dispatch_uid="welcome")
+    assert len(check_connections()) == 2
+    out, err = StringIO(), StringIO()
+    call_command("check", stdout=out, stderr=err)
+    output = out.getvalue() + err.getvalue()
+    assert output.count("(signaltrace.W101)") == 2
+    for problem in connection_problems():
+        assert problem in output

@@ -21,7 +21,7 @@ from django.template.loader import render_to_string
 from django.test import AsyncClient, Client, RequestFactory, modify_settings, override_settings
 
 from signaltrace.checks import check_settings
-from signaltrace.naming import short_path
+from signaltrace.core.naming import short_path
 from signaltrace.panels import SignalTracePanel
 from signaltrace.panels.view import build_context, format_ms, subtitle, summarize
 from tests.markers import needs_asend
@@ -208,6 +208,7 @@ def test_markup_is_escaped_and_secrets_redacted(created_toolbars):
 
 
 @needs_asend
+@pytest.mark.django_db(transaction=True)  # other threads write through their own connections: flushed after
 async def test_async_view_under_asgi(created_toolbars):
     response = await AsyncClient().get("/panel/async/")
     assert response.status_code == 200
@@ -232,6 +233,7 @@ async def test_async_view_under_asgi(created_toolbars):
     assert "swallowed by send_robust" in content
 
 
+@pytest.mark.django_db(transaction=True)  # other threads write through their own connections: flushed after
 async def test_sync_view_under_asgi(created_toolbars):
     response = await AsyncClient().get("/panel/signals/")
     assert response.status_code == 200
@@ -241,6 +243,7 @@ async def test_sync_view_under_asgi(created_toolbars):
     assert names[2] == "order_placed"
 
 
+@pytest.mark.django_db(transaction=True)  # other threads write through their own connections: flushed after
 def test_concurrent_threads_do_not_mix(created_toolbars):
     panel_views.barrier = threading.Barrier(2)
     responses: dict[str, int] = {}
@@ -265,6 +268,7 @@ def test_concurrent_threads_do_not_mix(created_toolbars):
 
 
 @needs_asend
+@pytest.mark.django_db(transaction=True)  # other threads write through their own connections: flushed after
 async def test_concurrent_async_requests_do_not_mix(created_toolbars):
     panel_views.async_gate.update(arrived=0, expected=2, event=asyncio.Event())
     client = AsyncClient()

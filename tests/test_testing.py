@@ -138,6 +138,13 @@ class MixinTests(ReceiversMixin, SignalAssertionsMixin, TestCase):
 class VerboseMixinTests(ReceiversMixin, SignalAssertionsMixin, TransactionTestCase):
     signaltrace_verbose = True
 
+    def tearDown(self) -> None:
+        # TransactionTestCase empties tables before its tests, not after: leave none of
+        # its rows to the tests that run next, whatever the order.
+        Ping.objects.all().delete()
+        Item.objects.all().delete()
+        super().tearDown()
+
     def test_verbose_failure_shows_kwargs_and_locations(self) -> None:
         with self.assertRaises(AssertionError) as caught:
             with self.assertReceiverCalled(create_ping, times=2):

@@ -2,8 +2,8 @@
 
 Two steps, so the dispatch hot path stays cheap:
 
-* :func:`snapshot_kwargs` runs while recording. It keeps immutable plain values as
-  they are, reduces model instances to ``(label, pk)`` and everything else to its
+* :func:`snapshot_kwargs` runs while recording. It keeps short immutable plain values
+  as they are, reduces model instances to ``(label, pk)`` and everything else to its
   type, and drops the values of sensitive names. It never calls ``repr`` or
   ``str`` on user objects (unless ``REPR_OBJECTS`` opts in), so it cannot run SQL.
 * :func:`render_value` runs when a trace is read and formats a snapshot.
@@ -11,13 +11,14 @@ Two steps, so the dispatch hot path stays cheap:
 What is bounded, and why (a tracer must never break the host, never leak):
 
 * **Memory.** A record keeps no reference to a big value: a ``str`` or ``bytes``
-  longer than ``MAX_REPR_LENGTH`` (the render limit) is cut when it is snapshotted
-  (a copy of its start, marked as cut, renders with ``…``), so sending a fresh 1 MB
-  body on every dispatch no longer keeps every body alive. A tuple or frozenset is
-  kept whole only when it has at most :data:`MAX_WALKED_ITEMS` plain items (each cut
-  and checked like a top-level value); a bigger one is kept as its size
-  (``<tuple of 1000000 items>``) without being walked, so a send costs the same
-  whatever the size of its kwargs.
+  longer than 256 characters and than ``MAX_REPR_LENGTH`` (the render limit) is cut
+  to that limit when it is snapshotted (a copy of its start, marked as cut, renders
+  with ``…``), so sending a fresh 1 MB body on every dispatch no longer keeps every
+  body alive; shorter texts are kept whole (bounded, and no limit lookup in the
+  common case). A tuple or frozenset is kept whole only when it has at most
+  :data:`MAX_WALKED_ITEMS` plain items (each cut and checked like a top-level
+  value); a bigger one is kept as its size (``<tuple of 1000000 items>``) without
+  being walked, so a send costs the same whatever the size of its kwargs.
 * **Time on the hot path.** A plain ``str`` gets a length test and a one-character
   test; only a string whose first character could start a credential gets the
   (short) prefix check. Sensitive names are decided once per tuple of kwarg names.
@@ -65,10 +66,12 @@ MAX_CACHED = 1000
 MAX_NAME_LENGTH = 256
 
 _SCALAR_TYPES = frozenset({bool, int, float, complex, type(None)})
+_MAX_INT_BITS = 4000  # about 1,200 digits
 _PLAIN_TYPES = _SCALAR_TYPES | {str, bytes}
-# A str or bytes at most this long is kept without reading the render limit (and is
-# checked for a credential only when its first character could start one).
-_KEEP_WHOLE = 32
+# A str or bytes at most this long is kept whole without reading the render limit (a
+# longer one is cut to MAX_REPR_LENGTH): what a record keeps of a text is at most
+# max(_KEEP_WHOLE, MAX_REPR_LENGTH) long, and the common short text costs no lookup.
+_KEEP_WHOLE = 256
 
 _CREDENTIAL_PREFIXES = ("bearer ", "basic ", "token ", "jwt ")
 _BYTES_CREDENTIAL_PREFIXES = tuple(prefix.encode() for prefix in _CREDENTIAL_PREFIXES)
@@ -191,9 +194,12 @@ def looks_like_credential(value: Any) -> bool:
 
 
 def _snapshot_text(value: str | bytes, limit: int | None) -> Any:
-    """A ``str`` or ``bytes`` (exact types): redacted, cut to ``limit``, or itself."""
+    """A ``str`` or ``bytes`` (exact types): redacted, cut to ``limit``, or itself
+    (as :func:`snapshot_kwargs` does inline)."""
     if looks_like_credential(value):
         return REDACTED_VALUE
+    if len(value) <= _KEEP_WHOLE:
+        return value
     if limit is None:
         limit = _snapshot_limit()
     if len(value) > limit:
@@ -219,30 +225,41 @@ def _snapshot_container(
     size = len(value)
     if size > MAX_WALKED_ITEMS:
         return _rendered_now(value, pattern, limit) if repr_objects else SizedRef(type(value).__name__, size)
-    items = None
-    for position, item in enumerate(value):
+    # Fast scan: the usual container (short names, numbers) is kept as it is.
+    for item in value:
         item_type = type(item)
         if item_type is str:
-            if not (item[:1] in _CREDENTIAL_FIRST or len(item) > _KEEP_WHOLE):
-                continue
-        elif item_type is bytes:
-            if not (item[:1] in _BYTES_CREDENTIAL_FIRST or len(item) > _KEEP_WHOLE):
-                continue
+            if item[:1] in _CREDENTIAL_FIRST or len(item) > _KEEP_WHOLE:
+                break
         elif item_type in _SCALAR_TYPES:
             continue
+        elif item_type is bytes:
+            if item[:1] in _BYTES_CREDENTIAL_FIRST or len(item) > _KEEP_WHOLE:
+                break
         else:
             return _rendered_now(value, pattern, limit) if repr_objects else TypeRef(type(value).__name__)
-        kept = _snapshot_text(item, limit)
-        if kept is not item:
-            if items is None:
-                items = list(value)
-            items[position] = kept
-    if size == 2 and type(value) is tuple and _names_secret(value[0], pattern):
-        if items is None:
-            items = list(value)
-        items[1] = REDACTED_VALUE
-    if items is None:
+    else:
+        if size == 2 and type(value) is tuple and _names_secret(value[0], pattern):
+            return (value[0], REDACTED_VALUE)
         return value
+    return _rebuilt_container(value, pattern, limit, repr_objects)
+
+
+def _rebuilt_container(
+    value: Any, pattern: re.Pattern[str] | None, limit: int | None, repr_objects: bool
+) -> Any:
+    """A small tuple or frozenset with a text to cut or redact: a copy with it replaced."""
+    items = []
+    for item in value:
+        item_type = type(item)
+        if item_type is str or item_type is bytes:
+            items.append(_snapshot_text(item, limit))
+        elif item_type in _SCALAR_TYPES:
+            items.append(item)
+        else:
+            return _rendered_now(value, pattern, limit) if repr_objects else TypeRef(type(value).__name__)
+    if len(items) == 2 and type(value) is tuple and _names_secret(value[0], pattern):
+        items[1] = REDACTED_VALUE
     return tuple(items) if type(value) is tuple else frozenset(items)
 
 
@@ -290,6 +307,9 @@ def _snapshot_for_type(value_type: type, repr_objects: bool) -> Any:
     if issubclass(value_type, Model):
         label = sender_name(value_type)
         attnames = _pk_attnames(value_type)
+        if len(attnames) == 1:
+            attname = attnames[0]
+            return lambda instance, pattern, limit: (MODEL_MARK, label, instance.__dict__.get(attname))
         return lambda instance, pattern, limit: (MODEL_MARK, label, _pk_of(instance, attnames))
     if issubclass(value_type, QuerySet):
         return lambda queryset, pattern, limit: QuerySetRef(sender_name(queryset.model))
@@ -391,13 +411,21 @@ def snapshot_kwargs(
     for index, value in enumerate(values):
         if plan and plan[index]:
             values[index] = REDACTED_VALUE
-            continue
-        value_type = type(value)
-        if value_type is str:
-            if value[:1] in _CREDENTIAL_FIRST or len(value) > _KEEP_WHOLE:
-                values[index] = _snapshot_text(value, limit)
-        elif value_type not in _SCALAR_TYPES:
-            snapshotter = snapshotters.get(value_type) or _snapshotter(value_type, repr_objects)
+        elif type(value) in _SCALAR_TYPES:
+            pass
+        elif type(value) is str:
+            # Inline: the common string costs a one-character test and a length test.
+            if value[:1] in _CREDENTIAL_FIRST and value[:_PREFIX_LENGTH].lower().startswith(
+                _CREDENTIAL_PREFIXES
+            ):
+                values[index] = REDACTED_VALUE
+            elif len(value) > _KEEP_WHOLE:
+                if limit is None:
+                    limit = _snapshot_limit()
+                if len(value) > limit:
+                    values[index] = Cut(value[:limit])
+        else:
+            snapshotter = snapshotters.get(type(value)) or _snapshotter(type(value), repr_objects)
             values[index] = snapshotter(value, pattern, limit)
     return names, values
 
@@ -507,6 +535,8 @@ def _render(value: Any, depth: int, budget: int, pattern: re.Pattern[str] | None
     if value_type is str or value_type is bytes:
         return REDACTED if looks_like_credential(value) else _text_repr(value, budget)
     if value_type in _SCALAR_TYPES:
+        if value_type is int and value.bit_length() > _MAX_INT_BITS:
+            return f"<int of {value.bit_length()} bits>"  # its repr is slow, or refused (ValueError)
         return _leaf_repr(value, budget)
     marker = _MARKERS.get(value_type)
     if marker is not None:
