@@ -47,6 +47,9 @@ DEFAULTS: dict[str, Any] = {
     ],
     # Dispatches kept per trace; later ones are only counted in ``trace.dropped``.
     "MAX_DISPATCHES": 10_000,
+    # Estimated bytes a trace may hold (its records and their kept kwargs); dispatches
+    # past it are only counted in ``trace.dropped``.
+    "MAX_TRACE_BYTES": 64 * 1024 * 1024,
     # Extra regular expression for kwarg names whose values are redacted, on top of
     # SENSITIVE_NAME_PATTERN (case-insensitive).
     "SENSITIVE_KWARGS": None,
@@ -175,6 +178,7 @@ RULES: dict[str, Rule] = {
     "ENABLED": Rule(_bool_or_none, "signaltrace.E003", "None follows DEBUG."),
     "IGNORE_SIGNALS": Rule(_paths, "signaltrace.E004", _PATHS_HINT),
     "MAX_DISPATCHES": Rule(_positive_int, "signaltrace.E006", "Dispatches kept per trace."),
+    "MAX_TRACE_BYTES": Rule(_positive_int, "signaltrace.E006", "Estimated bytes a trace may hold."),
     "SENSITIVE_KWARGS": Rule(
         _sensitive_kwargs,
         "signaltrace.E005",

@@ -42,6 +42,7 @@ BAD_VALUES: dict[str, list[Any]] = {
     "ENABLED": ["False", 1, 0, "yes"],
     "IGNORE_SIGNALS": ["django.db.models.signals.pre_init", [3], None],
     "MAX_DISPATCHES": ["lots", 0, -1, True, 2.5],
+    "MAX_TRACE_BYTES": ["a lot", 0, -5, False, 1.5],
     "SENSITIVE_KWARGS": [3, "(unclosed", ["iban"]],
     "MAX_REPR_LENGTH": ["200", 0, False],
     "REPR_OBJECTS": ["False", 1, None],

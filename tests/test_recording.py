@@ -478,3 +478,14 @@ async def test_record_exited_in_another_task_raises_nothing():
     finally:
         item_viewed.disconnect(on_paid)
     assert len(trace) == 0
+
+
+def test_a_trace_is_bounded_in_bytes_and_counts_what_it_dropped():
+    signal = Signal()
+    signal.connect(on_shipped, weak=False)
+    with override_settings(SIGNALTRACE={"MAX_TRACE_BYTES": 6_000}), signaltrace.record() as trace:
+        for _ in range(100):
+            signal.send(sender=None, body="x" * 10_000, note="n")
+    kept = len(trace.dispatches)
+    assert 0 < kept < 20 and kept + trace.dropped == 100
+    assert all(len(dispatch.kwargs["body"]) <= 200 for dispatch in trace.dispatches)

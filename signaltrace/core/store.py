@@ -85,6 +85,7 @@ class Recorder:
     """
 
     __slots__ = (
+        "bytes_left",
         "dropped",
         "end_ns",
         "ignored",
@@ -101,6 +102,8 @@ class Recorder:
         self.dropped = 0
         self.loops: list[Loop] = []
         self.max_dispatches: int = setting("MAX_DISPATCHES")
+        #: What ``MAX_TRACE_BYTES`` still allows, by :func:`_estimated_bytes` per dispatch.
+        self.bytes_left: int = setting("MAX_TRACE_BYTES")
         self.ignored = ignored_ids()
         self.sensitive = sensitive_pattern()
         self.repr_objects = bool(setting("REPR_OBJECTS"))
@@ -110,7 +113,7 @@ class Recorder:
     def close(self) -> None:
         """End the block: nothing more is kept, even where the block's context lives on."""
         self.end_ns = perf_counter_ns()
-        self.max_dispatches = -1  # begin_dispatch then takes its slow path, which skips closed recorders
+        self.bytes_left = -1  # begin_dispatch then takes its slow path, which skips closed recorders
 
     def build_dispatches(self) -> list[Dispatch]:
         """The public objects for every record kept so far, linked to each other."""
@@ -387,6 +390,13 @@ def is_recording() -> bool:
     return recorders is not None and any(recorder.end_ns is None for recorder in recorders)
 
 
+# What one kept dispatch is taken to hold, for MAX_TRACE_BYTES: its record, plus per
+# kwarg and per receiver call. An upper estimate for common dispatches: kwarg texts are
+# cut at MAX_REPR_LENGTH and containers at a few dozen items when recorded
+# (signaltrace.core.rendering), so no kwarg holds an unbounded value.
+_RECORD_BYTES = 400
+_ITEM_BYTES = 150
+
 _NO_KWARGS: tuple[tuple[str, ...], list[Any]] = ((), [])
 # Kwargs not snapshotted: nothing records the dispatch and no observer needs them.
 _UNRECORDED_KWARGS: tuple[tuple[str, ...], list[Any]] = ((), [])
@@ -429,16 +439,23 @@ def begin_dispatch(
             innermost = recorders[-1]
             if id(signal) in innermost.ignored:
                 return None
-            if len(recorders) == 1 and len(innermost.records) < innermost.max_dispatches:
+            size = _RECORD_BYTES + _ITEM_BYTES * (len(named) + receiver_count)
+            if (
+                len(recorders) == 1
+                and len(innermost.records) < innermost.max_dispatches
+                and innermost.bytes_left >= size
+            ):
                 keeping = recorders  # the common case, without building a list
+                innermost.bytes_left -= size
             else:
                 keeping = []
                 for recorder in recorders:
                     if recorder.end_ns is not None:
                         _forget_closed(recorders)  # closed from another context (see record())
                         continue
-                    if len(recorder.records) < recorder.max_dispatches:
+                    if len(recorder.records) < recorder.max_dispatches and recorder.bytes_left >= size:
                         keeping.append(recorder)
+                        recorder.bytes_left -= size
                     else:
                         recorder.dropped += 1
                 if not keeping and observer_set is None:
