@@ -98,7 +98,13 @@ def _no_receivers(signal: Signal, sender: Any, named: dict[str, Any], method: st
 
 
 def _enter(
-    signal: Signal, sender: Any, named: dict[str, Any], method: str, receiver_count: int, own_cell: bool
+    signal: Signal,
+    sender: Any,
+    named: dict[str, Any],
+    method: str,
+    receiver_count: int,
+    recorders: tuple[Any, ...] | None,
+    own_cell: bool,
 ) -> Frame:
     """Set-up shared by every dispatch path: the frame, the loop guard and the record.
 
@@ -106,7 +112,8 @@ def _enter(
     frame is held across ``await`` (``asend``), so it gets a cell of its own set
     with ``ContextVar.set`` rather than the shared one (see
     :mod:`signaltrace.core.frames`). Raises :class:`SignalLoopError` when the loop
-    guard stops the dispatch, with nothing left to undo.
+    guard stops the dispatch, with nothing left to undo. ``recorders``: the
+    caller's read of ``active_recorders``.
     """
     cell = frame_cell.get()
     if own_cell:
@@ -120,7 +127,6 @@ def _enter(
         token = None
         parent = cell[CELL_FRAME]
     frame = [signal, sender, named, parent, None, None, None, cell, token]
-    recorders = active_recorders.get()
     if parent is not None:
         try:
             check_for_loop(frame, recorders, named, method, receiver_count)
@@ -195,19 +201,21 @@ def _send(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
         sync_receivers, async_receivers = self._live_receivers(sender)
     else:
         sync_receivers, async_receivers = self._live_receivers(sender), ()
+    recorders = active_recorders.get()
     cell = frame_cell.get()
     if (
-        cell is not None
+        recorders is None
+        and store.observed is None
+        and cell is not None
         and cell[CELL_FRAME] is None
         and cell[CELL_THREAD] == get_ident()
-        and active_recorders.get() is None
-        and store.observed is None
     ):
         # _enter()'s top-level idle case, inlined: the common dispatch of an app not recording.
         frame = [self, sender, named, None, None, None, None, cell, None]
         cell[CELL_FRAME] = frame
     else:
-        frame = _enter(self, sender, named, "send", len(sync_receivers) + len(async_receivers), False)
+        count = len(sync_receivers) + len(async_receivers)
+        frame = _enter(self, sender, named, "send", count, recorders, False)
     dispatch = frame[F_RECORD]
     try:
         responses = []
@@ -232,9 +240,12 @@ def _send(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
             )
         return responses
     finally:
+        # _leave(), with its common cases inlined.
         frame[F_CELL][CELL_FRAME] = frame[F_PARENT]
-        if dispatch is not None or frame[F_TOKEN] is not None:
+        if frame[F_TOKEN] is not None:
             _leave(frame)
+        elif dispatch is not None:
+            end_dispatch(dispatch)
 
 
 def _send_robust(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
@@ -246,19 +257,21 @@ def _send_robust(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any
         sync_receivers, async_receivers = self._live_receivers(sender)
     else:
         sync_receivers, async_receivers = self._live_receivers(sender), ()
+    recorders = active_recorders.get()
     cell = frame_cell.get()
     if (
-        cell is not None
+        recorders is None
+        and store.observed is None
+        and cell is not None
         and cell[CELL_FRAME] is None
         and cell[CELL_THREAD] == get_ident()
-        and active_recorders.get() is None
-        and store.observed is None
     ):
         # _enter()'s top-level idle case, inlined: the common dispatch of an app not recording.
         frame = [self, sender, named, None, None, None, None, cell, None]
         cell[CELL_FRAME] = frame
     else:
-        frame = _enter(self, sender, named, "send_robust", len(sync_receivers) + len(async_receivers), False)
+        count = len(sync_receivers) + len(async_receivers)
+        frame = _enter(self, sender, named, "send_robust", count, recorders, False)
     dispatch = frame[F_RECORD]
     try:
         responses = []
@@ -283,9 +296,12 @@ def _send_robust(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any
             )
         return responses
     finally:
+        # _leave(), with its common cases inlined.
         frame[F_CELL][CELL_FRAME] = frame[F_PARENT]
-        if dispatch is not None or frame[F_TOKEN] is not None:
+        if frame[F_TOKEN] is not None:
             _leave(frame)
+        elif dispatch is not None:
+            end_dispatch(dispatch)
 
 
 if not _LIVE_IS_PAIR and sys.version_info < (3, 12):
@@ -413,7 +429,8 @@ async def _asend_common(
         _no_receivers(self, sender, named, method)
         return []
     sync_receivers, async_receivers = self._live_receivers(sender)
-    frame = _enter(self, sender, named, method, len(sync_receivers) + len(async_receivers), True)
+    count = len(sync_receivers) + len(async_receivers)
+    frame = _enter(self, sender, named, method, count, active_recorders.get(), True)
     try:
         if sync_receivers:
             sync_group = sync_to_async(_call_sync_receivers)(
@@ -468,7 +485,9 @@ def _fallback_method(name: str, django_method: Any) -> Any:
     if name.startswith("a"):
 
         async def async_method(self: Signal, sender: Any, **named: Any) -> Any:
-            frame = _enter(self, sender, named, name, 1 if self.receivers else 0, True)
+            frame = _enter(
+                self, sender, named, name, 1 if self.receivers else 0, active_recorders.get(), True
+            )
             try:
                 responses = await django_method(self, sender, **named)
                 _record_from_responses(frame, responses, robust)
@@ -479,7 +498,7 @@ def _fallback_method(name: str, django_method: Any) -> Any:
         return async_method
 
     def method(self: Signal, sender: Any, **named: Any) -> Any:
-        frame = _enter(self, sender, named, name, 1 if self.receivers else 0, False)
+        frame = _enter(self, sender, named, name, 1 if self.receivers else 0, active_recorders.get(), False)
         try:
             responses = django_method(self, sender, **named)
             _record_from_responses(frame, responses, robust)

@@ -39,9 +39,11 @@ from typing import TYPE_CHECKING, Any
 
 from django.db.models.base import ModelBase
 
+from signaltrace.conf import REDACTED
 from signaltrace.core import store
 from signaltrace.core.frames import F_NAMED, F_PARENT, F_RECEIVER, F_SENDER, F_SIGNAL, instance_of
 from signaltrace.core.naming import dotted_path, receiver_info, sender_name, short_path, signal_name
+from signaltrace.core.rendering import pk_is_secret
 from signaltrace.errors import SignalLoopError
 from signaltrace.safety import report_internal_error
 
@@ -196,7 +198,9 @@ def _instance_label(instance: Any) -> str | None:
         return f"<{dotted_path(type(instance))} object>"  # never its repr: it may run SQL
     pk = _pk(instance)
     label = sender_name(type(instance))
-    return f"{label} #{pk}" if pk is not None else f"{label} (unsaved)"
+    if pk is None:
+        return f"{label} (unsaved)"
+    return f"{label} #{REDACTED}" if pk_is_secret(type(instance)) else f"{label} #{pk}"
 
 
 def _step(frame: list[Any], with_receiver: bool) -> LoopStep:

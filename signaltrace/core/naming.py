@@ -15,9 +15,9 @@ import sys
 import threading
 import types
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from functools import lru_cache
-from types import ModuleType
+from types import MappingProxyType, ModuleType
 from typing import Any
 
 from django.dispatch import Signal
@@ -200,6 +200,11 @@ ReceiverInfo = tuple[str, str, int]
 # its id can be reused, so an id found here is always the function it was made
 # for. (Functions that cannot be weakly referenced are not cached.)
 _receiver_infos: dict[int, tuple[weakref.ref[Any], ReceiverInfo]] = {}
+
+#: Read-only view of that cache for the recording hot path: ``.get(id(function))``
+#: gives ``(weak reference, info)`` or None (then call :func:`cached_receiver_info`
+#: or :func:`receiver_info`). Never written outside this module.
+receiver_infos: Mapping[int, tuple[weakref.ref[Any], ReceiverInfo]] = MappingProxyType(_receiver_infos)
 
 
 def _attribute(obj: Any, name: str) -> Any:

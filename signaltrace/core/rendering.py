@@ -284,6 +284,15 @@ def _pk_attnames(model: type) -> tuple[str, ...]:
     return (meta.pk.attname,)
 
 
+def pk_is_secret(model: type) -> bool:
+    """Whether a model's primary key is itself a secret (``Session.session_key``, an API
+    token's ``key``): its name matches the sensitive names. Such a pk is shown redacted."""
+    try:
+        return any(is_sensitive(name, sensitive_pattern()) for name in _pk_attnames(model))
+    except Exception:  # noqa: BLE001 - a broken model: err on the side of hiding
+        return True
+
+
 def _pk_of(instance: Any, attnames: tuple[str, ...]) -> Any:
     """The pk of a model instance, from its ``__dict__`` (never ``.pk`` through a proxy)."""
     state = instance.__dict__
@@ -307,6 +316,9 @@ def _snapshot_for_type(value_type: type, repr_objects: bool) -> Any:
     if issubclass(value_type, Model):
         label = sender_name(value_type)
         attnames = _pk_attnames(value_type)
+        if pk_is_secret(value_type):
+            secret = (MODEL_MARK, label, REDACTED_VALUE)
+            return lambda instance, pattern, limit: secret
         if len(attnames) == 1:
             attname = attnames[0]
             return lambda instance, pattern, limit: (MODEL_MARK, label, instance.__dict__.get(attname))
@@ -386,7 +398,9 @@ def _names_secret(name: Any, pattern: re.Pattern[str] | None) -> bool:
     return is_sensitive(name, sensitive_pattern() if pattern is None else pattern)
 
 
-KwargsSnapshot = tuple[tuple[str, ...], list[Any]]
+#: What :func:`snapshot_kwargs` keeps: ``(names, values)``, or the dispatch's own kwargs
+#: dict when every value may be kept as it is (see there).
+KwargsSnapshot = dict[str, Any] | tuple[tuple[str, ...], list[Any]]
 
 
 def snapshot_kwargs(
@@ -399,13 +413,30 @@ def snapshot_kwargs(
     through a snapshotter chosen once per type. ``limit``: the length long texts are
     cut to (default ``MAX_REPR_LENGTH``, read only when a long text is seen).
     """
+    # The common case builds nothing: every name already known not to be sensitive and
+    # every value a scalar or a short text that cannot be a credential. The dict is then
+    # kept itself: it is the one Python made for this call's **named, which nothing else
+    # holds or changes (receivers get copies), and its values are immutable.
+    for name in named:
+        if _sensitive_names.get(name) is not False:
+            break
+        value = named[name]
+        value_type = type(value)
+        if value_type in _SCALAR_TYPES:
+            continue
+        if value_type is not str or len(value) > _KEEP_WHOLE or value[:1] in _CREDENTIAL_FIRST:
+            break
+    else:
+        return named
     names = tuple(named)
     plan = _redaction_plans.get(names)
     if plan is None:
         if len(_redaction_plans) >= _MAX_PLANS:
             _redaction_plans.clear()
         flags = tuple(is_sensitive(name, pattern) for name in names)
-        plan = _redaction_plans[names] = flags if any(flags) else ()
+        plan = flags if any(flags) else ()
+        if all(len(name) <= MAX_NAME_LENGTH for name in names):
+            _redaction_plans[names] = plan  # huge names are data: not kept past the dispatch
     values = list(named.values())
     snapshotters = _snapshotters_repr if repr_objects else _snapshotters
     for index, value in enumerate(values):
@@ -432,9 +463,11 @@ def snapshot_kwargs(
 
 def render_kwargs(snapshot: KwargsSnapshot, limit: int | None = None) -> dict[str, str]:
     """Display strings of a snapshot made by :func:`snapshot_kwargs` (limit: ``MAX_REPR_LENGTH``)."""
-    names, values = snapshot
     if limit is None:
         limit = repr_limit()
+    if type(snapshot) is dict:
+        return {name: render_value(value, limit) for name, value in snapshot.items()}
+    names, values = snapshot
     return {name: render_value(value, limit) for name, value in zip(names, values, strict=True)}
 
 
@@ -560,6 +593,8 @@ def _object_text(
     if issubclass(value_type, type):
         return sender_name(value)
     if issubclass(value_type, Model):
+        if pk_is_secret(value_type):
+            return f"<{sender_name(value_type)} pk={REDACTED}>"
         pk = _pk_of(value, _pk_attnames(value_type))
         return f"<{sender_name(value_type)} pk={_render(pk, depth + 1, budget, pattern)}>"
     if issubclass(value_type, QuerySet):

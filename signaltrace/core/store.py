@@ -31,6 +31,7 @@ from signaltrace.core.naming import (
     dispatch_uids,
     dotted_path,
     receiver_info,
+    receiver_infos,
     sender_name,
     signal_name,
 )
@@ -526,7 +527,12 @@ def end_dispatch(dispatch: Record) -> None:
 
 def begin_call(dispatch: Record, receiver: Any, is_async: bool) -> Record:
     """Start the record of one receiver call inside ``dispatch``."""
-    function_id, info = cached_receiver_info(receiver)
+    function_id = id(receiver)  # a function; a bound method is found by its __func__ below
+    cached = receiver_infos.get(function_id)
+    if cached is not None:
+        info = cached[1]
+    else:
+        function_id, info = cached_receiver_info(receiver)
     if info is None:
         try:
             info = receiver_info(receiver)
