@@ -297,15 +297,16 @@ def deep_error(levels: int) -> ValueError:
 
 @pytest.fixture
 def format_calls(monkeypatch) -> list[Any]:
-    """Counts calls to ``traceback.format_exception``; only the first one does the work."""
+    """Counts how often a traceback's frames are read (``traceback.extract_tb``, once per
+    formatting of a one-exception chain); only the first reading returns them."""
     calls: list[Any] = []
-    real = traceback.format_exception
+    real = traceback.extract_tb
 
-    def counting(*args: Any, **kwargs: Any) -> list[str]:
+    def counting(*args: Any, **kwargs: Any) -> Any:
         calls.append(args)
-        return real(*args, **kwargs) if len(calls) == 1 else ["formatted again\n"]
+        return real(*args, **kwargs) if len(calls) == 1 else traceback.StackSummary()
 
-    monkeypatch.setattr(traceback, "format_exception", counting)
+    monkeypatch.setattr(traceback, "extract_tb", counting)
     return calls
 
 
@@ -390,3 +391,33 @@ def test_formatting_calls_no_eq_or_hash_and_keeps_no_frames_alive():
     del error
     gc.collect()
     assert holder[0]() is None
+
+
+class QueryingItem(Item):
+    """An Item whose ``repr`` runs a query, as a model's ``__str__`` often does."""
+
+    class Meta:
+        proxy = True
+        app_label = "testapp"
+
+    def __repr__(self) -> str:
+        return f"<QueryingItem of {Item.objects.count()}>"
+
+
+def reject_with_the_item(sender: Any, item: Any, **kwargs: Any) -> None:
+    raise ValueError("rejected", item, "Authorization: Bearer sk_live_0123456789")
+
+
+def test_an_exception_holding_a_model_is_read_without_sql_and_redacted():
+    """``str(ValueError("rejected", item))`` is the ``repr`` of the item: reading the trace
+    (messages, tracebacks, ``to_dict()``) must not run it, and the quoted header is redacted."""
+    signal = Signal()
+    signal.connect(reject_with_the_item, weak=False)
+    item = QueryingItem(pk=42, name="x")
+    with signaltrace.record() as trace:
+        signal.send_robust(sender=None, item=item)
+    with CaptureQueriesContext(connection) as reading:
+        data = json.dumps(trace.to_dict())
+    assert len(reading) == 0
+    assert "sk_live_0123456789" not in data and "Bearer ********************" in data
+    assert "ValueError: ('rejected', <testapp.QueryingItem pk=42>" in data

@@ -178,6 +178,24 @@ def _snapshot_limit() -> int:
     return limit
 
 
+_CREDENTIAL_IN_TEXT = re.compile(r"(?i)\b(bearer|basic|token|jwt)(\s+)([A-Za-z0-9._~+/=:-]{8,})")
+
+
+def redact_credentials(text: str) -> str:
+    """``text`` with what follows ``Bearer``/``Basic``/``Token``/``JWT`` redacted (free text:
+    exception messages, which may quote a header)."""
+    if "earer" not in text and "asic" not in text and "oken" not in text and "wt" not in text.lower():
+        return text
+    return _CREDENTIAL_IN_TEXT.sub(_redact_match, text)
+
+
+def _redact_match(match: re.Match[str]) -> str:
+    secret = match[3]
+    if not any(char.isdigit() or char in "._-+/=" for char in secret):
+        return match[0]  # a word ("token expired"), not a credential
+    return f"{match[1]}{match[2]}{REDACTED}"
+
+
 def looks_like_credential(value: Any) -> bool:
     """Whether a ``str`` or ``bytes`` looks like a secret whatever its key
     (``Bearer …``, ``Basic …``, ``Token …``, ``JWT …``, case-insensitively)."""

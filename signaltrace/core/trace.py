@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from time import perf_counter_ns
 from typing import TYPE_CHECKING, Any
 
-from signaltrace.core.rendering import safe_repr, truncate
+from signaltrace.core.rendering import redact_credentials, safe_repr, truncate
 
 if TYPE_CHECKING:
     from django.dispatch import Signal
@@ -136,26 +136,83 @@ def _frame_count(tb: Any) -> int:
 
 
 def _format_traceback(exception: BaseException, limit: int) -> str:
-    """The last :data:`MAX_TRACEBACK_FRAMES` frames of each traceback, cut to ``limit``."""
-    head = 0
+    """The last :data:`MAX_TRACEBACK_FRAMES` frames of each traceback, cut to ``limit``.
+
+    Formatted here rather than by :func:`traceback.format_exception`, which calls
+    ``str()`` on each exception: the default ``str()`` of ``ValueError("bad", item)``
+    is the ``repr`` of a model, which may run SQL. Messages come from
+    :func:`exception_message` instead.
+    """
     try:
-        tb = exception.__traceback__
-        lines = traceback.format_exception(type(exception), exception, tb, limit=-MAX_TRACEBACK_FRAMES)
+        lines, head = _format_chain(exception, set())
+        text = redact_credentials("".join(lines))  # source lines may quote a token too
+    except Exception:  # noqa: BLE001
+        text, head = safe_repr(exception), 0
+    return _keep_end(text, limit, head)
+
+
+_CAUSE = "\nThe above exception was the direct cause of the following exception:\n\n"
+_CONTEXT = "\nDuring handling of the above exception, another exception occurred:\n\n"
+
+
+def _format_chain(exception: BaseException, seen: set[int]) -> tuple[list[str], int]:
+    """Lines for ``exception`` after its causes, as Python prints them; and how many
+    leading characters must survive cutting (up to the "frames not shown" line)."""
+    seen.add(id(exception))
+    lines: list[str] = []
+    cause, context = exception.__cause__, exception.__context__
+    if cause is not None and id(cause) not in seen and len(seen) < 10:
+        lines += _format_chain(cause, seen)[0] + [_CAUSE]
+    elif (
+        context is not None
+        and not exception.__suppress_context__
+        and id(context) not in seen
+        and len(seen) < 10
+    ):
+        lines += _format_chain(context, seen)[0] + [_CONTEXT]
+    head = 0
+    tb = exception.__traceback__
+    if tb is not None:
+        lines.append(_TRACEBACK_HEADER)
         left_out = _frame_count(tb) - MAX_TRACEBACK_FRAMES
         if left_out > 0:
-            # After the header of this exception's traceback: the last one (causes come first).
-            headers = [number for number, line in enumerate(lines) if line == _TRACEBACK_HEADER]
-            at = headers[-1] + 1 if headers else 0
-            lines.insert(
-                at,
+            lines.append(
                 f"  ... {left_out} earlier frames not shown "
-                f"(only the last {MAX_TRACEBACK_FRAMES} are formatted) ...\n",
+                f"(only the last {MAX_TRACEBACK_FRAMES} are formatted) ...\n"
             )
-            head = len("".join(lines[: at + 1]))
-        text = "".join(lines)
+            head = len("".join(lines))
+        lines += traceback.format_list(traceback.extract_tb(tb, limit=-MAX_TRACEBACK_FRAMES))
+    message = exception_message(exception)
+    name = exception_type_name(exception).removeprefix("builtins.")
+    lines.append(f"{name}: {message}\n" if message else f"{name}\n")
+    return lines, head
+
+
+def exception_message(exception: BaseException, limit: int = 500) -> str:
+    """What ``str(exception)`` says, without the code ``str()`` may run, and redacted.
+
+    Built-in messages made from ``args`` (``ValueError("bad", item)``, ``KeyError(item)``)
+    are rendered by :func:`safe_repr`, never by a model's ``repr``; an exception class
+    with a ``__str__`` of its own is asked for it (guarded). Credentials in the text
+    (``Bearer ...``) are redacted.
+    """
+    try:
+        kind = type(exception)
+        if kind.__str__ in (BaseException.__str__, KeyError.__str__):
+            args = exception.args
+            if not args:
+                text = ""
+            elif len(args) == 1:
+                text = args[0] if type(args[0]) is str and kind.__str__ is not KeyError.__str__ else None
+                if text is None:
+                    text = safe_repr(args[0], limit)
+            else:
+                text = safe_repr(args, limit)
+        else:
+            text = str(exception)
     except Exception:  # noqa: BLE001
-        text = safe_repr(exception)
-    return _keep_end(text, limit, head)
+        text = safe_repr(exception, limit)
+    return redact_credentials(truncate(text, limit))
 
 
 def _keep_end(text: str, limit: int, head: int = 0) -> str:
@@ -244,11 +301,9 @@ def _exception_dict(call: ReceiverCall) -> dict[str, Any] | None:
 
 
 def str_or_repr(exception: BaseException) -> str:
-    """``str(exception)``, never raising, truncated."""
-    try:
-        return truncate(str(exception), 500)
-    except Exception:  # noqa: BLE001
-        return safe_repr(exception, 500)
+    """The exception's message, never raising, never running SQL, truncated and redacted
+    (:func:`exception_message`)."""
+    return exception_message(exception)
 
 
 def _uid_text(dispatch_uid: Any) -> str | None:
