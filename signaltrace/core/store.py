@@ -284,6 +284,8 @@ class LiveDispatch:
         call = self._record[D_PARENT_CALL]
         if call is None:
             return None
+        if call[C_DISPATCH][D_OBSERVERS] is not self._record[D_OBSERVERS]:
+            return LiveCall(call, self._index)  # observers changed in between: no state of this one
         return _call_view(call, self._index)
 
 
