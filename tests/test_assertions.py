@@ -376,3 +376,41 @@ def test_verbose_output_shows_kwargs_locations_and_timings(receivers: None) -> N
     assert f"test_assertions.py:{create_ping.__code__.co_firstlineno} took " in lines[6]
     assert lines[6].endswith(" ms")
     assert not lines[-1].startswith("(pass verbose=True")
+
+
+# ------------------------------------------------------------------ the bulk write hint
+
+BULK_HINT = "Hint: QuerySet.update(), bulk_create() and bulk_update() write rows without sending"
+
+
+def test_bulk_hint_for_a_save_signal_sent_too_few_times() -> None:
+    def block() -> None:
+        with assert_signal_sent(post_save, sender=Item, times=2):
+            Item.objects.create(name="one")
+
+    message = failure_of(block)
+    expected = "Expected post_save(sender=testapp.Item) to be sent 2 times, but it was sent once."
+    assert message.startswith(expected)
+    assert BULK_HINT in message
+
+
+def test_no_bulk_hint_for_a_custom_signal_sent_too_few_times() -> None:
+    def block() -> None:
+        with assert_signal_sent(order_paid, times=2):
+            order_paid.send(sender=Item)
+
+    message = failure_of(block)
+    assert "to be sent 2 times, but it was sent once." in message
+    assert "Hint" not in message
+
+
+@pytest.mark.parametrize("signal", [post_save, "pre_save"])
+def test_no_bulk_hint_for_a_save_signal_sent_too_many_times(signal: Any) -> None:
+    def block() -> None:
+        with assert_signal_sent(signal, sender=Item, times=1):
+            Item.objects.create(name="one")
+            Item.objects.create(name="two")
+
+    message = failure_of(block)
+    assert "to be sent once, but it was sent 2 times." in message
+    assert "Hint" not in message

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
+import sysconfig
 from collections.abc import Iterator
 from io import StringIO
 from pathlib import Path
@@ -94,6 +97,7 @@ def test_json_lists_connections(receivers: None) -> None:
         "dispatch_uid": "graph.item_saved",
         "is_async": False,
         "weak": True,
+        "count": 1,
     }
     assert data["cycles"] == []
 
@@ -155,3 +159,91 @@ def test_bad_trace_file_is_a_command_error(tmp_path: Path) -> None:
         graph("--from-trace", str(path))
     with pytest.raises(CommandError, match="Cannot read the trace"):
         graph("--from-trace", str(tmp_path / "missing.json"))
+
+
+# ------------------------------------------------------------------ issue 15 nits
+
+
+class Storage:
+    """Connects a bound method per instance, as Django's storages do for setting_changed."""
+
+    def __init__(self) -> None:
+        item_viewed.connect(self.clear_cache)
+
+    def clear_cache(self, sender: Any, **kwargs: Any) -> None:
+        return None
+
+
+def test_identical_rows_are_shown_once_with_a_count() -> None:
+    storages = [Storage(), Storage(), Storage()]
+    try:
+        text = graph("--signal", "tests.testapp.signals.item_viewed")
+        row = (
+            f"    tests.test_graph_command.Storage.clear_cache  {where(Storage.clear_cache)}  connected x3\n"
+        )
+        assert row in text
+        assert text.count("Storage.clear_cache") == 1
+        assert text.startswith("Signal map: 1 receivers on 1 signals")
+        data = json.loads(graph("--format", "json", "--signal", "tests.testapp.signals.item_viewed"))
+        assert [c["count"] for c in data["connections"]] == [3]
+        assert '-->|"connected x3"|' in graph("--format", "mermaid", "--signal", "*.item_viewed")
+        assert '[style=solid, label="connected x3"];' in graph("--format", "dot", "--signal", "*.item_viewed")
+    finally:
+        for storage in storages:
+            item_viewed.disconnect(storage.clear_cache)
+
+
+def test_an_unknown_signal_pattern_is_a_command_error(receivers: None) -> None:
+    with pytest.raises(CommandError, match=r"No signal matches --signal 'post_sav', 'nope\*'"):
+        graph("--signal", "post_save", "--signal", "post_sav", "--signal", "nope*")
+    # A known signal with no receivers matched is no error: the map is empty, and says so.
+    assert graph("--signal", "pre_delete").startswith("Signal map: 0 receivers on 0 signals")
+
+
+def test_a_signal_pattern_may_match_a_signal_only_the_trace_has(loop_trace: Path) -> None:
+    trace = json.loads(loop_trace.read_text())
+    for dispatch in trace["dispatches"]:
+        dispatch["signal"] = "gone.signals.renamed"
+    loop_trace.write_text(json.dumps(trace))
+    text = graph("--from-trace", str(loop_trace), "--signal", "gone.*")
+    assert "  gone.signals.renamed(testapp.Ping) -> tests.test_loops.ping_saved  called x2" in text
+
+
+@pytest.fixture
+def outside_package(tmp_path: Path) -> Iterator[Any]:
+    """A package imported from a directory that is not on sys.path (as an editable install's is)."""
+    package = tmp_path / "src" / "graph_outside_pkg"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "receivers.py").write_text("def on_viewed(sender, **kwargs):\n    return None\n")
+    sys.path.insert(0, str(tmp_path / "src"))
+    try:
+        from graph_outside_pkg import receivers as module  # type: ignore[import-not-found]
+    finally:
+        sys.path.remove(str(tmp_path / "src"))
+    item_viewed.connect(module.on_viewed)
+    yield module
+    item_viewed.disconnect(module.on_viewed)
+    for name in ("graph_outside_pkg.receivers", "graph_outside_pkg"):
+        sys.modules.pop(name, None)
+
+
+def test_a_receiver_outside_sys_path_is_shown_relative_to_its_package(outside_package: Any) -> None:
+    assert os.path.isabs(where(outside_package.on_viewed))  # what short_path alone gives
+    text = graph("--signal", "*.item_viewed")
+    assert "    graph_outside_pkg.receivers.on_viewed  graph_outside_pkg/receivers.py:1\n" in text
+    assert "/graph_outside_pkg/" not in text
+
+
+def test_files_in_site_packages_or_the_stdlib_are_shortened_off_sys_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from signaltrace.graph.signal_map import display_path
+
+    monkeypatch.setattr(sys, "path", [])
+    for name in ("purelib", "stdlib"):
+        file = os.path.join(sysconfig.get_path(name), "graph_test_nowhere", "receivers.py")
+        assert display_path(file, "graph_test_nowhere.receivers.on_viewed") == os.path.join(
+            "graph_test_nowhere", "receivers.py"
+        )
+    assert display_path("/nowhere/graph_test/receivers.py") == "/nowhere/graph_test/receivers.py"

@@ -36,6 +36,8 @@ def render_text(signal_map: SignalMap, trace_name: str | None = None) -> str:
             lines.append(f"  {ANY_SENDER if conn.sender == ANY_SENDER else 'sender ' + conn.sender}")
             current_sender = conn.sender
         notes = [signal_map.locations.get(conn.receiver, "")]
+        if conn.count > 1:
+            notes.append(f"connected x{conn.count}")
         if conn.dispatch_uid is not None:
             notes.append(f"dispatch_uid={conn.dispatch_uid!r}")
         if conn.is_async:
@@ -91,8 +93,9 @@ def render_mermaid(signal_map: SignalMap, trace_name: str | None = None) -> str:
             f'  {node}{"([" if is_signal_node(key) else "["}"{text}"{"])" if is_signal_node(key) else "]"}'
         )
     observed = _observed_edges(signal_map)
-    for source, target in _unobserved_static_edges(signal_map, observed):
-        lines.append(f"  {ids[source]} --> {ids[target]}")
+    for (source, target), label in _unobserved_static_edges(signal_map, observed):
+        arrow = f'-->|"{_mermaid_text(label)}"|' if label else "-->"
+        lines.append(f"  {ids[source]} {arrow} {ids[target]}")
     for (source, target), label in sorted(observed.items()):
         lines.append(f'  {ids[source]} -.->|"{_mermaid_text(label)}"| {ids[target]}')
     return "\n".join(lines) + "\n"
@@ -100,10 +103,15 @@ def render_mermaid(signal_map: SignalMap, trace_name: str | None = None) -> str:
 
 def _unobserved_static_edges(
     signal_map: SignalMap, observed: dict[tuple[str, str], str]
-) -> list[tuple[str, str]]:
-    """Connected (signal, sender) -> receiver edges that the trace did not also observe, sorted."""
-    static = {(signal_key(c.signal, c.sender), receiver_key(c.receiver)) for c in signal_map.connections}
-    return sorted(static - set(observed))
+) -> list[tuple[tuple[str, str], str]]:
+    """Connected (signal, sender) -> receiver edges that the trace did not also observe, sorted,
+    each with its label: "connected x3" for a receiver connected several times, else ""."""
+    counts: dict[tuple[str, str], int] = {}
+    for conn in signal_map.connections:
+        edge = (signal_key(conn.signal, conn.sender), receiver_key(conn.receiver))
+        if edge not in observed:
+            counts[edge] = counts.get(edge, 0) + conn.count
+    return [(edge, f"connected x{count}" if count > 1 else "") for edge, count in sorted(counts.items())]
 
 
 def _dot_text(text: str) -> str:
@@ -120,8 +128,9 @@ def render_dot(signal_map: SignalMap, trace_name: str | None = None) -> str:
         shape = "ellipse" if is_signal_node(key) else "box"
         lines.append(f'  {node} [label="{label}", shape={shape}];')
     observed = _observed_edges(signal_map)
-    for source, target in _unobserved_static_edges(signal_map, observed):
-        lines.append(f"  {ids[source]} -> {ids[target]};")
+    for (source, target), label in _unobserved_static_edges(signal_map, observed):
+        attributes = f' [style=solid, label="{_dot_text(label)}"]' if label else ""
+        lines.append(f"  {ids[source]} -> {ids[target]}{attributes};")
     for (source, target), label in sorted(observed.items()):
         lines.append(f'  {ids[source]} -> {ids[target]} [style=dashed, label="{_dot_text(label)}"];')
     lines.append("}")

@@ -10,8 +10,11 @@ loop therefore shows up as a cycle. Rendered as text, Mermaid, Graphviz DOT or J
 from __future__ import annotations
 
 import json
+import os
+import sys
+import sysconfig
 import weakref
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fnmatch import fnmatchcase
 from inspect import iscoroutinefunction
 from typing import Any
@@ -35,6 +38,9 @@ class Connection:
     dispatch_uid: str | None
     is_async: bool
     weak: bool
+    # How many identical connections this row stands for: e.g. a bound method of several
+    # instances of one class, each connected by its own ``__init__``.
+    count: int = 1
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -46,6 +52,7 @@ class Connection:
             "dispatch_uid": self.dispatch_uid,
             "is_async": self.is_async,
             "weak": self.weak,
+            "count": self.count,
         }
 
 
@@ -59,6 +66,8 @@ class SignalMap:
     # (receiver, signal, sender) -> how many dispatches the receiver sent.
     observed_sends: dict[tuple[str, str, str], int] = field(default_factory=dict)
     locations: dict[str, str] = field(default_factory=dict)
+    # The ``--signal`` globs that matched no known signal (neither connected nor in the trace).
+    unmatched_signals: list[str] = field(default_factory=list)
 
     def edges(self) -> dict[str, set[str]]:
         """Adjacency between node keys: ``s:signal|sender`` and ``r:receiver``."""
@@ -248,8 +257,10 @@ def build_map(
     include: list[str] | None = None,
     exclude: list[str] | None = None,
 ) -> SignalMap:
-    """The static map, filtered by signal and receiver globs, plus a trace's observed edges."""
-    from signaltrace.core import short_path
+    """The static map, filtered by signal and receiver globs, plus a trace's observed edges.
+
+    Identical rows (a bound method of several instances, say) are merged into one with a
+    ``count``; ``unmatched_signals`` lists the ``signals`` globs that matched no signal."""
 
     def wanted_signal(name: str) -> bool:
         return not signals or any(fnmatchcase(name, pattern) for pattern in signals)
@@ -260,18 +271,75 @@ def build_map(
         return not (exclude and any(fnmatchcase(name, pattern) for pattern in exclude))
 
     result = SignalMap()
+    rows: dict[Connection, int] = {}  # identical rows merged, in the order Django calls them
     for conn in static_connections():
         if wanted_signal(conn.signal) and wanted_receiver(conn.receiver):
-            result.connections.append(conn)
-            result.locations[conn.receiver] = f"{short_path(conn.file)}:{conn.line}" if conn.file else ""
+            rows[conn] = rows.get(conn, 0) + 1
+            result.locations[conn.receiver] = (
+                f"{display_path(conn.file, conn.receiver)}:{conn.line}" if conn.file else ""
+            )
+    result.connections = [conn if count == 1 else replace(conn, count=count) for conn, count in rows.items()]
     if trace is not None:
         _add_trace(result, trace, wanted_signal, wanted_receiver)
+    if signals:
+        from signaltrace.core import signal_name
+
+        known = {signal_name(signal) for signal in discover_signals()}
+        known.update(dispatch["signal"] for dispatch in (trace or {}).get("dispatches", []))
+        result.unmatched_signals = [
+            pattern for pattern in signals if not any(fnmatchcase(name, pattern) for name in known)
+        ]
     return result
 
 
-def _add_trace(result: SignalMap, trace: dict[str, Any], wanted_signal: Any, wanted_receiver: Any) -> None:
+def display_path(file: str, receiver: str = "") -> str:
+    """A receiver's file as the map shows it: relative to its ``sys.path`` entry (what
+    :func:`signaltrace.core.short_path` gives, ``accounts/signals.py``), else relative to
+    the directory its top-level package was imported from (an editable install, whose
+    source directory is not on ``sys.path``), else to site-packages or the standard
+    library. The path as stored only when none of these holds it."""
     from signaltrace.core import short_path
 
+    shown = short_path(file)
+    if not os.path.isabs(shown):
+        return shown
+    root = _import_root(file, receiver)
+    if root is None:
+        roots = [root for root in _install_dirs() if _is_under(file, root)]
+        root = max(roots, key=len) if roots else None
+    return os.path.relpath(file, root) if root is not None else shown
+
+
+def _is_under(file: str, directory: str) -> bool:
+    return file.startswith(directory.rstrip(os.sep) + os.sep)
+
+
+def _import_root(file: str, receiver: str) -> str | None:
+    """The directory ``receiver``'s top-level module was imported from, if ``file`` is in it."""
+    module = sys.modules.get(receiver.split(".", 1)[0]) if receiver else None
+    if module is None:
+        return None
+    for directory in getattr(module, "__path__", None) or []:  # a package
+        if isinstance(directory, str) and _is_under(file, directory):
+            return os.path.dirname(directory.rstrip(os.sep))
+    module_file = getattr(module, "__file__", None)
+    if isinstance(module_file, str) and os.path.abspath(module_file) == os.path.abspath(file):
+        return os.path.dirname(module_file)
+    return None
+
+
+def _install_dirs() -> list[str]:
+    """site-packages and the standard library, whether or not they are on ``sys.path``."""
+    found = []
+    for name in ("purelib", "platlib", "stdlib", "platstdlib"):
+        try:
+            found.append(sysconfig.get_path(name))
+        except KeyError:
+            continue
+    return [directory for directory in found if directory]
+
+
+def _add_trace(result: SignalMap, trace: dict[str, Any], wanted_signal: Any, wanted_receiver: Any) -> None:
     dispatches = {d["id"]: d for d in trace.get("dispatches", [])}
     for dispatch in dispatches.values():
         signal, sender = dispatch["signal"], dispatch["sender"]
@@ -284,7 +352,8 @@ def _add_trace(result: SignalMap, trace: dict[str, Any], wanted_signal: Any, wan
             key = (signal, sender, receiver)
             result.observed_calls[key] = result.observed_calls.get(key, 0) + 1
             if call.get("file"):
-                result.locations.setdefault(receiver, f"{short_path(call['file'])}:{call.get('line')}")
+                location = f"{display_path(call['file'], receiver)}:{call.get('line')}"
+                result.locations.setdefault(receiver, location)
         parent = dispatch.get("parent")
         if parent is None or parent.get("dispatch") not in dispatches:
             continue

@@ -60,6 +60,13 @@ class Command(BaseCommand):
             except (OSError, ValueError) as exc:
                 raise CommandError(f"Cannot read the trace: {exc}") from exc
         signal_map = build_map(trace, options.get("signal"), options.get("include"), options.get("exclude"))
+        if signal_map.unmatched_signals:
+            patterns = ", ".join(repr(pattern) for pattern in signal_map.unmatched_signals)
+            raise CommandError(
+                f"No signal matches --signal {patterns}. Signals are named as the map prints them "
+                "(post_save, shop.signals.order_paid; globs like '*.order_paid' work): run "
+                "'signaltrace graph' without --signal to list them."
+            )
         output = render(signal_map, options["format"], options.get("from_trace"))
         if options.get("output"):
             with open(options["output"], "w", encoding="utf-8") as file:
