@@ -10,6 +10,7 @@ dispatch and the check and the run time cannot disagree.
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
@@ -147,7 +148,7 @@ def _sensitive_kwargs(value: Any) -> str | None:
         return f"must be a regular expression (a string) or None, not {_shown(value)}"
     # Exceptions: re.error, or a warning of re's turned into an error by -W error.
     try:
-        re.compile(value, re.IGNORECASE)  # alone first, so positions in the message are its own
+        _compile_strictly(value)  # alone first, so positions in the message are its own
     except Exception as exc:  # noqa: BLE001
         return f"is not a valid regular expression: {exc}"
     try:
@@ -257,7 +258,16 @@ def sensitive_names(extra: str | None) -> re.Pattern[str]:
         # In verbose mode a trailing comment would swallow the closing parenthesis.
         end = "\n)" if "x" in flags else ")"
         pattern = f"{pattern}|(?{flags}:{body}{end}"
-    return re.compile(pattern, re.IGNORECASE)
+    return _compile_strictly(pattern)
+
+
+def _compile_strictly(pattern: str) -> re.Pattern[str]:
+    """``re.compile(pattern, re.IGNORECASE)``, where what Python 3.10 only deprecates
+    (global flags not at the start) is an error, as it is from 3.11 on."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)
+        re.purge()  # a cached compile would skip the parse that warns
+        return re.compile(pattern, re.IGNORECASE)
 
 
 def user_settings() -> dict[str, Any]:
