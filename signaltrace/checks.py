@@ -15,11 +15,12 @@ from django.core.checks import CheckMessage, Error, Tags, register
 from django.core.checks import Warning as CheckWarning
 
 from signaltrace.conf import DEFAULTS, RULES, get_config, invalid, user_settings
-from signaltrace.core import connection_problems
+from signaltrace.core import connection_problems, discover_signals, signal_name
 
 # Keys holding dotted paths of signals (the keys of OTEL_SAMPLE_RATES), and the id
 # a path reports with when it does not import or is not a Signal. Such entries are
-# skipped at run time; the rest of the value is used.
+# skipped at run time; the rest of the value is used. The OTEL_* keys also take the
+# short names spans show for Django's signals (post_save), as signaltrace.otel does.
 _PATH_KEYS = {
     "IGNORE_SIGNALS": "signaltrace.E004",
     "OTEL_SIGNALS_ALLOW": "signaltrace.E021",
@@ -79,13 +80,35 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
     return errors
 
 
+def _short_signal_names() -> set[str]:
+    """The names spans show for Django's signals (``post_save``): the names without a dot."""
+    names = {signal_name(signal) for signal in discover_signals()}
+    return {name for name in names if "." not in name and " " not in name}
+
+
 def _check_signal_paths(key: str, paths: Any, check_id: str) -> list[CheckMessage]:
-    """Each of ``paths`` (validated strings) importable and a Signal."""
+    """Each of ``paths`` (validated strings) importable and a Signal; for the ``OTEL_*``
+    keys, a name without a dot must be one spans show for Django's signals (``post_save``)."""
     from django.dispatch import Signal
     from django.utils.module_loading import import_string
 
     errors: list[CheckMessage] = []
+    short_names: set[str] | None = None
     for path in paths:
+        if key.startswith("OTEL_") and "." not in path:
+            if short_names is None:
+                short_names = _short_signal_names()
+            if path not in short_names:
+                errors.append(
+                    Error(
+                        f"SIGNALTRACE[{key!r}] names {path!r}, which is not a dotted path "
+                        "nor the name of one of Django's signals.",
+                        hint="Use a dotted path (shop.signals.paid), or the name spans show for "
+                        "one of Django's signals (post_save).",
+                        id=check_id,
+                    )
+                )
+            continue
         try:
             signal = import_string(path)
         except ImportError as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -14,17 +15,19 @@ from time import perf_counter_ns, time_ns
 import pytest
 from django.core.checks import run_checks
 from django.db.models.signals import post_init, post_save, pre_init
-from django.dispatch import Signal
+from django.dispatch import Signal, receiver
 from django.test import Client, override_settings
 from opentelemetry import baggage, trace
 from opentelemetry import context as otel_context
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind, StatusCode
+from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, StatusCode
 
 from signaltrace import SignalLoopError
+from signaltrace.conf import validated
 from signaltrace.otel import SignalInstrumentor
+from signaltrace.otel.selection import Selection
 from signaltrace.otel.spans import CLOCK_OFFSET_MAX_AGE_NS
 from tests.markers import needs_asend
 from tests.testapp.models import Item, Ping
@@ -75,6 +78,23 @@ def on_done(sender, **kwargs):
 
 def failing(sender, **kwargs):
     raise ValueError("receiver failed")
+
+
+decorated = Signal()
+
+
+def tagged(function):
+    """A second decorator, so the def is two decorators (and three lines) below co_firstlineno."""
+    return function
+
+
+@receiver(
+    decorated,
+    dispatch_uid="tests.on_decorated",
+)
+@tagged
+def on_decorated(sender, **kwargs):
+    return "decorated"
 
 
 def test_dispatch_and_receiver_spans(spans, connect):
@@ -482,6 +502,16 @@ def test_django_request_span_is_the_parent(spans, connect):
     assert saved.context.trace_id == request.context.trace_id
 
 
+def in_trace(trace_id: int):
+    """The context a dispatch sent inside a span of trace ``trace_id`` starts in."""
+    span = NonRecordingSpan(SpanContext(trace_id=trace_id, span_id=1, is_remote=False))
+    return trace.set_span_in_context(span)
+
+
+def selection(**otel_settings) -> Selection:
+    return Selection(validated(otel_settings))
+
+
 @override_settings(
     SIGNALTRACE={
         "OTEL_SIGNALS_DENY": ["tests.test_otel.nested"],
@@ -491,12 +521,141 @@ def test_django_request_span_is_the_parent(spans, connect):
 def test_deny_list_and_sampling(spans, connect):
     connect(done, on_done)
     connect(nested, on_done)
-    for _ in range(8):
-        done.send(sender=None)
-        nested.send(sender=None)
-    assert len(spans.named("send tests.test_otel.done")) == 2
-    assert len(spans.named("receiver tests.test_otel.on_done")) == 2
+    for _ in range(400):
+        with spans.tracer.start_as_current_span("request"):
+            done.send(sender=None)
+            nested.send(sender=None)
+    sent = len(spans.named("send tests.test_otel.done"))
+    assert 60 <= sent <= 140  # 100 expected: 4.6 standard deviations either way
+    assert len(spans.named("receiver tests.test_otel.on_done")) == sent
     assert spans.named("send tests.test_otel.nested") == []
+
+
+@override_settings(SIGNALTRACE={"OTEL_SAMPLE_RATES": {"tests.test_otel.done": 0}})
+def test_a_sample_rate_of_zero_traces_no_dispatch(spans, connect):
+    """Issue 15 (11a): the first of 42 dispatches got a span at rate 0."""
+    connect(done, on_done)
+    for _ in range(21):
+        done.send(sender=None)
+        with spans.tracer.start_as_current_span("request"):
+            done.send(sender=None)
+    assert spans.named("send tests.test_otel.done") == []
+    assert spans.named("receiver tests.test_otel.on_done") == []
+
+
+def test_sampling_keeps_the_rate_of_traces_the_same_way_for_the_same_trace():
+    """Issue 15 (11b): decided from the trace id, like TraceIdRatioBased."""
+    half = selection(OTEL_SAMPLE_RATES={"tests.test_otel.done": 0.5})
+    generator = random.Random(15)
+    ids = [generator.getrandbits(128) or 1 for _ in range(1000)]
+    kept = [half.wants(done, in_trace(trace_id)) for trace_id in ids]
+    assert 0.4 <= sum(kept) / len(ids) <= 0.6
+    assert [half.wants(done, in_trace(trace_id)) for trace_id in ids] == kept  # the same twice
+    # Trace ids that are not random (a counter) are spread as well.
+    counted = sum(half.wants(done, in_trace(trace_id)) for trace_id in range(1, 1001))
+    assert 400 <= counted <= 600
+    # Two signals in one trace are decided independently: both kept in about a quarter.
+    both = selection(OTEL_SAMPLE_RATES={"tests.test_otel.done": 0.5, "tests.test_otel.nested": 0.5})
+    together = sum(both.wants(done, in_trace(t)) and both.wants(nested, in_trace(t)) for t in ids)
+    assert 180 <= together <= 320
+    # Rate 0 keeps none, 1 keeps all, in a trace or not.
+    none = selection(OTEL_SAMPLE_RATES={"tests.test_otel.done": 0})
+    every = selection(OTEL_SAMPLE_RATES={"tests.test_otel.done": 1})
+    contexts = [in_trace(trace_id) for trace_id in ids[:200]] + [None] * 200
+    assert not any(none.wants(done, context) for context in contexts)
+    assert all(every.wants(done, context) for context in contexts)
+    # Outside any trace: a coin per dispatch.
+    outside = sum(half.wants(done, otel_context.Context()) for _ in range(1000))
+    assert 400 <= outside <= 600
+    # Other signals are not sampled.
+    assert all(half.wants(nested, in_trace(trace_id)) for trace_id in ids[:100])
+
+
+class SiteA:
+    pass
+
+
+class SiteB:
+    pass
+
+
+class SiteC:
+    pass
+
+
+class SiteD:
+    pass
+
+
+@override_settings(SIGNALTRACE={"OTEL_SAMPLE_RATES": {"tests.test_otel.done": 0.5}})
+def test_sampling_gives_every_call_site_its_share_of_traces(spans, connect):
+    """Issue 15 (11b): with a count, the same 2 of the 4 sends of each request were dropped."""
+    connect(done, on_done)
+    sites = [SiteA, SiteB, SiteC, SiteD]
+    for _ in range(200):
+        with spans.tracer.start_as_current_span("signup"):
+            for site in sites:
+                done.send(sender=site)
+    kept: dict[str, set[int]] = {f"tests.test_otel.{site.__name__}": set() for site in sites}
+    for span in spans.named("send tests.test_otel.done"):
+        kept[span.attributes["signaltrace.sender"]].add(span.context.trace_id)
+    for site, traces in kept.items():
+        assert 60 <= len(traces) <= 140, site  # kept in 30%..70% of the 200 signups
+    # The dispatch and receiver spans of a kept dispatch are in the signup's trace.
+    signups = {span.context.trace_id for span in spans.named("signup")}
+    assert set().union(*kept.values()) <= signups
+
+
+@pytest.mark.django_db
+def test_signals_are_named_as_spans_show_them(spans, connect):
+    """Issue 15 (11e): the name on the span (post_save) works in the settings and the checks."""
+    connect(post_save, on_done, sender=Item)
+    Item.objects.create(name="shown")
+    shown = spans.one("send post_save").attributes["signaltrace.signal"]
+    assert shown == "post_save"
+    spans.exporter.clear()
+    with override_settings(SIGNALTRACE={"OTEL_SIGNALS_DENY": [shown]}):
+        assert [m.id for m in run_checks() if m.id.startswith("signaltrace.")] == []
+        Item.objects.create(name="denied")
+    assert spans.named("send post_save") == []
+    with override_settings(SIGNALTRACE={"OTEL_SIGNALS_ALLOW": ["post_save", "request_started"]}):
+        spans.exporter.clear()
+        assert [m.id for m in run_checks() if m.id.startswith("signaltrace.")] == []
+        Item.objects.create(name="allowed")
+        done.send(sender=None)
+    assert [span.name for span in spans.all() if span.name.startswith("send")] == ["send post_save"]
+    with override_settings(SIGNALTRACE={"OTEL_SAMPLE_RATES": {"post_save": 0}}):
+        spans.exporter.clear()
+        assert [m.id for m in run_checks() if m.id.startswith("signaltrace.")] == []
+        Item.objects.create(name="sampled out")
+    assert spans.named("send post_save") == []
+
+
+def test_a_short_name_is_found_once_its_module_is_imported():
+    """A Django signal module imported after the rules were built (at startup) still counts."""
+    import types
+
+    rules = selection(OTEL_SIGNALS_DENY=["late_signaltrace_test_signal"])
+    late = Signal()
+    module = types.ModuleType("django.signaltrace_test_late")
+    module.late_signaltrace_test_signal = late
+    assert rules.wants(late)
+    sys.modules[module.__name__] = module
+    try:
+        assert not rules.wants(late)
+    finally:
+        del sys.modules[module.__name__]
+
+
+def test_receiver_line_is_the_def_line_not_the_decorators(spans):
+    """Issue 15 (11f): co_firstlineno is the first decorator's line."""
+    lines = Path(__file__).read_text().splitlines()
+    def_line = lines.index("def on_decorated(sender, **kwargs):") + 1
+    assert on_decorated.__code__.co_firstlineno == def_line - 5  # @receiver( is five lines above
+    assert decorated.send(sender=None) == [(on_decorated, "decorated")]
+    attributes = spans.one("receiver tests.test_otel.on_decorated").attributes
+    assert attributes["code.line.number"] == def_line
+    assert attributes["code.file.path"] == __file__
 
 
 def test_allow_list(spans, connect):
@@ -620,6 +779,8 @@ def test_opentelemetry_instrument_loads_it_before_settings_exist():
         ({"OTEL_SAMPLE_RATES": {"django.db.models.signals.post_save": 1.5}}, "signaltrace.E022"),
         ({"OTEL_SAMPLE_RATES": ["django.db.models.signals.post_save"]}, "signaltrace.E022"),
         ({"OTEL_SAMPLE_RATES": {"nowhere.gone": 0.5}}, "signaltrace.E021"),
+        ({"OTEL_SIGNALS_DENY": ["post_saved"]}, "signaltrace.E021"),
+        ({"OTEL_SAMPLE_RATES": {"nowhere": 0.5}}, "signaltrace.E021"),
         ({"OTEL_RECORD_KWARGS": "yes"}, "signaltrace.E023"),
         ({"OTEL_SIGNALS_ALLOW": ["django.db.models.signals.post_init"]}, "signaltrace.W020"),
     ],
@@ -632,11 +793,12 @@ def test_checks(otel_settings, expected_id):
 
 def test_valid_otel_settings_pass_the_checks():
     valid = {
-        "OTEL_SIGNALS_ALLOW": ["django.db.models.signals.post_save"],
-        "OTEL_SIGNALS_DENY": ["django.core.signals.request_finished"],
+        "OTEL_SIGNALS_ALLOW": ["django.db.models.signals.post_save", "pre_delete"],
+        "OTEL_SIGNALS_DENY": ["django.core.signals.request_finished", "request_started"],
         "OTEL_SAMPLE_RATES": {
             "django.db.models.signals.post_save": 0.1,
             "django.core.signals.request_started": 1,
+            "pre_save": 0.5,
         },
         "OTEL_RECORD_KWARGS": True,
     }

@@ -240,15 +240,25 @@ async def test_asend_records_sync_and_async_receivers_with_the_right_parents():
     signal = Signal()
     inner = Signal()
     inner.connect(on_shipped)
+    # The async receivers run as parallel tasks that interleave: each sends while
+    # the other is suspended inside its own receiver. They are ordered by events,
+    # not sleeps: Django runs them in one shared context, where asgiref refuses two
+    # overlapping thread-sensitive sync_to_async calls ("Single thread executor
+    # already being used, would deadlock"), so their inner.asend (whose sync
+    # receiver goes through sync_to_async) must not overlap.
+    second_sent = asyncio.Event()
+    first_done = asyncio.Event()
 
     async def first(sender, **kwargs):
-        await asyncio.sleep(0.01)
+        await second_sent.wait()  # second is suspended inside its receiver meanwhile
         await inner.asend(sender="first")
+        first_done.set()
         return 1
 
     async def second(sender, **kwargs):
-        inner.send(sender="second")
-        await asyncio.sleep(0.02)
+        inner.send(sender="second")  # while first is suspended inside its receiver
+        second_sent.set()
+        await first_done.wait()
         await inner.asend(sender="second-again")
         return 2
 

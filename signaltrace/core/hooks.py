@@ -89,7 +89,11 @@ _active = [False]
 
 
 def _no_receivers(signal: Signal, sender: Any, named: dict[str, Any], method: str) -> None:
-    """A dispatch that found no receivers: recorded as "sent, nobody listened" when recording."""
+    """A dispatch that found no receivers, while recording: "sent, but nobody listened".
+
+    The caller has checked that a ``record()`` block is open (one ``ContextVar`` read,
+    so an application that is not recording pays no call here).
+    """
     recorders = active_recorders.get()
     if recorders is not None:
         cell = frame_cell.get()
@@ -195,7 +199,8 @@ def _log_robust_failure(signal: Signal, receiver: Any, err: Exception, frame: Fr
 def _send(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
     """``Signal.send``, recorded. Same results, exceptions and frames as Django's."""
     if not self.receivers or self.sender_receivers_cache.get(sender) is NO_RECEIVERS:
-        _no_receivers(self, sender, named, "send")
+        if active_recorders.get() is not None:
+            _no_receivers(self, sender, named, "send")
         return []
     if _LIVE_IS_PAIR:
         sync_receivers, async_receivers = self._live_receivers(sender)
@@ -203,30 +208,35 @@ def _send(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
         sync_receivers, async_receivers = self._live_receivers(sender), ()
     recorders = active_recorders.get()
     cell = frame_cell.get()
+    # Indexes are literal on this path (frames.py names them: CELL_FRAME 0, CELL_THREAD 1,
+    # F_PARENT 3, F_RECEIVER 4, F_CALL 5, F_RECORD 6, F_CELL 7, F_TOKEN 8): it runs on
+    # every dispatch, and a constant costs less than a global's lookup.
     if (
         recorders is None
         and store.observed is None
         and cell is not None
-        and cell[CELL_FRAME] is None
-        and cell[CELL_THREAD] == get_ident()
+        and cell[0] is None
+        and cell[1] == get_ident()
     ):
         # _enter()'s top-level idle case, inlined: the common dispatch of an app not recording.
         frame = [self, sender, named, None, None, None, None, cell, None]
-        cell[CELL_FRAME] = frame
+        cell[0] = frame
+        dispatch = None
     else:
-        count = len(sync_receivers) + len(async_receivers)
-        frame = _enter(self, sender, named, "send", count, recorders, False)
-    dispatch = frame[F_RECORD]
+        frame = _enter(
+            self, sender, named, "send", len(sync_receivers) + len(async_receivers), recorders, False
+        )
+        cell, dispatch = frame[7], frame[6]
     try:
         responses = []
         if dispatch is None:
             for receiver in sync_receivers:
-                frame[F_RECEIVER] = receiver
+                frame[4] = receiver
                 responses.append((receiver, receiver(signal=self, sender=sender, **named)))
         else:
             for receiver in sync_receivers:
-                frame[F_RECEIVER] = receiver
-                call = frame[F_CALL] = begin_call(dispatch, receiver, False)
+                frame[4] = receiver
+                call = frame[5] = begin_call(dispatch, receiver, False)
                 try:
                     response = receiver(signal=self, sender=sender, **named)
                 except BaseException as exc:
@@ -241,8 +251,8 @@ def _send(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
         return responses
     finally:
         # _leave(), with its common cases inlined.
-        frame[F_CELL][CELL_FRAME] = frame[F_PARENT]
-        if frame[F_TOKEN] is not None:
+        cell[0] = frame[3]
+        if frame[8] is not None:
             _leave(frame)
         elif dispatch is not None:
             end_dispatch(dispatch)
@@ -251,7 +261,8 @@ def _send(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
 def _send_robust(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
     """``Signal.send_robust``, recorded; swallowed exceptions are recorded too."""
     if not self.receivers or self.sender_receivers_cache.get(sender) is NO_RECEIVERS:
-        _no_receivers(self, sender, named, "send_robust")
+        if active_recorders.get() is not None:
+            _no_receivers(self, sender, named, "send_robust")
         return []
     if _LIVE_IS_PAIR:
         sync_receivers, async_receivers = self._live_receivers(sender)
@@ -259,25 +270,30 @@ def _send_robust(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any
         sync_receivers, async_receivers = self._live_receivers(sender), ()
     recorders = active_recorders.get()
     cell = frame_cell.get()
+    # Indexes are literal on this path (frames.py names them: CELL_FRAME 0, CELL_THREAD 1,
+    # F_PARENT 3, F_RECEIVER 4, F_CALL 5, F_RECORD 6, F_CELL 7, F_TOKEN 8): it runs on
+    # every dispatch, and a constant costs less than a global's lookup.
     if (
         recorders is None
         and store.observed is None
         and cell is not None
-        and cell[CELL_FRAME] is None
-        and cell[CELL_THREAD] == get_ident()
+        and cell[0] is None
+        and cell[1] == get_ident()
     ):
         # _enter()'s top-level idle case, inlined: the common dispatch of an app not recording.
         frame = [self, sender, named, None, None, None, None, cell, None]
-        cell[CELL_FRAME] = frame
+        cell[0] = frame
+        dispatch = None
     else:
-        count = len(sync_receivers) + len(async_receivers)
-        frame = _enter(self, sender, named, "send_robust", count, recorders, False)
-    dispatch = frame[F_RECORD]
+        frame = _enter(
+            self, sender, named, "send_robust", len(sync_receivers) + len(async_receivers), recorders, False
+        )
+        cell, dispatch = frame[7], frame[6]
     try:
         responses = []
         for receiver in sync_receivers:
-            frame[F_RECEIVER] = receiver
-            call = frame[F_CALL] = None if dispatch is None else begin_call(dispatch, receiver, False)
+            frame[4] = receiver
+            call = frame[5] = None if dispatch is None else begin_call(dispatch, receiver, False)
             try:
                 response = receiver(signal=self, sender=sender, **named)
             except Exception as err:  # noqa: BLE001 - send_robust's contract
@@ -297,8 +313,8 @@ def _send_robust(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any
         return responses
     finally:
         # _leave(), with its common cases inlined.
-        frame[F_CELL][CELL_FRAME] = frame[F_PARENT]
-        if frame[F_TOKEN] is not None:
+        cell[0] = frame[3]
+        if frame[8] is not None:
             _leave(frame)
         elif dispatch is not None:
             end_dispatch(dispatch)
@@ -426,7 +442,8 @@ async def _asend_common(
 ) -> list[tuple[Any, Any]]:
     robust = method == "asend_robust"
     if not self.receivers or self.sender_receivers_cache.get(sender) is NO_RECEIVERS:
-        _no_receivers(self, sender, named, method)
+        if active_recorders.get() is not None:
+            _no_receivers(self, sender, named, method)
         return []
     sync_receivers, async_receivers = self._live_receivers(sender)
     count = len(sync_receivers) + len(async_receivers)

@@ -31,7 +31,8 @@ never an instance's repr), ``signaltrace.method``, ``signaltrace.depth`` and
 ``signaltrace.receiver_count``; and under it, for each receiver, a span named
 ``receiver <module.qualname>`` with ``code.function.name``, ``code.file.path``,
 ``code.line.number``, ``signaltrace.dispatch_uid`` (when connected with one) and
-``signaltrace.receiver.is_async``. Kwarg values are not recorded unless
+``signaltrace.receiver.is_async``. ``code.line.number`` is the line of the ``def``
+(not of its decorators). Kwarg values are not recorded unless
 ``OTEL_RECORD_KWARGS`` is on, and then only as signaltrace renders them: redacted,
 truncated, objects by type.
 
@@ -47,15 +48,21 @@ Configuration
 Keys of the ``SIGNALTRACE`` setting (see docs/settings.md)::
 
     SIGNALTRACE = {
-        # Only these signals get spans (dotted paths); None: every signal.
+        # Only these signals get spans; None: every signal.
         "OTEL_SIGNALS_ALLOW": None,
         # These never do.
-        "OTEL_SIGNALS_DENY": ["django.core.signals.request_finished"],
-        # Fraction of dispatches traced, per signal, for hot signals.
-        "OTEL_SAMPLE_RATES": {"django.db.models.signals.post_save": 0.1},
+        "OTEL_SIGNALS_DENY": ["request_finished"],
+        # Fraction of traces in which a hot signal's dispatches get spans.
+        "OTEL_SAMPLE_RATES": {"post_save": 0.1, "shop.signals.order_paid": 0.5},
         # Add redacted kwargs as signaltrace.kwargs.<name> attributes.
         "OTEL_RECORD_KWARGS": False,
     }
+
+Signals are named as ``signaltrace.signal`` shows them: ``post_save`` for Django's
+own, or by dotted path (``django.db.models.signals.post_save``, ``shop.signals.paid``).
+Sampling is decided from the trace id, as OpenTelemetry's ``TraceIdRatioBased``
+does (mixed with the signal): all the dispatches of a signal in one trace are kept
+or dropped together; outside a trace, each with probability ``rate``.
 
 Signals in ``IGNORE_SIGNALS`` (``pre_init`` and ``post_init`` by default) never
 get spans.

@@ -15,6 +15,7 @@ names, names of signals and senders, the dispatch and receiver attributes.
 from __future__ import annotations
 
 import asyncio
+import linecache
 import weakref
 from time import perf_counter_ns, time_ns
 from typing import Any
@@ -114,7 +115,7 @@ class _ReceiverSpans:
         }
         if file:
             attributes["code.file.path"] = file
-            attributes["code.line.number"] = line
+            attributes["code.line.number"] = def_line(file, line)
         dispatch_uid = self.uids.get(function_id)
         if dispatch_uid is not None:
             attributes["signaltrace.dispatch_uid"] = str(dispatch_uid)
@@ -122,6 +123,42 @@ class _ReceiverSpans:
             self.fields.clear()
         fields = self.fields[function_id] = (info, is_async, f"receiver {receiver_name}", attributes)
         return fields
+
+
+# (file, first line of the code) -> line of its ``def``.
+_def_lines: dict[tuple[str, int], int] = {}
+_DEF_PREFIXES = ("def ", "async def ")
+_MAX_DECORATOR_LINES = 50
+
+
+def def_line(file: str, first_line: int) -> int:
+    """The line of the ``def`` of a function whose code starts at ``first_line``.
+
+    A code object's ``co_firstlineno`` is its first decorator's line (``@receiver(...)``);
+    ``code.line.number`` points at the ``def``. Found by reading the source from that
+    line past the decorators (``linecache``), once per function; ``first_line`` itself
+    when it is not a decorator or the source cannot be read.
+    """
+    key = (file, first_line)
+    found = _def_lines.get(key)
+    if found is not None:
+        return found
+    found = first_line
+    try:
+        if linecache.getline(file, first_line).lstrip().startswith("@"):
+            for number in range(first_line + 1, first_line + _MAX_DECORATOR_LINES):
+                text = linecache.getline(file, number)
+                if not text:
+                    break
+                if text.lstrip().startswith(_DEF_PREFIXES):
+                    found = number
+                    break
+    except Exception:  # noqa: BLE001 - an unreadable source keeps co_firstlineno
+        found = first_line
+    if len(_def_lines) >= _MAX_CACHED:
+        _def_lines.clear()
+    _def_lines[key] = found
+    return found
 
 
 class _SignalFacts:
@@ -255,7 +292,10 @@ class SpanObserver(DispatchObserver):
         """Open the dispatch span unless the selection rules skip this signal."""
         selection = current_selection()
         signal = dispatch.signal
-        if selection.filters and not selection.wants(signal):
+        current = otel_context.get_current()  # read once: for the span and for its receivers
+        parent = dispatch.parent
+        parent_context = current if parent is None else _parent_context(parent.state, current)
+        if selection.filters and not selection.wants(signal, parent_context):
             return None
         facts = _signal_facts.get(id(signal)) or _facts_of(signal)
         sender = dispatch.sender
@@ -275,9 +315,6 @@ class SpanObserver(DispatchObserver):
         if start - clock[0] > CLOCK_OFFSET_MAX_AGE_NS:
             clock = self.clock = read_clock_offset()
         offset = clock[1]
-        current = otel_context.get_current()  # read once: for the span and for its receivers
-        parent = dispatch.parent
-        parent_context = current if parent is None else _parent_context(parent.state, current)
         span = self.tracer.start_span(
             name,
             context=parent_context,
