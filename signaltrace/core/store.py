@@ -203,57 +203,56 @@ def _observer_failed(method: Any) -> None:
 
 
 class LiveDispatch:
-    """One observer's view of a dispatch while it runs (and after).
+    """One observer's view of a dispatch while it runs.
 
-    ``state`` is what the observer's ``dispatch_started`` returned for it.
+    ``state`` is what the observer's ``dispatch_started`` returned for it. What every
+    observer reads on every dispatch is copied into plain attributes when the view is
+    made (no property call each); the rest is read from the record when asked. The
+    core drops its views when the dispatch ends, so a kept record never holds its
+    sender strongly through them.
     """
 
-    __slots__ = ("_index", "_record", "state")
+    __slots__ = (
+        "_index",
+        "_record",
+        "depth",
+        "method",
+        "receiver_count",
+        "sender",
+        "signal",
+        "start_ns",
+        "state",
+    )
 
     def __init__(self, record: Record, index: int) -> None:
         self._record = record
         self._index = index
         self.state: Any = None
-
-    @property
-    def signal(self) -> Signal:
-        return self._record[D_SIGNAL]
+        #: The signal sent.
+        self.signal: Signal = record[D_SIGNAL]
+        sender = record[D_SENDER]
+        #: The sender (None once a weakly held sender is gone).
+        self.sender: Any = sender() if record[D_SENDER_IS_WEAK] else sender
+        #: ``send``, ``send_robust``, ``asend`` or ``asend_robust``.
+        self.method: str = record[D_METHOD]
+        #: How many receivers deep it was sent (0: outside any receiver).
+        self.depth: int = record[D_DEPTH]
+        #: Live receivers it calls.
+        self.receiver_count: int = record[D_RECEIVER_COUNT]
+        #: ``time.perf_counter_ns()`` when the dispatch started.
+        self.start_ns: int = record[D_START]
 
     @property
     def signal_name(self) -> str:
-        return signal_name(self._record[D_SIGNAL])
-
-    @property
-    def sender(self) -> Any:
-        """The sender, or None once a weakly held sender is gone."""
-        sender = self._record[D_SENDER]
-        return sender() if self._record[D_SENDER_IS_WEAK] else sender
+        return signal_name(self.signal)
 
     @property
     def sender_name(self) -> str:
         return _sender_label(self._record)
 
     @property
-    def method(self) -> str:
-        """``send``, ``send_robust``, ``asend`` or ``asend_robust``."""
-        return self._record[D_METHOD]
-
-    @property
     def is_robust(self) -> bool:
-        return self._record[D_METHOD] in _ROBUST
-
-    @property
-    def depth(self) -> int:
-        return self._record[D_DEPTH]
-
-    @property
-    def receiver_count(self) -> int:
-        return self._record[D_RECEIVER_COUNT]
-
-    @property
-    def start_ns(self) -> int:
-        """``time.perf_counter_ns()`` when the dispatch started."""
-        return self._record[D_START]
+        return self.method in _ROBUST
 
     @property
     def end_ns(self) -> int | None:
@@ -263,7 +262,7 @@ class LiveDispatch:
     @property
     def duration_ns(self) -> int | None:
         end = self._record[D_END]
-        return None if end is None else end - self._record[D_START]
+        return None if end is None else end - self.start_ns
 
     @property
     def kwargs(self) -> dict[str, str]:
@@ -290,54 +289,43 @@ class LiveDispatch:
 
 
 class LiveCall:
-    """One observer's view of a receiver call while it runs (and after).
+    """One observer's view of a receiver call while it runs.
 
-    ``state`` is what the observer's ``call_started`` returned for it.
+    ``state`` is what the observer's ``call_started`` returned for it. As with
+    :class:`LiveDispatch`, what is read on every call is a plain attribute.
     """
 
-    __slots__ = ("_index", "_record", "state")
+    __slots__ = ("_index", "_record", "function_id", "info", "is_async", "start_ns", "state")
 
     def __init__(self, record: Record, index: int) -> None:
         self._record = record
         self._index = index
         self.state: Any = None
+        #: ``(receiver_name, file, line)``: one tuple, the same object for every call of a
+        #: receiver function while it lives (a cheap cache key).
+        self.info: tuple[str, str, int] = record[C_INFO]
+        #: ``id()`` of the receiver function (a bound method's ``__func__``).
+        self.function_id: int = record[C_FUNCTION_ID]
+        self.is_async: bool = record[C_IS_ASYNC]
+        self.start_ns: int = record[C_START]
 
     @property
     def receiver_name(self) -> str:
-        return self._record[C_INFO][0]
+        return self.info[0]
 
     @property
     def file(self) -> str:
-        return self._record[C_INFO][1]
+        return self.info[1]
 
     @property
     def line(self) -> int:
-        return self._record[C_INFO][2]
-
-    @property
-    def info(self) -> tuple[str, str, int]:
-        """``(receiver_name, file, line)``: one tuple, the same object for every call of a
-        receiver function while it lives (a cheap cache key)."""
-        return self._record[C_INFO]
-
-    @property
-    def function_id(self) -> int:
-        """``id()`` of the receiver function (a bound method's ``__func__``)."""
-        return self._record[C_FUNCTION_ID]
-
-    @property
-    def is_async(self) -> bool:
-        return self._record[C_IS_ASYNC]
+        return self.info[2]
 
     @property
     def dispatch_uid(self) -> Any:
         """The ``dispatch_uid`` the receiver was connected with, or None."""
         uids = dispatch_uids(self._record[C_DISPATCH][D_SIGNAL])
-        return uids.get(self._record[C_FUNCTION_ID]) if uids else None
-
-    @property
-    def start_ns(self) -> int:
-        return self._record[C_START]
+        return uids.get(self.function_id) if uids else None
 
     @property
     def end_ns(self) -> int | None:
@@ -346,7 +334,7 @@ class LiveCall:
     @property
     def duration_ns(self) -> int | None:
         end = self._record[C_END]
-        return None if end is None else end - self._record[C_START]
+        return None if end is None else end - self.start_ns
 
     @property
     def exception(self) -> BaseException | None:
@@ -504,7 +492,10 @@ def begin_dispatch(
         report_internal_error("begin_dispatch")
         return None
     if observer_set is not None:
-        views = record[D_VIEWS] = [LiveDispatch(record, index) for index in range(observer_set.count)]
+        if observer_set.count == 1:
+            views = record[D_VIEWS] = [LiveDispatch(record, 0)]
+        else:
+            views = record[D_VIEWS] = [LiveDispatch(record, index) for index in range(observer_set.count)]
         for index, handler in observer_set.dispatch_started:
             view = views[index]
             try:
@@ -520,6 +511,7 @@ def end_dispatch(dispatch: Record) -> None:
     observer_set = dispatch[D_OBSERVERS]
     if observer_set is not None:
         views = dispatch[D_VIEWS]
+        dispatch[D_VIEWS] = None  # views hold the sender: a kept record must not
         for index, handler in observer_set.dispatch_finished:
             try:
                 handler(views[index])
@@ -545,7 +537,10 @@ def begin_call(dispatch: Record, receiver: Any, is_async: bool) -> Record:
     dispatch[D_CALLS].append(call)
     observer_set = dispatch[D_OBSERVERS]
     if observer_set is not None:
-        views = call[C_VIEWS] = [LiveCall(call, index) for index in range(observer_set.count)]
+        if observer_set.count == 1:
+            views = call[C_VIEWS] = [LiveCall(call, 0)]
+        else:
+            views = call[C_VIEWS] = [LiveCall(call, index) for index in range(observer_set.count)]
         for index, handler in observer_set.call_started:
             view = views[index]
             try:
@@ -562,6 +557,7 @@ def end_call(call: Record, exception: BaseException | None = None) -> None:
         call[C_EXCEPTION] = exception
     views = call[C_VIEWS]
     if views is not None:
+        call[C_VIEWS] = None
         for index, handler in call[C_DISPATCH][D_OBSERVERS].call_finished:
             try:
                 handler(views[index])
