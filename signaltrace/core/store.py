@@ -60,7 +60,7 @@ if TYPE_CHECKING:
     D_LOOP,
     D_RECEIVER_COUNT,
     D_OBSERVERS,  # the _ObserverSet the dispatch started under, or None when unobserved
-    D_VIEWS,  # its LiveDispatch views, one per observer of that set
+    D_VIEWS,  # its LiveDispatch view (one observer) or list of views (one per observer of that set)
 ) = range(15)
 
 # Receiver call record fields.
@@ -73,7 +73,7 @@ if TYPE_CHECKING:
     C_EXCEPTION,
     C_CHILDREN,  # the dispatches this call sent that a recorder keeps; None until one
     C_DISPATCH,
-    C_VIEWS,  # its LiveCall views, one per observer of its dispatch's set, or None
+    C_VIEWS,  # its LiveCall view or list of views, as D_VIEWS, or None
 ) = range(9)
 
 Record = list[Any]
@@ -349,20 +349,24 @@ class LiveCall:
     def dispatch(self) -> LiveDispatch:
         """This observer's view of the dispatch that called the receiver."""
         dispatch = self._record[C_DISPATCH]
-        views = dispatch[D_VIEWS]
-        if views is not None and self._index < len(views):
-            return views[self._index]
-        return LiveDispatch(dispatch, self._index)
+        view = _pick(dispatch[D_VIEWS], self._index)
+        return LiveDispatch(dispatch, self._index) if view is None else view
 
 
 _ROBUST = frozenset({"send_robust", "asend_robust"})
 
 
+def _pick(views: Any, index: int) -> Any:
+    """The view at ``index`` of a record's views: the view itself when there is one
+    observer (no list is made for it), else an item of the list; None if absent."""
+    if type(views) is list:
+        return views[index] if index < len(views) else None
+    return views if index == 0 else None
+
+
 def _call_view(call: Record, index: int) -> LiveCall:
-    views = call[C_VIEWS]
-    if views is not None and index < len(views):
-        return views[index]
-    return LiveCall(call, index)  # the call started before this observer: no state
+    view = _pick(call[C_VIEWS], index)
+    return LiveCall(call, index) if view is None else view  # None: started before this observer
 
 
 # ------------------------------------------------------------------ writing records
@@ -492,12 +496,14 @@ def begin_dispatch(
         report_internal_error("begin_dispatch")
         return None
     if observer_set is not None:
-        if observer_set.count == 1:
-            views = record[D_VIEWS] = [LiveDispatch(record, 0)]
-        else:
-            views = record[D_VIEWS] = [LiveDispatch(record, index) for index in range(observer_set.count)]
+        single = observer_set.count == 1
+        views = record[D_VIEWS] = (
+            LiveDispatch(record, 0)
+            if single
+            else [LiveDispatch(record, index) for index in range(observer_set.count)]
+        )
         for index, handler in observer_set.dispatch_started:
-            view = views[index]
+            view = views if single else views[index]
             try:
                 view.state = handler(view)
             except Exception:  # noqa: BLE001 - an observer must not break a dispatch
@@ -512,9 +518,10 @@ def end_dispatch(dispatch: Record) -> None:
     if observer_set is not None:
         views = dispatch[D_VIEWS]
         dispatch[D_VIEWS] = None  # views hold the sender: a kept record must not
+        single = observer_set.count == 1
         for index, handler in observer_set.dispatch_finished:
             try:
-                handler(views[index])
+                handler(views if single else views[index])
             except Exception:  # noqa: BLE001
                 _observer_failed(handler)
 
@@ -537,12 +544,12 @@ def begin_call(dispatch: Record, receiver: Any, is_async: bool) -> Record:
     dispatch[D_CALLS].append(call)
     observer_set = dispatch[D_OBSERVERS]
     if observer_set is not None:
-        if observer_set.count == 1:
-            views = call[C_VIEWS] = [LiveCall(call, 0)]
-        else:
-            views = call[C_VIEWS] = [LiveCall(call, index) for index in range(observer_set.count)]
+        single = observer_set.count == 1
+        views = call[C_VIEWS] = (
+            LiveCall(call, 0) if single else [LiveCall(call, index) for index in range(observer_set.count)]
+        )
         for index, handler in observer_set.call_started:
-            view = views[index]
+            view = views if single else views[index]
             try:
                 view.state = handler(view)
             except Exception:  # noqa: BLE001
@@ -558,9 +565,11 @@ def end_call(call: Record, exception: BaseException | None = None) -> None:
     views = call[C_VIEWS]
     if views is not None:
         call[C_VIEWS] = None
-        for index, handler in call[C_DISPATCH][D_OBSERVERS].call_finished:
+        observer_set = call[C_DISPATCH][D_OBSERVERS]
+        single = observer_set.count == 1
+        for index, handler in observer_set.call_finished:
             try:
-                handler(views[index])
+                handler(views if single else views[index])
             except Exception:  # noqa: BLE001
                 _observer_failed(handler)
 
