@@ -55,27 +55,6 @@ def adopt_cell(found: list[Any] | None) -> tuple[list[Any], Token[list[Any] | No
     return cell, (None if frame is None else token)
 
 
-def current_frame() -> Frame | None:
-    """The frame of the dispatch whose receiver is running in this context, or None.
-
-    Read only: a cell made by another thread (the context was copied) gives the
-    frame it held, which is the frame the copy was made in.
-    """
-    cell = frame_cell.get()
-    return None if cell is None else cell[CELL_FRAME]
-
-
-def enter_own_cell(frame: Frame | None) -> Token[list[Any] | None]:
-    """Make ``frame`` current in a cell of its own, for code that holds it across ``await``
-    or must not disturb the shared cell; undo with :func:`leave_cell`."""
-    return frame_cell.set([frame, get_ident()])
-
-
-def leave_cell(token: Token[list[Any] | None]) -> None:
-    """Undo :func:`enter_own_cell`."""
-    frame_cell.reset(token)
-
-
 def instance_of(frame: Frame) -> Any:
     """The ``instance`` kwarg of the frame's dispatch (model signals), or None."""
     return frame[F_NAMED].get("instance")

@@ -3,8 +3,9 @@
 ``install()`` replaces ``send``, ``send_robust``, ``asend`` and ``asend_robust`` on
 the ``Signal`` class with versions that behave exactly like Django's and also keep
 the frame chain used for nesting and loop detection, and, inside ``record()``,
-write records. It also wraps ``connect`` to warn about receivers connected twice
-or dropped for a taken ``dispatch_uid`` (see :mod:`signaltrace.core.connections`).
+write records. It also wraps ``connect`` to report receivers connected twice or
+dropped for a taken ``dispatch_uid`` (see :mod:`signaltrace.core.connections`).
+Another library's patch of these methods is composed with, never replaced.
 
 Why the receiver loop is copied rather than wrapped:
 
