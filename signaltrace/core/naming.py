@@ -27,7 +27,9 @@ from django.dispatch import Signal
 # callback drops the entry, so an id found here is the signal it was made for. Keyed
 # by id, never by the signal: a Signal subclass may define __eq__ and __hash__.
 _signal_names: dict[int, tuple[weakref.ref[Any], str]] = {}
-_scanned_module_count = 0
+# What sys.modules looked like at the last scan: (count, last module name). The count
+# alone misses one module removed and another imported since.
+_scanned_modules: tuple[int, str | None] = (0, None)
 _scan_lock = threading.Lock()
 
 # Modules that import many signals just to re-export or use them; never a signal's
@@ -82,7 +84,7 @@ def discover_signals() -> list[Signal]:
 
 def _scan_modules() -> None:
     """Name every signal held by a module attribute in ``sys.modules``."""
-    global _scanned_module_count
+    global _scanned_modules
     best: dict[int, tuple[tuple[int, int, int], Signal, str]] = {}
     modules = list(sys.modules.items())
     for module_name, attribute, signal in _module_signals(modules):
@@ -93,7 +95,16 @@ def _scan_modules() -> None:
             best[id(signal)] = (rank, signal, name)
     for _rank, signal, name in best.values():
         _remember_name(signal, name)
-    _scanned_module_count = len(modules)
+    _scanned_modules = _modules_state()
+
+
+def _modules_state() -> tuple[int, str | None]:
+    """(how many modules are imported, the name of the last one): changes with any import."""
+    modules = sys.modules
+    try:
+        return len(modules), next(reversed(modules))
+    except (StopIteration, RuntimeError):  # empty, or changed while read by another thread
+        return len(modules), None
 
 
 def _remember_name(signal: Signal, name: str) -> None:
@@ -120,7 +131,7 @@ def signal_name(signal: Signal) -> str:
     if name is not None:
         return name
     with _scan_lock:
-        if len(sys.modules) != _scanned_module_count:
+        if _modules_state() != _scanned_modules:
             _scan_modules()
     name = _known_name(signal)
     if name is not None:
