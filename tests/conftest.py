@@ -43,3 +43,15 @@ def _forget_connection_problems() -> Iterator[None]:
 
     yield
     connections.clear_problems()
+
+
+@pytest.fixture
+def spans() -> Iterator[Any]:
+    """Signals instrumented for one test with an in-memory exporter (``tests.spans.Spans``)."""
+    from signaltrace.otel import SignalInstrumentor
+    from tests.spans import Spans
+
+    spans = Spans()
+    SignalInstrumentor().instrument(tracer_provider=spans.provider)
+    yield spans
+    SignalInstrumentor().uninstrument()

@@ -32,17 +32,14 @@ from django.db import connection
 from django.db.models.signals import post_save
 from django.test import Client, override_settings
 from django.test.utils import CaptureQueriesContext
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import signaltrace
 from signaltrace.conf import REDACTED, sensitive_pattern
 from signaltrace.core import is_sensitive
 from signaltrace.graph import FORMATS, build_map, render
-from signaltrace.otel import SignalInstrumentor
 from tests import hostile
 from tests.hostile import TABLE, Hostile
+from tests.spans import Spans
 from tests.testapp import hostile_views
 
 pytestmark = pytest.mark.django_db
@@ -289,23 +286,6 @@ def test_panel_rendered_from_the_toolbar_store(created_toolbars: list[DebugToolb
 
 
 # ------------------------------------------------------------------ OpenTelemetry spans
-
-
-class Spans:
-    """Finished spans on the SDK's in-memory exporter."""
-
-    def __init__(self) -> None:
-        self.exporter = InMemorySpanExporter()
-        self.provider = TracerProvider()
-        self.provider.add_span_processor(SimpleSpanProcessor(self.exporter))
-
-
-@pytest.fixture
-def spans() -> Iterator[Spans]:
-    spans = Spans()
-    SignalInstrumentor().instrument(tracer_provider=spans.provider)
-    yield spans
-    SignalInstrumentor().uninstrument()
 
 
 @override_settings(SIGNALTRACE={"ENABLED": True, "OTEL_RECORD_KWARGS": True})

@@ -7,7 +7,6 @@ import os
 import random
 import subprocess
 import sys
-from collections.abc import Iterator
 from importlib.metadata import entry_points
 from pathlib import Path
 from time import perf_counter_ns, time_ns
@@ -19,9 +18,7 @@ from django.dispatch import Signal, receiver
 from django.test import Client, override_settings
 from opentelemetry import baggage, trace
 from opentelemetry import context as otel_context
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, StatusCode
 
 from signaltrace import SignalLoopError
@@ -30,6 +27,7 @@ from signaltrace.otel import SignalInstrumentor
 from signaltrace.otel.selection import Selection
 from signaltrace.otel.spans import CLOCK_OFFSET_MAX_AGE_NS
 from tests.markers import needs_asend
+from tests.spans import Spans
 from tests.testapp.models import Item, Ping
 from tests.testapp.signals import item_viewed
 
@@ -37,35 +35,6 @@ ROOT = Path(__file__).resolve().parent.parent
 
 done = Signal()
 nested = Signal()
-
-
-class Spans:
-    """The finished spans of one test, with the provider that made them."""
-
-    def __init__(self) -> None:
-        self.exporter = InMemorySpanExporter()
-        self.provider = TracerProvider()
-        self.provider.add_span_processor(SimpleSpanProcessor(self.exporter))
-        self.tracer = self.provider.get_tracer("tests")
-
-    def all(self) -> list[ReadableSpan]:
-        return list(self.exporter.get_finished_spans())
-
-    def named(self, name: str) -> list[ReadableSpan]:
-        return [span for span in self.all() if span.name == name]
-
-    def one(self, name: str) -> ReadableSpan:
-        found = self.named(name)
-        assert len(found) == 1, [span.name for span in self.all()]
-        return found[0]
-
-
-@pytest.fixture
-def spans() -> Iterator[Spans]:
-    spans = Spans()
-    SignalInstrumentor().instrument(tracer_provider=spans.provider)
-    yield spans
-    SignalInstrumentor().uninstrument()
 
 
 def parent_id(span: ReadableSpan) -> int | None:
