@@ -83,23 +83,23 @@ _install_lock = threading.Lock()
 # What install() put on Signal, by name, and whether the hooks are installed (a
 # library's wrapper around ours may leave nothing for us to replace).
 _installed: dict[str, Any] = {}
-_active = [False]
+_active = False
 
 
 # ------------------------------------------------------------ shared set-up and teardown
 
 
-def _no_receivers(signal: Signal, sender: Any, named: dict[str, Any], method: str) -> None:
+def _no_receivers(
+    recorders: tuple[Any, ...], signal: Signal, sender: Any, named: dict[str, Any], method: str
+) -> None:
     """A dispatch that found no receivers, while recording: "sent, but nobody listened".
 
-    The caller has checked that a ``record()`` block is open (one ``ContextVar`` read,
-    so an application that is not recording pays no call here).
+    The caller has read ``recorders`` (one ``ContextVar`` read, so an application that
+    is not recording pays no call here).
     """
-    recorders = active_recorders.get()
-    if recorders is not None:
-        cell = frame_cell.get()
-        parent = None if cell is None else cell[CELL_FRAME]
-        store.record_empty_dispatch(recorders, signal, sender, named, method, parent)
+    cell = frame_cell.get()
+    parent = None if cell is None else cell[CELL_FRAME]
+    store.record_empty_dispatch(recorders, signal, sender, named, method, parent)
 
 
 def _enter(
@@ -200,8 +200,9 @@ def _log_robust_failure(signal: Signal, receiver: Any, err: Exception, frame: Fr
 def _send(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
     """``Signal.send``, recorded. Same results, exceptions and frames as Django's."""
     if not self.receivers or self.sender_receivers_cache.get(sender) is NO_RECEIVERS:
-        if active_recorders.get() is not None:
-            _no_receivers(self, sender, named, "send")
+        recorders = active_recorders.get()
+        if recorders is not None:
+            _no_receivers(recorders, self, sender, named, "send")
         return []
     if _LIVE_IS_PAIR:
         sync_receivers, async_receivers = self._live_receivers(sender)
@@ -209,9 +210,10 @@ def _send(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
         sync_receivers, async_receivers = self._live_receivers(sender), ()
     recorders = active_recorders.get()
     cell = frame_cell.get()
-    # Indexes are literal on this path (frames.py names them: CELL_FRAME 0, CELL_THREAD 1,
-    # F_PARENT 3, F_RECEIVER 4, F_CALL 5, F_RECORD 6, F_CELL 7, F_TOKEN 8): it runs on
-    # every dispatch, and a constant costs less than a global's lookup.
+    # The one copy of _enter()'s idle case, for the most common dispatch of all. Indexes
+    # are literal on this path (frames.py names them: CELL_FRAME 0, CELL_THREAD 1,
+    # F_PARENT 3, F_RECEIVER 4, F_CALL 5, F_RECORD 6, F_CELL 7, F_TOKEN 8): a constant
+    # costs less than a global's lookup.
     if (
         recorders is None
         and store.observed is None
@@ -262,39 +264,29 @@ def _send(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
 def _send_robust(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
     """``Signal.send_robust``, recorded; swallowed exceptions are recorded too."""
     if not self.receivers or self.sender_receivers_cache.get(sender) is NO_RECEIVERS:
-        if active_recorders.get() is not None:
-            _no_receivers(self, sender, named, "send_robust")
+        recorders = active_recorders.get()
+        if recorders is not None:
+            _no_receivers(recorders, self, sender, named, "send_robust")
         return []
     if _LIVE_IS_PAIR:
         sync_receivers, async_receivers = self._live_receivers(sender)
     else:
         sync_receivers, async_receivers = self._live_receivers(sender), ()
-    recorders = active_recorders.get()
-    cell = frame_cell.get()
-    # Indexes are literal on this path (frames.py names them: CELL_FRAME 0, CELL_THREAD 1,
-    # F_PARENT 3, F_RECEIVER 4, F_CALL 5, F_RECORD 6, F_CELL 7, F_TOKEN 8): it runs on
-    # every dispatch, and a constant costs less than a global's lookup.
-    if (
-        recorders is None
-        and store.observed is None
-        and cell is not None
-        and cell[0] is None
-        and cell[1] == get_ident()
-    ):
-        # _enter()'s top-level idle case, inlined: the common dispatch of an app not recording.
-        frame = [self, sender, named, None, None, None, None, cell, None]
-        cell[0] = frame
-        dispatch = None
-    else:
-        frame = _enter(
-            self, sender, named, "send_robust", len(sync_receivers) + len(async_receivers), recorders, False
-        )
-        cell, dispatch = frame[7], frame[6]
+    frame = _enter(
+        self,
+        sender,
+        named,
+        "send_robust",
+        len(sync_receivers) + len(async_receivers),
+        active_recorders.get(),
+        False,
+    )
+    dispatch = frame[F_RECORD]
     try:
         responses = []
         for receiver in sync_receivers:
-            frame[4] = receiver
-            call = frame[5] = None if dispatch is None else begin_call(dispatch, receiver, False)
+            frame[F_RECEIVER] = receiver
+            call = frame[F_CALL] = None if dispatch is None else begin_call(dispatch, receiver, False)
             try:
                 response = receiver(signal=self, sender=sender, **named)
             except Exception as err:  # noqa: BLE001 - send_robust's contract
@@ -313,12 +305,7 @@ def _send_robust(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any
             )
         return responses
     finally:
-        # _leave(), with its common cases inlined.
-        cell[0] = frame[3]
-        if frame[8] is not None:
-            _leave(frame)
-        elif dispatch is not None:
-            end_dispatch(dispatch)
+        _leave(frame)
 
 
 if not _LIVE_IS_PAIR and sys.version_info < (3, 12):
@@ -443,8 +430,9 @@ async def _asend_common(
 ) -> list[tuple[Any, Any]]:
     robust = method == "asend_robust"
     if not self.receivers or self.sender_receivers_cache.get(sender) is NO_RECEIVERS:
-        if active_recorders.get() is not None:
-            _no_receivers(self, sender, named, method)
+        recorders = active_recorders.get()
+        if recorders is not None:
+            _no_receivers(recorders, self, sender, named, method)
         return []
     sync_receivers, async_receivers = self._live_receivers(sender)
     count = len(sync_receivers) + len(async_receivers)
@@ -605,7 +593,8 @@ def install() -> None:
     in place by :func:`uninstall`.
     """
     with _install_lock:
-        if _active[0]:
+        global _active
+        if _active:
             return
         try:
             replacements = _replacement_methods()
@@ -620,7 +609,7 @@ def install() -> None:
             setattr(Signal, name, method)
             _installed_before[name] = method
         _installed.update(replacements)
-        _active[0] = True
+        _active = True
 
 
 def uninstall() -> None:
@@ -628,14 +617,15 @@ def uninstall() -> None:
 
     A method another library has wrapped around ours since is left as it is.
     """
+    global _active
     with _install_lock:
         for name, method in _installed.items():
             if name in _previous and Signal.__dict__.get(name) is method:
                 setattr(Signal, name, _previous.pop(name))
         _installed.clear()
-        _active[0] = False
+        _active = False
 
 
 def is_installed() -> bool:
     """Whether the hooks are in place."""
-    return _active[0]
+    return _active

@@ -213,7 +213,7 @@ ReceiverInfo = tuple[str, str, int]
 _receiver_infos: dict[int, tuple[weakref.ref[Any], ReceiverInfo]] = {}
 
 #: Read-only view of that cache for the recording hot path: ``.get(id(function))``
-#: gives ``(weak reference, info)`` or None (then call :func:`cached_receiver_info`
+#: gives ``(weak reference, info)`` or None (then call :func:`function_info`
 #: or :func:`receiver_info`). Never written outside this module.
 receiver_infos: Mapping[int, tuple[weakref.ref[Any], ReceiverInfo]] = MappingProxyType(_receiver_infos)
 
@@ -257,14 +257,10 @@ def _compute_receiver_info(receiver: Any) -> ReceiverInfo:
     return (name, code.co_filename, code.co_firstlineno)
 
 
-def cached_receiver_info(receiver: Any) -> tuple[int, ReceiverInfo | None]:
-    """``(id of the receiver function, its cached info or None)``, for the hot path.
-
-    A plain function is found by its own id; a bound method by its ``__func__``'s.
-    """
-    cached = _receiver_infos.get(id(receiver))
-    if cached is not None:
-        return id(receiver), cached[1]
+def function_info(receiver: Any) -> tuple[int, ReceiverInfo | None]:
+    """``(id of the receiver's function, its cached info or None)``: a bound method is found
+    by its ``__func__`` (the hot path looks a plain function up in :data:`receiver_infos`
+    itself first)."""
     function = _function_of(receiver)
     cached = _receiver_infos.get(id(function))
     return id(function), (None if cached is None else cached[1])

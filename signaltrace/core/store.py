@@ -27,9 +27,9 @@ from signaltrace import conf
 from signaltrace.conf import ignored_signals, repr_limit, sensitive_pattern, setting
 from signaltrace.core.frames import F_CALL, depth_of
 from signaltrace.core.naming import (
-    cached_receiver_info,
     dispatch_uids,
     dotted_path,
+    function_info,
     receiver_info,
     receiver_infos,
     sender_name,
@@ -533,7 +533,7 @@ def begin_call(dispatch: Record, receiver: Any, is_async: bool) -> Record:
     if cached is not None:
         info = cached[1]
     else:
-        function_id, info = cached_receiver_info(receiver)
+        function_id, info = function_info(receiver)
     if info is None:
         try:
             info = receiver_info(receiver)

@@ -300,10 +300,8 @@ def _exception_dict(call: ReceiverCall) -> dict[str, Any] | None:
     }
 
 
-def str_or_repr(exception: BaseException) -> str:
-    """The exception's message, never raising, never running SQL, truncated and redacted
-    (:func:`exception_message`)."""
-    return exception_message(exception)
+#: The name consumers know :func:`exception_message` by (failure messages, reports).
+str_or_repr = exception_message
 
 
 def _uid_text(dispatch_uid: Any) -> str | None:
