@@ -85,9 +85,12 @@ def test_panel_in_chromium(live_server, browser_page, tmp_path):
     # The slow receiver is highlighted before any row is opened, by its bar.
     slow_row = page_rows[2]
     assert "st-has-slow" in slow_row.get_attribute("class")
-    assert slow_row.locator("summary rect.st-bar-slow").count() == 1
-    slow_bar = slow_row.locator("summary rect.st-bar-slow")
-    assert slow_bar.evaluate("element => getComputedStyle(element).fill") == "rgb(230, 81, 0)"
+    # One highlighted bar per slow receiver: the one that sleeps, and on a loaded machine
+    # maybe another (compared with the receiver rows below, which follow the same durations).
+    slow_bars = slow_row.locator("summary rect.st-bar-slow")
+    slow_bar_count = slow_bars.count()
+    assert slow_bar_count >= 1
+    assert slow_bars.first.evaluate("element => getComputedStyle(element).fill") == "rgb(230, 81, 0)"
 
     # Zero-receiver dispatches are greyed.
     assert "st-empty" in page_rows[0].get_attribute("class")
@@ -98,6 +101,7 @@ def test_panel_in_chromium(live_server, browser_page, tmp_path):
     assert calls.count() == (3 if django.VERSION >= (5, 0) else 2)  # + an async receiver
     assert "orders.reserve_stock" in calls.nth(0).inner_text()
     assert "st-slow" in calls.nth(1).get_attribute("class")
+    assert slow_row.locator("tr.st-call.st-slow").count() == slow_bar_count
     assert "********************" in slow_row.locator(".st-kwargs").inner_text()
     assert "hunter2" not in panel.inner_html()
 
