@@ -89,6 +89,7 @@ class Recorder:
         "bytes_left",
         "dropped",
         "end_ns",
+        "findings",
         "ignored",
         "loops",
         "max_dispatches",
@@ -102,6 +103,8 @@ class Recorder:
         self.records: list[Record] = []
         self.dropped = 0
         self.loops: list[Loop] = []
+        #: What other core modules found beside the dispatches (slow deletes, ...), in order.
+        self.findings: list[Any] = []
         self.max_dispatches: int = setting("MAX_DISPATCHES")
         #: What ``MAX_TRACE_BYTES`` still allows, by :func:`_estimated_bytes` per dispatch.
         self.bytes_left: int = setting("MAX_TRACE_BYTES")
@@ -391,6 +394,24 @@ def is_recording() -> bool:
 # (signaltrace.core.rendering), so no kwarg holds an unbounded value.
 _RECORD_BYTES = 400
 _ITEM_BYTES = 150
+_FINDING_BYTES = 400
+
+
+def keep_finding(finding: Any, size: int = _FINDING_BYTES) -> None:
+    """Keep ``finding`` in every open ``record()`` block of this context.
+
+    ``size`` is its estimated cost in bytes, counted against ``MAX_TRACE_BYTES``; a
+    block with no room left drops it (counted in ``Trace.dropped``).
+    """
+    for recorder in active_recorders.get() or ():
+        if recorder.end_ns is not None:
+            continue
+        if recorder.bytes_left < size:
+            recorder.dropped += 1
+            continue
+        recorder.bytes_left -= size
+        recorder.findings.append(finding)
+
 
 _NO_KWARGS: tuple[tuple[str, ...], list[Any]] = ((), [])
 # Kwargs not snapshotted: nothing records the dispatch and no observer needs them.

@@ -262,6 +262,11 @@ class Trace:
         return list(self._recorder.loops)
 
     @property
+    def findings(self) -> list[Any]:
+        """What the core found beside the dispatches (such as slow deletes), in order."""
+        return list(self._recorder.findings)
+
+    @property
     def duration_ns(self) -> int:
         """Length of the ``record()`` block so far."""
         end = self._recorder.end_ns if self._recorder.end_ns is not None else perf_counter_ns()
