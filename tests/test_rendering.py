@@ -52,6 +52,32 @@ def recorded(signal: Signal, **kwargs: Any) -> tuple[dict[str, str], str]:
     return trace.dispatches[0].kwargs, json.dumps(trace.to_dict())
 
 
+def test_model_signal_kwargs_read_the_same_on_first_and_later_sends(signal):
+    """The first send of a model's kwargs takes the full path and fills the per-type caches;
+    later ones take the fast scan. Both keep the pk as it was when sent, and redact alike."""
+    item = Item.objects.create(name="first")
+    kwargs = {
+        "instance": item,
+        "update_fields": frozenset({"name"}),
+        "pair": ("Authorization", "Bearer abc"),
+        "created": False,
+        "using": "default",
+    }
+    rendering.clear_caches()
+    first, _ = recorded(signal, **kwargs)
+    later, data = recorded(signal, **kwargs)
+    assert first == later
+    assert later["instance"] == f"<testapp.Item pk={item.pk}>"
+    assert later["update_fields"] == "frozenset({'name'})"
+    assert later["pair"] == f"('Authorization', {REDACTED})"
+    assert "abc" not in data
+
+    with signaltrace.record() as trace:
+        signal.send(sender=None, **kwargs)
+        old_pk, item.pk = item.pk, None  # as Collector.delete() does after post_delete
+    assert trace.dispatches[0].kwargs["instance"] == f"<testapp.Item pk={old_pk}>"
+
+
 # ------------------------------------------------------------------ 1. secrets in values
 
 

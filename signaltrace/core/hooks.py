@@ -210,21 +210,19 @@ def _send(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
         sync_receivers, async_receivers = self._live_receivers(sender), ()
     recorders = active_recorders.get()
     cell = frame_cell.get()
-    # The one copy of _enter()'s idle case, for the most common dispatch of all. Indexes
-    # are literal on this path (frames.py names them: CELL_FRAME 0, CELL_THREAD 1,
-    # F_PARENT 3, F_RECEIVER 4, F_CALL 5, F_RECORD 6, F_CELL 7, F_TOKEN 8): a constant
-    # costs less than a global's lookup.
-    if (
-        recorders is None
-        and store.observed is None
-        and cell is not None
-        and cell[0] is None
-        and cell[1] == get_ident()
-    ):
-        # _enter()'s top-level idle case, inlined: the common dispatch of an app not recording.
+    # The one copy of _enter()'s top-level case (no parent frame, so no loop to check),
+    # for the most common dispatch of all. Indexes are literal on this path (frames.py
+    # names them: CELL_FRAME 0, CELL_THREAD 1, F_PARENT 3, F_RECEIVER 4, F_CALL 5,
+    # F_RECORD 6, F_CELL 7, F_TOKEN 8): a constant costs less than a global's lookup.
+    if cell is not None and cell[0] is None and cell[1] == get_ident():
         frame = [self, sender, named, None, None, None, None, cell, None]
+        if recorders is None and store.observed is None:
+            dispatch = None  # the app is not recording: nothing more to do
+        else:
+            dispatch = frame[6] = begin_dispatch(
+                recorders, self, sender, named, "send", None, len(sync_receivers) + len(async_receivers)
+            )
         cell[0] = frame
-        dispatch = None
     else:
         frame = _enter(
             self, sender, named, "send", len(sync_receivers) + len(async_receivers), recorders, False

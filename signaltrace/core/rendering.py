@@ -153,6 +153,10 @@ _sensitive_names: dict[str, bool] = {}
 # when no name of the tuple is sensitive (the common case).
 _redaction_plans: dict[tuple[str, ...], tuple[bool, ...]] = {}
 _MAX_PLANS = MAX_CACHED
+# model class -> (label, pk attname) for models with a one-field primary key that is
+# not a secret, filled when their snapshotter is made: snapshot_kwargs's fast scan
+# then stands in for their instances without a call.
+_model_refs: dict[type, tuple[str, str]] = {}
 # (conf.generation it was read in, MAX_REPR_LENGTH): the limit long texts are cut to.
 _limit_now: tuple[int, int] = (-1, 0)
 
@@ -165,6 +169,7 @@ def clear_caches() -> None:
     _snapshotters_repr.clear()
     _sensitive_names.clear()
     _redaction_plans.clear()
+    _model_refs.clear()
     _limit_now = (-1, 0)
 
 
@@ -339,6 +344,9 @@ def _snapshot_for_type(value_type: type, repr_objects: bool) -> Any:
             return lambda instance, pattern, limit: secret
         if len(attnames) == 1:
             attname = attnames[0]
+            if len(_model_refs) >= MAX_CACHED:
+                _model_refs.clear()
+            _model_refs[value_type] = (label, attname)
             return lambda instance, pattern, limit: (MODEL_MARK, label, instance.__dict__.get(attname))
         return lambda instance, pattern, limit: (MODEL_MARK, label, _pk_of(instance, attnames))
     if issubclass(value_type, QuerySet):
@@ -434,7 +442,10 @@ def snapshot_kwargs(
     # The common case builds nothing: every name already known not to be sensitive and
     # every value a scalar or a short text that cannot be a credential. The dict is then
     # kept itself: it is the one Python made for this call's **named, which nothing else
-    # holds or changes (receivers get copies), and its values are immutable.
+    # holds or changes (receivers get copies), and its values are immutable. Model
+    # signals' kwargs (an instance, update_fields) cost one copy of the dict, with the
+    # instance's stand-in in it.
+    replaced = None
     for name in named:
         if _sensitive_names.get(name) is not False:
             break
@@ -442,10 +453,26 @@ def snapshot_kwargs(
         value_type = type(value)
         if value_type in _SCALAR_TYPES:
             continue
-        if value_type is not str or len(value) > _KEEP_WHOLE or value[:1] in _CREDENTIAL_FIRST:
-            break
+        if value_type is str:
+            if len(value) > _KEEP_WHOLE or value[:1] in _CREDENTIAL_FIRST:
+                break
+            continue
+        model_ref = _model_refs.get(value_type)
+        if model_ref is not None:
+            if replaced is None:
+                replaced = named.copy()
+            replaced[name] = (MODEL_MARK, model_ref[0], value.__dict__.get(model_ref[1]))
+            continue
+        if value_type is frozenset or value_type is tuple:
+            kept = _snapshot_container(value, pattern, limit, repr_objects)
+            if kept is not value:
+                if replaced is None:
+                    replaced = named.copy()
+                replaced[name] = kept
+            continue
+        break
     else:
-        return named
+        return named if replaced is None else replaced
     names = tuple(named)
     plan = _redaction_plans.get(names)
     if plan is None:
