@@ -88,6 +88,26 @@ def test_debug_toolbar_with_the_signal_panel_is_on_every_page(client, url) -> No
 
 
 @demo_only
+def test_signal_trace_panel_sits_next_to_the_toolbars_signals_panel() -> None:
+    panels = list(settings.DEBUG_TOOLBAR_PANELS)
+    signals = panels.index("debug_toolbar.panels.signals.SignalsPanel")
+    assert panels[signals + 1] == "signaltrace.panels.SignalTracePanel"
+    assert panels.count("signaltrace.panels.SignalTracePanel") == 1
+
+
+OPENS_THE_PANEL = 'querySelector("#djDebugPanelList a.SignalTracePanel")'
+
+
+@demo_only
+def test_loop_lab_results_open_the_panel_other_pages_do_not(client) -> None:
+    """A scenario's page clicks the panel's link once loaded (tests/test_panel_browser.py
+    checks it in chromium); the index keeps its buttons clear, other pages are left alone."""
+    assert OPENS_THE_PANEL in client.post("/lab/robust/").content.decode()
+    for url in ("/", "/signup/", "/users/", "/lab/"):
+        assert OPENS_THE_PANEL not in client.get(url).content.decode(), url
+
+
+@demo_only
 def test_signup_page_explains_and_shows_the_form(client) -> None:
     content = client.get("/signup/").content.decode()
     assert "<h1>Sign up</h1>" in content

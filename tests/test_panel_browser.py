@@ -3,9 +3,15 @@
 A live server (pytest-django's ``live_server``) serves the test project on
 127.0.0.1; the page ``/panel/signals/`` sends nested signals, a slow receiver, a
 swallowed and a raised exception, a loop and an empty send. The test opens the
-toolbar's panel, checks its rows, the filter box and escaping, and saves the
-screenshot docs/panel.md shows: with ``SIGNALTRACE_UPDATE_SCREENSHOT=1`` it is
-written to docs/img/panel.png, otherwise to the test's temporary directory (so a
+toolbar's panel, checks its rows, the filter box, the time-axis switch and escaping.
+
+The demo site (demo_project/, its own settings, a throwaway SQLite file) is served by
+``manage.py runserver`` in a subprocess: a sign-up, whose password hashing makes the
+signals a sliver of the request (the signals-only axis is the default), and a loop-lab
+scenario, whose page opens the panel by itself.
+
+Each test saves the screenshot docs show: with ``SIGNALTRACE_UPDATE_SCREENSHOT=1``
+(``make screenshot``) to docs/img/, otherwise to the test's temporary directory (so a
 test run leaves the checkout clean).
 
 Skips only where no chromium is installed (tests/scripts/browser.sh installs it).
@@ -15,6 +21,12 @@ from __future__ import annotations
 
 import os
 import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import django
@@ -22,7 +34,8 @@ import pytest
 
 from tests.chromium import CHROMIUM, LAUNCH_ARGS
 
-DOCS_SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "img" / "panel.png"
+ROOT = Path(__file__).resolve().parent.parent
+DOCS_IMAGES = ROOT / "docs" / "img"
 INCIDENTAL = ("connection_created", "template_rendered")
 
 if not Path(CHROMIUM).exists():
@@ -42,6 +55,19 @@ def browser_page():
             yield page
         finally:
             browser.close()
+
+
+def screenshot(page, name: str, tmp_path: Path) -> None:
+    """Save ``name`` in docs/img/ under ``SIGNALTRACE_UPDATE_SCREENSHOT=1``, else in ``tmp_path``."""
+    update_docs = os.environ.get("SIGNALTRACE_UPDATE_SCREENSHOT") == "1"
+    path = (DOCS_IMAGES if update_docs else tmp_path) / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(path))
+    assert path.stat().st_size > 10_000
+
+
+def bar_x(rect) -> float:
+    return float(rect.get_attribute("x"))
 
 
 @pytest.mark.django_db(transaction=True)
@@ -87,7 +113,7 @@ def test_panel_in_chromium(live_server, browser_page, tmp_path):
     assert "st-has-slow" in slow_row.get_attribute("class")
     # One highlighted bar per slow receiver: the one that sleeps, and on a loaded machine
     # maybe another (compared with the receiver rows below, which follow the same durations).
-    slow_bars = slow_row.locator("summary rect.st-bar-slow")
+    slow_bars = slow_row.locator("summary g.st-ax-request rect.st-bar-slow")  # the axis shown
     slow_bar_count = slow_bars.count()
     assert slow_bar_count >= 1
     assert slow_bars.first.evaluate("element => getComputedStyle(element).fill") == "rgb(230, 81, 0)"
@@ -120,11 +146,153 @@ def test_panel_in_chromium(live_server, browser_page, tmp_path):
     page.locator("#SignalTracePanel .st-filter").fill("")
     assert page.locator("#SignalTracePanel details.st-dispatch:visible").count() == total
 
+    # The loop's SignalLoopError passed up through both echo receivers: one entry.
+    loop_errors = exceptions.locator("details.st-exception", has_text="SignalLoopError")
+    assert loop_errors.count() == 1
+    assert "raised through 2 receivers" in loop_errors.inner_text()
+    assert loop_errors.locator(".st-levels li").count() == 2
+
+    # Time axis: one click switches between the request's and the signals-only one.
+    # The default depends on the share of the request spent in signals (most of it here,
+    # with a 60 ms receiver, unless a loaded machine slows the rest of the request).
+    content = panel.locator("[data-st-panel]")
+    shown = content.get_attribute("data-st-axis")
+    other = {"request": "signals", "signals": "request"}[shown]
+    dispatch_bars = panel.locator("details.st-dispatch > summary svg.st-wf")
+    assert dispatch_bars.first.locator(f"g.st-ax-{shown} rect").first.is_visible()
+    assert not dispatch_bars.first.locator(f"g.st-ax-{other} rect").first.is_visible()
+    panel.locator(f"button[data-st-axis-choice={other}]").click()
+    assert content.get_attribute("data-st-axis") == other
+    assert panel.locator(f"button[data-st-axis-choice={other}]").get_attribute("aria-pressed") == "true"
+    assert panel.locator(f"button[data-st-axis-choice={shown}]").get_attribute("aria-pressed") == "false"
+    assert dispatch_bars.first.locator(f"g.st-ax-{other} rect").first.is_visible()
+    assert not dispatch_bars.first.locator(f"g.st-ax-{shown} rect").first.is_visible()
+    assert panel.locator(f".st-summary .st-ax-{other}").is_visible()
+    # The signals-only axis runs from the first dispatch (x = 0) to the end of the last.
+    signal_bars = panel.locator("details.st-dispatch > summary g.st-ax-signals rect.st-bar-dispatch").all()
+    assert min(bar_x(bar) for bar in signal_bars) == 0
+    assert max(bar_x(bar) + float(bar.get_attribute("width")) for bar in signal_bars) == pytest.approx(1000)
+    panel.locator(f"button[data-st-axis-choice={shown}]").click()
+    assert content.get_attribute("data-st-axis") == shown
+
     assert dialogs == [], "markup from a trace was executed"
     assert errors == []
+    screenshot(page, "panel.png", tmp_path)
 
-    update_docs = os.environ.get("SIGNALTRACE_UPDATE_SCREENSHOT") == "1"
-    screenshot = DOCS_SCREENSHOT if update_docs else tmp_path / "panel.png"
-    screenshot.parent.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(screenshot))
-    assert screenshot.stat().st_size > 10_000
+
+# ------------------------------------------------------------------ the demo site
+
+DEMO = ROOT / "demo_project"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_until_served(url: str, server: subprocess.Popen, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise AssertionError(f"the demo server exited: {server.stderr.read() if server.stderr else ''}")
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise AssertionError(f"the demo server did not answer {url} in {timeout} s")
+
+
+@pytest.fixture(scope="module")
+def demo_site(tmp_path_factory) -> Iterator[str]:
+    """The demo, migrated into a throwaway database, served by runserver; its base URL."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("OTEL_")}
+    env.update(
+        DJANGO_SETTINGS_MODULE="demo_site.settings",
+        DEMO_DATABASE=str(tmp_path_factory.mktemp("demo") / "db.sqlite3"),
+        PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])),
+    )
+    manage = [sys.executable, str(DEMO / "manage.py")]
+    subprocess.run([*manage, "migrate", "--noinput", "-v", "0"], env=env, check=True, timeout=180)
+    port = _free_port()
+    server = subprocess.Popen(
+        [*manage, "runserver", "--noreload", f"127.0.0.1:{port}"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        _wait_until_served(f"{url}/", server)
+        yield url
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        if server.stderr:
+            server.stderr.close()
+
+
+def test_demo_signup_panel_shows_the_signals_only_axis(demo_site, browser_page, tmp_path):
+    page = browser_page
+    page.goto(f"{demo_site}/signup/")
+    page.fill("input[name=username]", "screenshot-visitor")
+    page.fill("input[name=password1]", "a-long-demo-passphrase-42")
+    page.fill("input[name=password2]", "a-long-demo-passphrase-42")
+    page.fill("textarea[name=bio], input[name=bio]", "Likes signals")
+    page.locator("form button[type=submit], form input[type=submit]").first.click()
+    page.wait_for_load_state()
+    assert "Welcome, screenshot-visitor" in page.content()
+
+    # The toolbar lists the panel right after its own Signals panel.
+    links = page.locator("#djDebugPanelList li a[class]")
+    classes = [link.get_attribute("class") for link in links.all()]
+    assert classes.index("SignalTracePanel") == classes.index("SignalsPanel") + 1
+
+    page.locator("#djDebugPanelList a.SignalTracePanel").click()
+    panel = page.locator("#SignalTracePanel")
+    panel.locator("details.st-dispatch").first.wait_for()
+    # Password hashing takes most of the request: signals-only is the default axis,
+    # from the first dispatch (x = 0) to the end of the last (1000).
+    assert panel.locator("[data-st-panel]").get_attribute("data-st-axis") == "signals"
+    assert panel.locator("button[data-st-axis-choice=signals]").get_attribute("aria-pressed") == "true"
+    dispatch_bars = panel.locator("details.st-dispatch > summary g.st-ax-signals rect.st-bar-dispatch")
+    starts = [bar_x(bar) for bar in dispatch_bars.all()]
+    ends = [bar_x(bar) + float(bar.get_attribute("width")) for bar in dispatch_bars.all()]
+    assert min(starts) == 0 and max(ends) == pytest.approx(1000, abs=0.02)
+    assert dispatch_bars.first.is_visible()
+    assert "Time axis: signals only" in panel.locator(".st-summary").inner_text()
+    assert "a-long-demo-passphrase-42" not in panel.inner_html()
+    screenshot(page, "demo-signup-panel.png", tmp_path)
+
+
+def test_demo_loop_lab_opens_the_panel_with_one_loop_error(demo_site, browser_page, tmp_path):
+    page = browser_page
+    page.goto(f"{demo_site}/lab/")
+    assert page.locator("#SignalTracePanel").is_hidden()  # the index keeps its buttons clear
+    page.locator("form[action$='/lab/ping-pong/'] button").click()
+    page.wait_for_load_state()
+
+    # Open without a click, once the toolbar has started.
+    panel = page.locator("#SignalTracePanel")
+    panel.locator("details.st-dispatch").first.wait_for(timeout=10_000)
+    assert panel.is_visible()
+    loops = panel.locator(".st-loops")
+    assert loops.is_visible() and "SignalLoopError" in loops.inner_text()
+
+    # The loop error, raised at depth 4, passed through the four receivers above it:
+    # listed once, with its levels from where it was raised to the outermost one.
+    entries = panel.locator(".st-exceptions details.st-exception")
+    assert entries.count() == 1
+    assert "raised through 4 receivers" in entries.inner_text()
+    levels = entries.locator(".st-levels li").all_inner_texts()
+    assert [re.search(r"depth (\d)", level).group(1) for level in levels] == ["3", "2", "1", "0"]
+    assert "looplab.receivers.pong_saved" in levels[0] and "looplab.receivers.ping_saved" in levels[-1]
+    assert "1 exception," in panel.locator(".st-summary").inner_text()
+    screenshot(page, "demo-loop-panel.png", tmp_path)

@@ -11,18 +11,23 @@ import asyncio
 import json
 import re
 import threading
+import time
 from typing import Any
 
 import pytest
 from debug_toolbar.store import get_store
 from debug_toolbar.toolbar import DebugToolbar
 from django.core.checks import Error
+from django.dispatch import Signal
 from django.template.loader import render_to_string
 from django.test import AsyncClient, Client, RequestFactory, modify_settings, override_settings
 
+import signaltrace
 from signaltrace.checks import check_settings
 from signaltrace.core.naming import short_path
 from signaltrace.panels import SignalTracePanel
+from signaltrace.panels.axes import AXIS_UNITS, GAP_UNITS, MIN_BAR_UNITS, SignalsAxis, default_axis
+from signaltrace.panels.exceptions import exception_groups
 from signaltrace.panels.view import build_context, format_ms, subtitle, summarize
 from tests.markers import needs_asend
 from tests.testapp import panel_views
@@ -396,3 +401,208 @@ def test_every_stored_string_is_escaped():
     content = render_to_string("signaltrace/panel.html", build_context({"trace": trace, "slow_ms": 50}))
     assert "<img" not in content
     assert content.count("&lt;img src=x onerror=&quot;alert(1)&quot;&gt;") >= 15
+
+    # The same, with the exception grouped over two levels (receiver names in its levels).
+    nested["calls"] = [call]
+    groups = [[[0, 0], [1, 0]]]
+    stats = {"trace": trace, "slow_ms": 50, "exception_groups": groups}
+    content = render_to_string("signaltrace/panel.html", build_context(stats))
+    assert "<img" not in content
+    assert "raised through 2 receivers" in content
+    assert content.count('<li><span class="st-muted">') == 2
+
+
+# ------------------------------------------------------- exceptions, grouped by object
+
+
+def test_an_exception_through_several_receivers_is_listed_once(created_toolbars):
+    Client().get("/panel/signals/")
+    stats = stored_stats(created_toolbars[0])
+    assert json.loads(json.dumps(stats)) == stats
+    # The loop's SignalLoopError, raised by the third echo dispatch, passed up through
+    # the echo_again receivers at depths 1 and 0: the same object, one group.
+    loop_groups = [
+        group
+        for group in stats["exception_groups"]
+        if stats["trace"]["dispatches"][group[0][0]]["calls"][group[0][1]]["exception"]["type"].endswith(
+            "SignalLoopError"
+        )
+    ]
+    assert len(loop_groups) == 1
+    assert [stats["trace"]["dispatches"][d]["depth"] for d, _ in loop_groups[0]] == [0, 1]
+    assert stats["summary"]["exceptions"] == 3  # swallowed, raised, and the loop error once
+
+    content = stored_panel(created_toolbars[0]).content
+    section = content.split('<section class="st-exceptions">', 1)[1].split("</section>", 1)[0]
+    assert section.count('<details class="st-exception">') == 3
+    assert section.count("<code>signaltrace.errors.SignalLoopError</code>") == 1
+    assert "raised through 2 receivers" in section
+    levels = re.findall(r"(from|through) depth (\d):</span> <code>([^<]+)</code>", section)
+    assert levels == [
+        ("from", "1", "tests.testapp.panel_views.echo_again"),
+        ("through", "0", "tests.testapp.panel_views.echo_again"),
+    ]
+    assert "3 exceptions," in content
+
+
+def _robust_twice(request):
+    """Two send_robust calls from one line: two exception objects with the same text."""
+    for _ in range(2):
+        panel_views.audit_logged.send_robust(sender="twice")
+    return None
+
+
+def _panel_for(view, path: str = "/panel/direct/") -> SignalTracePanel:
+    """The toolbar's own test approach: build a toolbar, run the panel's hooks on ``view``."""
+    request = RequestFactory().get(path)
+    toolbar = DebugToolbar(request, view)
+    panel = toolbar.get_panel_by_id(PANEL)
+    panel.enable_instrumentation()
+    try:
+        response = panel.process_request(request)
+    finally:
+        panel.disable_instrumentation()
+    panel.generate_stats(request, response)
+    toolbar.stats = {}
+    panel.load_stats_from_store(toolbar.store.panel(toolbar.request_id, PANEL))
+    return panel
+
+
+def test_equal_exceptions_from_separate_dispatches_stay_apart():
+    panel = _panel_for(_robust_twice)
+    stats = panel.get_stats()
+    tracebacks = [
+        call["exception"]["traceback"]
+        for dispatch in stats["trace"]["dispatches"]
+        for call in dispatch["calls"]
+        if call["exception"]
+    ]
+    assert len(tracebacks) == 2 and tracebacks[0] == tracebacks[1]  # the same text...
+    assert len(stats["exception_groups"]) == 2  # ...but two exceptions
+    assert panel.content.count('<details class="st-exception">') == 2
+    assert "raised through" not in panel.content
+
+
+def test_stats_without_groups_list_each_call(created_toolbars):
+    """Stats stored before exception_groups existed still render, one entry per call;
+    malformed groups are skipped."""
+    Client().get("/panel/signals/")
+    stats = stored_stats(created_toolbars[0])
+    groups = stats.pop("exception_groups")
+    content = render_to_string("signaltrace/panel.html", build_context(stats))
+    assert content.count('<details class="st-exception">') == 4
+    assert "raised through" not in content
+
+    stats["exception_groups"] = [["x"], [[999, 0]], [[[0], {}]], "junk", *groups]
+    content = render_to_string("signaltrace/panel.html", build_context(stats))
+    assert content.count('<details class="st-exception">') == 3
+
+
+# ------------------------------------------------------------------- the time axes
+
+
+def _waits_between_signals(request):
+    """Signals take a sliver of this request: 40 ms pass between two dispatches."""
+    panel_views.cache_cleared.send(sender="before")
+    time.sleep(0.04)
+    panel_views.tagged.send(sender="after")
+    panel_views.cache_cleared.send(sender="last")
+    return None
+
+
+def test_signals_only_axis_compresses_the_gaps_of_a_recorded_trace():
+    with signaltrace.record() as trace:
+        panel_views.cache_cleared.send(sender="first")
+        time.sleep(0.08)
+        panel_views.audit_logged.send_robust(sender="second")
+        panel_views.cache_cleared.send(sender="third")
+        time.sleep(0.01)
+    data = trace.to_dict()
+    first, second, third = data["dispatches"]
+    axis = SignalsAxis([(d["start_ns"], d["start_ns"] + d["duration_ns"]) for d in data["dispatches"]])
+
+    # From the start of the first dispatch to the end of the last one.
+    assert axis.first_ns == first["start_ns"]
+    assert axis.last_ns == third["start_ns"] + third["duration_ns"]
+    assert axis.position(first["start_ns"]) == 0
+    assert axis.position(axis.last_ns) == AXIS_UNITS
+    # The 80 ms between the first two is one compressed gap, with its real length; the
+    # microseconds between the second and the third stay to scale.
+    [gap] = axis.gaps
+    assert gap["duration_ns"] == second["start_ns"] - first["start_ns"] - first["duration_ns"]
+    assert gap["duration_ns"] >= 80_000_000
+    assert gap["width"] == GAP_UNITS
+    assert axis.position(second["start_ns"]) - axis.position(first["start_ns"] + first["duration_ns"]) == (
+        pytest.approx(GAP_UNITS)
+    )
+    # Time inside dispatches is to scale: equal durations, equal widths.
+    busy = first["duration_ns"] + (axis.last_ns - second["start_ns"])
+    scale = (AXIS_UNITS - GAP_UNITS) / busy
+    start = axis.position(second["start_ns"])
+    assert axis.position(second["start_ns"] + second["duration_ns"]) - start == pytest.approx(
+        second["duration_ns"] * scale
+    )
+    [marker] = axis.markers()
+    assert marker["label"] == format_ms(gap["duration_ns"]) and marker["labelled"]
+
+    # The trace's time is mostly the sleeps: signals-only is the default, with the marker.
+    context = build_context({"trace": data, "summary": summarize(data)})
+    assert context["axis"] == "signals"
+    assert context["gaps"] == [marker]
+    html = str(context["tree"])
+    assert html.count('<path class="st-gap" d="') == html.count('<details class="st-dispatch') == 3
+    assert f'<rect class="st-bar-dispatch" x="0.00" width="{(first["duration_ns"] * scale):.2f}"' in html or (
+        first["duration_ns"] * scale < MIN_BAR_UNITS
+    )
+
+
+def test_signals_axis_merges_overlapping_dispatches():
+    """Concurrent top-level dispatches (asend in tasks) overlap: no gap between them."""
+    axis = SignalsAxis([(100, 400), (300, 500), (10_000, 10_100), (10_050, 10_060)])
+    assert (axis.first_ns, axis.last_ns) == (100, 10_100)
+    assert [gap["duration_ns"] for gap in axis.gaps] == [9_500]
+    assert axis.position(450) < axis.position(500) < axis.position(10_000) <= axis.position(10_050)
+    assert SignalsAxis([]).gaps == [] and SignalsAxis([]).position(5) == AXIS_UNITS
+
+
+def test_default_axis_through_the_toolbar():
+    panel = _panel_for(_waits_between_signals)
+    stats = panel.get_stats()
+    assert stats["summary"]["signal_ns"] < stats["trace"]["duration_ns"]
+    content = panel.content
+    assert 'data-st-axis="signals"' in content
+    assert content.count('aria-pressed="true"') == 1
+    assert 'data-st-axis-choice="signals" aria-pressed="true"' in content
+    # The 40 ms gap, labelled with its real length in the axis header.
+    labels = re.findall(r'<text class="st-gap-label"[^>]*>// ([\d.]+) ms</text>', content)
+    assert max(float(label) for label in labels) >= 40
+    assert "Time axis: signals only, from the first dispatch at" in content
+
+    # Signals for a tenth of the request or more keep the request's axis as the default.
+    assert default_axis(signal_ns=9, request_ns=100) == "signals"
+    assert default_axis(signal_ns=10, request_ns=100) == "request"
+
+
+def test_an_exception_swallowed_up_the_chain_is_marked_where_it_stopped(connect):
+    outer, inner = Signal(), Signal()
+
+    def relay(sender: Any, **kwargs: Any) -> None:
+        inner.send(sender=sender)
+
+    def fail(sender: Any, **kwargs: Any) -> None:
+        raise KeyError("gone")
+
+    connect(outer, relay)
+    connect(inner, fail)
+    with signaltrace.record() as trace:
+        outer.send_robust(sender="chain")
+    stats = {"trace": trace.to_dict(), "exception_groups": exception_groups(trace)}
+    assert stats["exception_groups"] == [[[0, 0], [1, 0]]]
+    [entry] = build_context(stats)["exceptions"]
+    assert entry["through"] == 2
+    assert entry["swallowed"] and entry["verdict"] == "swallowed by send_robust"
+    assert entry["type"] == "builtins.KeyError"
+    assert [(level["depth"], level["receiver"].rsplit(".", 1)[-1]) for level in entry["levels"]] == [
+        (1, "fail"),
+        (0, "relay"),
+    ]

@@ -78,7 +78,15 @@ except ImportError:
 else:
     from debug_toolbar.settings import PANELS_DEFAULTS
 
-    DEBUG_TOOLBAR_PANELS = [*PANELS_DEFAULTS, "signaltrace.panels.SignalTracePanel"]
+    # Right after the toolbar's own Signals panel, as docs/panel.md lists them (last, it
+    # would sit below the fold of a 1000 px window). base.html opens it on the loop lab.
+    _SIGNALS = "debug_toolbar.panels.signals.SignalsPanel"
+    _AT = PANELS_DEFAULTS.index(_SIGNALS) + 1 if _SIGNALS in PANELS_DEFAULTS else len(PANELS_DEFAULTS)
+    DEBUG_TOOLBAR_PANELS = [
+        *PANELS_DEFAULTS[:_AT],
+        "signaltrace.panels.SignalTracePanel",
+        *PANELS_DEFAULTS[_AT:],
+    ]
 
 LOGGING = {
     "version": 1,

@@ -8,8 +8,9 @@ frame, before and after the rest of the request (sync ``__call__`` or async
 concurrent requests never see each other's dispatches. No global receiver is
 connected.
 
-Stats are ``trace.to_dict()`` plus a few numbers: JSON only, because the toolbar
-serializes them to its store and renders the panel again from there.
+Stats are ``trace.to_dict()`` plus a few numbers and the indexes of the calls that
+recorded the same exception object: JSON only, because the toolbar serializes them to
+its store and renders the panel again from there.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from django.templatetags.static import static
 
 import signaltrace
 from signaltrace.conf import DEFAULTS, setting
+from signaltrace.panels.exceptions import exception_groups
 from signaltrace.panels.view import build_context, subtitle, summarize
 from signaltrace.safety import report_internal_error
 
@@ -96,6 +98,7 @@ class SignalTracePanel(Panel):
             return
         try:
             data = trace.to_dict()
+            groups = exception_groups(trace)
         except Exception:  # noqa: BLE001 - never break the request
             report_internal_error("SignalTracePanel.generate_stats")
             self.record_stats({"error": "Reading the trace failed; the 'signaltrace' logger says why."})
@@ -103,7 +106,8 @@ class SignalTracePanel(Panel):
         self.record_stats(
             {
                 "trace": data,
-                "summary": summarize(data),
+                "exception_groups": groups,
+                "summary": summarize(data, groups),
                 "slow_ms": _slow_ms(),
                 "max_dispatches": setting("MAX_DISPATCHES"),
             }

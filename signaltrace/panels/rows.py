@@ -11,6 +11,7 @@ escaped unless it is markup this module built) with the standard library's
 from __future__ import annotations
 
 import html
+from collections.abc import Callable
 from typing import Any
 
 from django.utils.safestring import SafeString, mark_safe
@@ -23,6 +24,7 @@ class Markup(str):
 
 
 _TRUSTED = (Markup, int, float)
+_NO_GAPS = Markup()
 
 
 def format_html(template: str, *args: Any) -> Markup:
@@ -38,13 +40,10 @@ def _join(fragments: list[Markup]) -> Markup:
 
 
 def _bar(css: str, bar: dict[str, str], y: int, height: int) -> Markup:
-    return format_html(
-        '<rect class="{}" x="{}" width="{}" y="{}" height="{}"></rect>',
-        css,
-        bar["x"],
-        bar["width"],
-        y,
-        height,
+    # No escaping needed, and none spent (thousands of bars): ``css`` is one of this
+    # module's class names, ``x`` and ``width`` numbers formatted by the axes.
+    return Markup(
+        f'<rect class="{css}" x="{bar["x"]}" width="{bar["width"]}" y="{y}" height="{height}"></rect>'
     )
 
 
@@ -61,15 +60,23 @@ def _verdict(exception: dict[str, Any]) -> Markup:
     return format_html('<span class="st-badge {}">{}</span>', css, exception["verdict"])
 
 
-def _waterfall(dispatch: dict[str, Any], units: int) -> Markup:
-    css = "st-bar-dispatch"
-    bars = [_bar(css, dispatch["bar"], 0, 10)]
-    bars.extend(_bar(_call_css(call), call["bar"], 2, 6) for call in dispatch["calls"])
-    return format_html(
-        '<svg class="st-wf" viewBox="0 0 {} 10" preserveAspectRatio="none" aria-hidden="true">{}</svg>',
-        units,
-        _join(bars),
+def _svg(units: int, gaps: Markup, bars: Callable[[int], list[Markup]]) -> Markup:
+    """A waterfall cell: ``bars(axis)`` on the request axis (0) and the signals-only one
+    (1); the panel shows one of them. ``gaps`` marks the compressed gaps on the latter."""
+    return Markup(  # only markup built here: bars and gaps are Markup, units an int
+        f'<svg class="st-wf" viewBox="0 0 {units:d} 10" preserveAspectRatio="none" aria-hidden="true">'
+        f'<g class="st-ax-request">{_join(bars(0))}</g>'
+        f'<g class="st-ax-signals">{gaps}{_join(bars(1))}</g></svg>'
     )
+
+
+def _waterfall(dispatch: dict[str, Any], units: int, gaps: Markup) -> Markup:
+    def bars(axis: int) -> list[Markup]:
+        drawn = [_bar("st-bar-dispatch", dispatch["bars"][axis], 0, 10)]
+        drawn.extend(_bar(_call_css(call), call["bars"][axis], 2, 6) for call in dispatch["calls"])
+        return drawn
+
+    return _svg(units, gaps, bars)
 
 
 def _signal_cell(dispatch: dict[str, Any]) -> Markup:
@@ -96,9 +103,7 @@ def _call_rows(call: dict[str, Any], units: int) -> Markup:
     )
     row = format_html(
         '<tr class="{}"><td><code>{}</code>{}</td><td class="st-loc" title="{}">{}</td><td>{}</td>'
-        '<td>{}</td><td class="st-num">{}</td><td class="st-wf-cell">'
-        '<svg class="st-wf" viewBox="0 0 {} 10" preserveAspectRatio="none" aria-hidden="true">{}</svg>'
-        "</td></tr>",
+        '<td>{}</td><td class="st-num">{}</td><td class="st-wf-cell">{}</td></tr>',
         css,
         call["receiver"],
         nested,
@@ -107,8 +112,7 @@ def _call_rows(call: dict[str, Any], units: int) -> Markup:
         uid,
         "async" if call["is_async"] else "sync",
         call["duration"],
-        units,
-        _bar(_call_css(call), call["bar"], 1, 8),
+        _svg(units, _NO_GAPS, lambda axis: [_bar(_call_css(call), call["bars"][axis], 1, 8)]),
     )
     exception = call["exception"]
     if not exception:
@@ -124,11 +128,12 @@ def _call_rows(call: dict[str, Any], units: int) -> Markup:
 
 _CALLS_HEAD = Markup(
     "<thead><tr><th>Receiver</th><th>Location</th><th>dispatch_uid</th><th>Async</th><th>Duration</th>"
-    '<th class="st-wf-cell">On the request\'s time axis</th></tr></thead>'
+    '<th class="st-wf-cell"><span class="st-ax-request">On the request\'s time axis</span>'
+    '<span class="st-ax-signals">On the signals-only time axis</span></th></tr></thead>'
 )
 
 
-def _body(dispatch: dict[str, Any], units: int) -> Markup:
+def _body(dispatch: dict[str, Any], units: int, gaps: Markup) -> Markup:
     parts = []
     if dispatch["kwargs"]:
         items = [
@@ -146,7 +151,7 @@ def _body(dispatch: dict[str, Any], units: int) -> Markup:
     return _join(parts)
 
 
-def dispatch_row(dispatch: dict[str, Any], units: int) -> Markup:
+def dispatch_row(dispatch: dict[str, Any], units: int, gaps: Markup = _NO_GAPS) -> Markup:
     """One ``<details>`` row: the summary line with its waterfall, and its receivers."""
     return format_html(
         '<details class="st-dispatch {}" data-st-filter="{}" data-st-id="{}">'
@@ -163,11 +168,15 @@ def dispatch_row(dispatch: dict[str, Any], units: int) -> Markup:
         dispatch["method"],
         dispatch["receivers"],
         dispatch["duration"],
-        _waterfall(dispatch, units),
-        _body(dispatch, units),
+        _waterfall(dispatch, units, gaps),
+        _body(dispatch, units, gaps),
     )
 
 
-def tree(dispatches: list[dict[str, Any]], units: int) -> SafeString:
-    """All rows, in start order (which is the tree's pre-order), safe for a template."""
-    return mark_safe(_join([dispatch_row(dispatch, units) for dispatch in dispatches]))
+def tree(dispatches: list[dict[str, Any]], units: int, gaps: str = "") -> SafeString:
+    """All rows, in start order (which is the tree's pre-order), safe for a template.
+
+    ``gaps`` is the SVG path of the signals-only axis's compressed gaps, drawn in every row.
+    """
+    marks = format_html('<path class="st-gap" d="{}"></path>', gaps) if gaps else _NO_GAPS
+    return mark_safe(_join([dispatch_row(dispatch, units, marks) for dispatch in dispatches]))

@@ -3,8 +3,9 @@
 The input is only JSON (the ``trace.to_dict()`` form plus a few numbers), because
 the toolbar serializes stats to its store and renders the panel again from there,
 possibly in another process. Everything is computed here so the template stays
-small; the dispatch rows, of which there can be thousands, are built by
-:mod:`signaltrace.panels.rows`.
+small: the waterfall's two time axes come from :mod:`signaltrace.panels.axes`, the
+"Exceptions" entries from :mod:`signaltrace.panels.exceptions`, and the dispatch
+rows, of which there can be thousands, are built by :mod:`signaltrace.panels.rows`.
 
 Nothing here marks text safe: the template's autoescaping or ``format_html``
 escapes every value.
@@ -16,35 +17,26 @@ from typing import Any
 
 from signaltrace.conf import DEFAULTS
 from signaltrace.core import short_path
+from signaltrace.panels.axes import AXIS_UNITS, RequestAxis, SignalsAxis, default_axis, format_ms
+from signaltrace.panels.exceptions import group_views
 from signaltrace.panels.rows import tree
 
-#: Width of the waterfall's SVG coordinate system (the SVG stretches to the cell).
-AXIS_UNITS = 1000
-#: Shortest bar drawn, in axis units, so instant dispatches still show.
-MIN_BAR_UNITS = 2.0
+__all__ = ["build_context", "format_ms", "subtitle", "summarize"]
 
 
-def format_ms(duration_ns: float) -> str:
-    """``0.042 ms``, ``4.31 ms``, ``12.3 ms``, ``1204 ms``: about three significant digits."""
-    ms = duration_ns / 1_000_000
-    if ms < 1:
-        return f"{ms:.3f} ms"
-    if ms < 10:
-        return f"{ms:.2f} ms"
-    if ms < 1000:
-        return f"{ms:.1f} ms"
-    return f"{ms:.0f} ms"
-
-
-def summarize(trace: dict[str, Any]) -> dict[str, Any]:
+def summarize(trace: dict[str, Any], exception_groups: list[Any] | None = None) -> dict[str, Any]:
     """Counts and total time of a ``trace.to_dict()``, for the nav subtitle and Server-Timing.
 
-    The time is that of the top-level dispatches (nested ones run inside them).
+    The time is that of the top-level dispatches (nested ones run inside them). An
+    exception that propagated through several receivers counts once when its
+    ``exception_groups`` are given (see :mod:`signaltrace.panels.exceptions`).
     """
     dispatches = trace.get("dispatches") or []
     receivers = sum(len(d.get("calls") or ()) for d in dispatches)
     signal_ns = sum(d.get("duration_ns") or 0 for d in dispatches if not d.get("depth"))
     exceptions = sum(1 for d in dispatches for c in d.get("calls") or () if c.get("exception"))
+    if exception_groups is not None:
+        exceptions = len(exception_groups)
     return {
         "dispatches": len(dispatches),
         "receivers": receivers,
@@ -76,23 +68,12 @@ def _location(item: dict[str, Any]) -> tuple[str, str]:
     return f"{short_path(str(file))}:{line}", f"{file}:{line}"
 
 
-class _Axis:
-    """Maps a trace's nanoseconds onto the waterfall's axis units."""
+Axes = tuple[RequestAxis, SignalsAxis]
 
-    def __init__(self, total_ns: int) -> None:
-        self.total_ns = max(total_ns, 1)
 
-    def bar(self, start_ns: int, duration_ns: int) -> dict[str, str]:
-        x = min(max(start_ns, 0) / self.total_ns * AXIS_UNITS, AXIS_UNITS - MIN_BAR_UNITS)
-        width = max(duration_ns / self.total_ns * AXIS_UNITS, MIN_BAR_UNITS)
-        width = min(width, AXIS_UNITS - x)
-        return {"x": f"{x:.2f}", "width": f"{width:.2f}"}
-
-    def ticks(self) -> list[dict[str, str]]:
-        return [
-            {"percent": f"{share * 100:.0f}", "label": format_ms(self.total_ns * share)}
-            for share in (0, 0.25, 0.5, 0.75, 1)
-        ]
+def _bars(axes: Axes, start_ns: int, duration_ns: int) -> list[dict[str, str]]:
+    """A bar on each axis: the request's, then the signals-only one."""
+    return [axis.bar(start_ns, duration_ns) for axis in axes]
 
 
 def _exception_view(exception: dict[str, Any]) -> dict[str, Any]:
@@ -106,7 +87,7 @@ def _exception_view(exception: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _call_view(call: dict[str, Any], axis: _Axis, slow_ns: float) -> dict[str, Any]:
+def _call_view(call: dict[str, Any], axes: Axes, slow_ns: float) -> dict[str, Any]:
     duration = call.get("duration_ns") or 0
     exception = call.get("exception")
     location, full_location = _location(call)
@@ -118,16 +99,16 @@ def _call_view(call: dict[str, Any], axis: _Axis, slow_ns: float) -> dict[str, A
         "is_async": bool(call.get("is_async")),
         "duration": format_ms(duration),
         "slow": duration >= slow_ns,
-        "bar": axis.bar(call.get("start_ns") or 0, duration),
+        "bars": _bars(axes, call.get("start_ns") or 0, duration),
         "exception": _exception_view(exception) if exception else None,
         "nested": len(call.get("dispatches") or ()),
     }
 
 
 def _dispatch_view(
-    dispatch: dict[str, Any], dispatches: list[dict[str, Any]], axis: _Axis, slow_ns: float
+    dispatch: dict[str, Any], dispatches: list[dict[str, Any]], axes: Axes, slow_ns: float
 ) -> dict[str, Any]:
-    calls = [_call_view(call, axis, slow_ns) for call in dispatch.get("calls") or ()]
+    calls = [_call_view(call, axes, slow_ns) for call in dispatch.get("calls") or ()]
     via = ""
     parent = dispatch.get("parent")
     if parent:
@@ -156,7 +137,7 @@ def _dispatch_view(
         "method": dispatch.get("method") or "",
         "receivers": len(calls),
         "duration": format_ms(dispatch.get("duration_ns") or 0),
-        "bar": axis.bar(dispatch.get("start_ns") or 0, dispatch.get("duration_ns") or 0),
+        "bars": _bars(axes, dispatch.get("start_ns") or 0, dispatch.get("duration_ns") or 0),
         "kwargs": sorted((dispatch.get("kwargs") or {}).items()),
         "calls": calls,
         "via": via,
@@ -196,14 +177,11 @@ def build_context(stats: dict[str, Any]) -> dict[str, Any]:
     raw = trace.get("dispatches") or []
     slow_ms = stats.get("slow_ms") or DEFAULTS["PANEL_SLOW_RECEIVER_MS"]
     slow_ns = float(slow_ms) * 1_000_000
-    axis = _Axis(max(trace.get("duration_ns") or 0, *(_end(d) for d in raw), 1))
-    dispatches = [_dispatch_view(dispatch, raw, axis, slow_ns) for dispatch in raw]
-    exceptions = [
-        {"dispatch": dispatch, "call": call, **call["exception"]}
-        for dispatch in dispatches
-        for call in dispatch["calls"]
-        if call["exception"]
-    ]
+    request = RequestAxis(max(trace.get("duration_ns") or 0, *(_end(d) for d in raw), 1))
+    signals = SignalsAxis([(d.get("start_ns") or 0, _end(d)) for d in raw if not d.get("depth")])
+    dispatches = [_dispatch_view(dispatch, raw, (request, signals), slow_ns) for dispatch in raw]
+    groups = stats.get("exception_groups")
+    exceptions = group_views(dispatches, groups if isinstance(groups, list) else None)
     summary = stats.get("summary") or summarize(trace)
     return {
         "recorded": bool(trace),
@@ -211,7 +189,7 @@ def build_context(stats: dict[str, Any]) -> dict[str, Any]:
         "summary": summary,
         "subtitle": subtitle(summary),
         "dispatches": dispatches,
-        "tree": tree(dispatches, AXIS_UNITS),
+        "tree": tree(dispatches, AXIS_UNITS, signals.gap_path()),
         "empty_count": sum(1 for dispatch in dispatches if not dispatch["receivers"]),
         "exceptions": exceptions,
         "loops": [_loop_view(loop) for loop in trace.get("loops") or ()],
@@ -220,8 +198,13 @@ def build_context(stats: dict[str, Any]) -> dict[str, Any]:
         "slow_ms": slow_ms,
         "slow_receivers": sum(dispatch["slow"] for dispatch in dispatches),
         "axis_units": AXIS_UNITS,
-        "ticks": axis.ticks(),
-        "total": format_ms(axis.total_ns),
+        "ticks": request.ticks(),
+        "total": format_ms(request.total_ns),
+        "axis": default_axis(summary.get("signal_ns") or 0, request.total_ns) if raw else "request",
+        "signals_first": format_ms(signals.first_ns),
+        "signals_last": format_ms(signals.last_ns),
+        "signals_span": format_ms(signals.total_ns if raw else 0),
+        "gaps": signals.markers(),
     }
 
 

@@ -29,6 +29,10 @@ DOCS_IMAGES = ROOT / "docs" / "img"
 
 def open_panel(page) -> object:
     page.locator("#djDebugPanelList a.SignalTracePanel").click()
+    return shown_panel(page)
+
+
+def shown_panel(page) -> object:
     panel = page.locator("#SignalTracePanel")
     panel.locator("details.st-dispatch").first.wait_for()
     return panel
@@ -81,7 +85,7 @@ def main(port: int) -> int:
         page.goto(f"{base}/lab/")
         page.locator("form[action$='/lab/ping-pong/'] button").click()
         page.wait_for_load_state()
-        panel = open_panel(page)
+        panel = shown_panel(page)  # a loop-lab result opens the panel by itself
         loops = panel.locator(".st-loops")
         assert loops.is_visible() and "SignalLoopError" in loops.inner_text()
         assert loops.evaluate("element => getComputedStyle(element).color") == "rgb(198, 40, 40)"

@@ -1,4 +1,4 @@
-// The filter box of signaltrace's debug-toolbar panel.
+// The filter box and the time-axis switch of signaltrace's debug-toolbar panel.
 // Loaded as a module each time the panel renders (a module runs once per page), so
 // it listens on the toolbar's root and handles every rendering of the panel.
 const root = document.getElementById("djDebugRoot");
@@ -25,11 +25,27 @@ function applyFilter(input) {
     }
 }
 
+// The waterfall draws every bar on both axes; the panel's data-st-axis says which
+// one the stylesheet shows.
+function chooseAxis(button) {
+    const panel = button.closest("[data-st-panel]");
+    panel.dataset.stAxis = button.dataset.stAxisChoice;
+    for (const choice of panel.querySelectorAll("[data-st-axis-choice]")) {
+        choice.setAttribute("aria-pressed", String(choice === button));
+    }
+}
+
 if (djDebug && !djDebug.dataset.stFilterReady) {
     djDebug.dataset.stFilterReady = "1";
     djDebug.addEventListener("input", (event) => {
         if (event.target.classList && event.target.classList.contains("st-filter")) {
             applyFilter(event.target);
+        }
+    });
+    djDebug.addEventListener("click", (event) => {
+        const button = event.target.closest && event.target.closest("[data-st-axis-choice]");
+        if (button) {
+            chooseAxis(button);
         }
     });
 }
