@@ -61,7 +61,14 @@ from signaltrace.core.frames import (
     frame_cell,
 )
 from signaltrace.core.loops import check_for_loop, report_swallowed_loop
-from signaltrace.core.store import active_recorders, begin_call, begin_dispatch, end_call, end_dispatch
+from signaltrace.core.store import (
+    active_recorders,
+    begin_call,
+    begin_dispatch,
+    end_call,
+    end_dispatch,
+    record_empty_dispatch,
+)
 from signaltrace.errors import SignalLoopError
 from signaltrace.safety import report_internal_error
 
@@ -87,19 +94,6 @@ _active = False
 
 
 # ------------------------------------------------------------ shared set-up and teardown
-
-
-def _no_receivers(
-    recorders: tuple[Any, ...], signal: Signal, sender: Any, named: dict[str, Any], method: str
-) -> None:
-    """A dispatch that found no receivers, while recording: "sent, but nobody listened".
-
-    The caller has read ``recorders`` (one ``ContextVar`` read, so an application that
-    is not recording pays no call here).
-    """
-    cell = frame_cell.get()
-    parent = None if cell is None else cell[CELL_FRAME]
-    store.record_empty_dispatch(recorders, signal, sender, named, method, parent)
 
 
 def _enter(
@@ -202,7 +196,7 @@ def _send(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
     if not self.receivers or self.sender_receivers_cache.get(sender) is NO_RECEIVERS:
         recorders = active_recorders.get()
         if recorders is not None:
-            _no_receivers(recorders, self, sender, named, "send")
+            record_empty_dispatch(recorders, self, sender, named, "send")
         return []
     if _LIVE_IS_PAIR:
         sync_receivers, async_receivers = self._live_receivers(sender)
@@ -264,7 +258,7 @@ def _send_robust(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any
     if not self.receivers or self.sender_receivers_cache.get(sender) is NO_RECEIVERS:
         recorders = active_recorders.get()
         if recorders is not None:
-            _no_receivers(recorders, self, sender, named, "send_robust")
+            record_empty_dispatch(recorders, self, sender, named, "send_robust")
         return []
     if _LIVE_IS_PAIR:
         sync_receivers, async_receivers = self._live_receivers(sender)
@@ -430,7 +424,7 @@ async def _asend_common(
     if not self.receivers or self.sender_receivers_cache.get(sender) is NO_RECEIVERS:
         recorders = active_recorders.get()
         if recorders is not None:
-            _no_receivers(recorders, self, sender, named, method)
+            record_empty_dispatch(recorders, self, sender, named, method)
         return []
     sync_receivers, async_receivers = self._live_receivers(sender)
     count = len(sync_receivers) + len(async_receivers)

@@ -15,9 +15,9 @@ import sys
 import threading
 import types
 import weakref
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator
 from functools import lru_cache
-from types import MappingProxyType, ModuleType
+from types import ModuleType
 from typing import Any
 
 from django.dispatch import Signal
@@ -212,10 +212,10 @@ ReceiverInfo = tuple[str, str, int]
 # for. (Functions that cannot be weakly referenced are not cached.)
 _receiver_infos: dict[int, tuple[weakref.ref[Any], ReceiverInfo]] = {}
 
-#: Read-only view of that cache for the recording hot path: ``.get(id(function))``
-#: gives ``(weak reference, info)`` or None (then call :func:`function_info`
-#: or :func:`receiver_info`). Never written outside this module.
-receiver_infos: Mapping[int, tuple[weakref.ref[Any], ReceiverInfo]] = MappingProxyType(_receiver_infos)
+#: Read-only lookup in that cache for the recording hot path (the dict's own ``get``, as
+#: cheap as a lookup gets): ``cached_receiver_info(id(function))`` gives ``(weak
+#: reference, info)`` or None (then call :func:`function_info` or :func:`receiver_info`).
+cached_receiver_info: Callable[[int], tuple[weakref.ref[Any], ReceiverInfo] | None] = _receiver_infos.get
 
 
 def _attribute(obj: Any, name: str) -> Any:
@@ -259,7 +259,7 @@ def _compute_receiver_info(receiver: Any) -> ReceiverInfo:
 
 def function_info(receiver: Any) -> tuple[int, ReceiverInfo | None]:
     """``(id of the receiver's function, its cached info or None)``: a bound method is found
-    by its ``__func__`` (the hot path looks a plain function up in :data:`receiver_infos`
+    by its ``__func__`` (the hot path looks a plain function up with :data:`cached_receiver_info`
     itself first)."""
     function = _function_of(receiver)
     cached = _receiver_infos.get(id(function))
@@ -347,9 +347,27 @@ def dispatch_uids(signal: Signal) -> dict[int, Any]:
 @lru_cache(maxsize=1024)
 def short_path(file: str) -> str:
     """How locations are shown: ``app/receivers.py`` for a file under a ``sys.path``
-    entry (the longest one), else the path as stored."""
+    entry (the longest one), else the path as stored.
+
+    Relative entries (``""`` and ``"."``, which ``python -m`` and uvicorn put first)
+    stand for directories under the current one: they are resolved against it, as
+    Python's import system does.
+    """
+    if not os.path.isabs(file):
+        return os.path.normpath(file) if file else file
     best = ""
+    cwd: str | None = None
     for entry in sys.path:
-        if entry and file.startswith(entry.rstrip(os.sep) + os.sep) and len(entry) > len(best):
-            best = entry.rstrip(os.sep)
+        if not isinstance(entry, str):
+            continue
+        if not os.path.isabs(entry):
+            if cwd is None:
+                try:
+                    cwd = os.getcwd()
+                except OSError:  # the current directory was removed
+                    continue
+            entry = os.path.normpath(os.path.join(cwd, entry))
+        base = entry.rstrip(os.sep)
+        if base and len(base) > len(best) and file.startswith(base + os.sep):
+            best = base
     return file[len(best) + 1 :] if best else file

@@ -25,13 +25,13 @@ from typing import TYPE_CHECKING, Any
 
 from signaltrace import conf
 from signaltrace.conf import ignored_signals, repr_limit, sensitive_pattern, setting
-from signaltrace.core.frames import F_CALL, depth_of
+from signaltrace.core.frames import CELL_FRAME, F_CALL, depth_of, frame_cell
 from signaltrace.core.naming import (
+    cached_receiver_info,
     dispatch_uids,
     dotted_path,
     function_info,
     receiver_info,
-    receiver_infos,
     sender_name,
     signal_name,
 )
@@ -416,6 +416,8 @@ def keep_finding(finding: Any, size: int = _FINDING_BYTES) -> None:
 _NO_KWARGS: tuple[tuple[str, ...], list[Any]] = ((), [])
 # Kwargs not snapshotted: nothing records the dispatch and no observer needs them.
 _UNRECORDED_KWARGS: tuple[tuple[str, ...], list[Any]] = ((), [])
+# The calls of a dispatch that found no receivers: shared, never appended to.
+_NO_CALLS: tuple[()] = ()
 
 
 def begin_dispatch(
@@ -497,7 +499,7 @@ def begin_dispatch(
             perf_counter_ns(),
             None,
             kwargs,
-            [],
+            [] if receiver_count else _NO_CALLS,
             None,
             receiver_count,
             observer_set,
@@ -550,7 +552,7 @@ def end_dispatch(dispatch: Record) -> None:
 def begin_call(dispatch: Record, receiver: Any, is_async: bool) -> Record:
     """Start the record of one receiver call inside ``dispatch``."""
     function_id = id(receiver)  # a function; a bound method is found by its __func__ below
-    cached = receiver_infos.get(function_id)
+    cached = cached_receiver_info(function_id)
     if cached is not None:
         info = cached[1]
     else:
@@ -596,17 +598,17 @@ def end_call(call: Record, exception: BaseException | None = None) -> None:
 
 
 def record_empty_dispatch(
-    recorders: tuple[Recorder, ...],
-    signal: Signal,
-    sender: Any,
-    named: dict[str, Any],
-    method: str,
-    parent: Any,
+    recorders: tuple[Recorder, ...], signal: Signal, sender: Any, named: dict[str, Any], method: str
 ) -> None:
-    """Record a dispatch that found no receivers ("sent, but nobody listened")."""
-    if id(signal) in recorders[-1].ignored:
-        return
-    record = begin_dispatch(recorders, signal, sender, named, method, parent, 0)
+    """Record a dispatch that found no receivers ("sent, but nobody listened").
+
+    Called only while recording: the hooks read ``recorders`` first, so an application
+    that is not recording pays no call.
+    """
+    cell = frame_cell.get()
+    record = begin_dispatch(
+        recorders, signal, sender, named, method, None if cell is None else cell[CELL_FRAME], 0
+    )
     if record is not None:
         record[D_END] = record[D_START]
 
