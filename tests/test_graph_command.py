@@ -247,3 +247,67 @@ def test_files_in_site_packages_or_the_stdlib_are_shortened_off_sys_path(
             "graph_test_nowhere", "receivers.py"
         )
     assert display_path("/nowhere/graph_test/receivers.py") == "/nowhere/graph_test/receivers.py"
+
+
+# ------------------------------------------------------------------ delete paths
+
+
+def on_permission_deleted(sender: Any, **kwargs: Any) -> None:
+    return None
+
+
+def test_deletes_draws_receivers_and_cascades(connect) -> None:
+    from django.contrib.auth.models import Permission
+    from django.db.models.signals import post_delete, pre_delete
+
+    connect(post_delete, on_permission_deleted, sender=Permission)
+    connect(pre_delete, on_permission_deleted, sender=Permission)
+    text = graph("--deletes", "contenttypes.ContentType")
+    lines = text.splitlines()
+    assert lines[0].startswith("Delete paths")
+    assert "delete contenttypes.ContentType  no delete receivers" in lines
+    slow = "slow path: rows loaded, 2 signals per row"
+    at = lines.index(f"  -> auth.Permission (CASCADE via Permission.content_type)  {slow}")
+    location = f"tests/test_graph_command.py:{on_permission_deleted.__code__.co_firstlineno}"
+    assert lines[at + 1 : at + 3] == [
+        f"      pre_delete  {__name__}.on_permission_deleted  {location}",
+        f"      post_delete  {__name__}.on_permission_deleted  {location}",
+    ]
+    # Permission's own cascades: the auto-created m2m tables, which send no signals.
+    m2m = "auto-created m2m table: no signals"
+    assert f"    -> auth.Group_permissions (CASCADE via Group_permissions.permission)  {m2m}" in lines
+
+
+def test_deletes_without_receivers_and_self_cascades_stop(connect) -> None:
+    text = graph("-d", "testapp.Node")
+    assert text.splitlines()[2:4] == [
+        "delete testapp.Node  no delete receivers",
+        "  -> testapp.Node (CASCADE via Node.parent)  (already above)",
+    ]
+
+
+def test_deletes_as_json_and_mermaid(connect) -> None:
+    from django.db.models.signals import post_delete
+
+    connect(post_delete, on_permission_deleted, sender=Item)
+    data = json.loads(graph("--deletes", "testapp.Item", "--format", "json"))
+    (path,) = data["delete_paths"]
+    assert path["model"] == "testapp.Item" and path["slow_path"] is True
+    assert path["receivers"] == [
+        {
+            "signal": "post_delete",
+            "receiver": f"{__name__}.on_permission_deleted",
+            "file": __file__.removesuffix("c"),
+            "line": on_permission_deleted.__code__.co_firstlineno,
+        }
+    ]
+    mermaid = graph("-d", "testapp.Item", "-f", "mermaid")
+    assert mermaid.startswith("flowchart LR\n")
+    assert '[["delete testapp.Item"]]' in mermaid and "-- post_delete -->" in mermaid
+
+
+def test_deletes_of_an_unknown_model_or_in_dot_is_a_command_error() -> None:
+    with pytest.raises(CommandError, match=r"No model 'shop\.Nothing'"):
+        graph("--deletes", "shop.Nothing")
+    with pytest.raises(CommandError, match="text, json or mermaid"):
+        graph("--deletes", "testapp.Item", "--format", "dot")

@@ -1,6 +1,9 @@
 """Models of the loop lab. Saving a Ping or a Note loops on purpose (see receivers.py)."""
 
+from django.contrib.auth.models import User
 from django.db import models
+
+from looplab.storage import LabStorage
 
 
 class Ping(models.Model):
@@ -41,3 +44,109 @@ class Tag(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+# ------------------------------------------------------------ patterns from the tutorials
+
+
+class Attachment(models.Model):
+    """A file removed by a ``pre_delete`` receiver, at once: gone even if the delete rolls back."""
+
+    name = models.CharField(max_length=100)
+    file = models.FileField(upload_to="attachments/", storage=LabStorage())
+
+
+class CommittedAttachment(models.Model):
+    """The twin: ``post_delete`` removes the file with ``transaction.on_commit``."""
+
+    name = models.CharField(max_length=100)
+    file = models.FileField(upload_to="attachments/", storage=LabStorage())
+
+
+class Post(models.Model):
+    """A user's article; deleted with its author (CASCADE), logged by a ``post_delete`` receiver."""
+
+    author = models.ForeignKey(User, on_delete=models.CASCADE, related_name="posts")
+    title = models.CharField(max_length=100)
+
+
+class DeletionLog(models.Model):
+    """What ``post_delete`` receivers wrote, as a database trigger would: one row per deleted object."""
+
+    model = models.CharField(max_length=100)
+    object_id = models.CharField(max_length=40)
+    how = models.CharField(max_length=40, default="post_delete")
+
+
+class Document(models.Model):
+    """Soft-deleted with ``is_deleted``: its ``post_delete`` receiver never hears of it."""
+
+    title = models.CharField(max_length=100)
+    is_deleted = models.BooleanField(default=False)
+
+    def soft_delete(self) -> None:
+        """The twin: flag the row and say so with a signal of its own."""
+        from looplab.signals import document_soft_deleted
+
+        self.is_deleted = True
+        self.save(update_fields=["is_deleted"])
+        document_soft_deleted.send(sender=Document, instance=self)
+
+
+class Label(models.Model):
+    name = models.CharField(max_length=50, unique=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Bookmark(models.Model):
+    """``labels`` changes send ``m2m_changed``; a receiver keeps ``label_count`` in step."""
+
+    title = models.CharField(max_length=100)
+    labels = models.ManyToManyField(Label, blank=True)
+    label_count = models.IntegerField(default=0)
+
+
+class Welcome(models.Model):
+    """A welcome message queued by a ``post_save`` receiver."""
+
+    address = models.CharField(max_length=100)
+
+
+class Subscriber(models.Model):
+    """Its receiver queues a Welcome with ``create()``: every save queues one more."""
+
+    email = models.CharField(max_length=100)
+
+
+class Member(models.Model):
+    """Its receiver uses ``get_or_create()``: saving again changes nothing."""
+
+    email = models.CharField(max_length=100)
+
+
+class Ticket(models.Model):
+    """Its receiver's module is imported twice, under two names: ``handled`` counts its runs."""
+
+    title = models.CharField(max_length=100)
+    handled = models.IntegerField(default=0)
+
+
+class Invoice(models.Model):
+    """The twin: the same receiver, connected with a ``dispatch_uid``."""
+
+    title = models.CharField(max_length=100)
+    handled = models.IntegerField(default=0)
+
+
+class PlainRow(models.Model):
+    """No delete receiver: ``QuerySet.delete()`` is one ``DELETE``."""
+
+    number = models.IntegerField()
+
+
+class WatchedRow(models.Model):
+    """A ``post_delete`` receiver: every row is selected and sent two signals."""
+
+    number = models.IntegerField()

@@ -7,11 +7,29 @@ import asyncio
 import time
 from typing import Any
 
-from django.db.models.signals import post_save
+from accounts.models import Profile
+from django.db import transaction
+from django.db.models.signals import m2m_changed, post_delete, post_save, pre_delete
 from django.dispatch import receiver
 
-from looplab.models import Article, Note, Ping, Pong, Tag
-from looplab.signals import order_paid, photo_uploaded, report_requested
+from looplab.models import (
+    Article,
+    Attachment,
+    Bookmark,
+    CommittedAttachment,
+    DeletionLog,
+    Document,
+    Member,
+    Note,
+    Ping,
+    Pong,
+    Post,
+    Subscriber,
+    Tag,
+    WatchedRow,
+    Welcome,
+)
+from looplab.signals import document_soft_deleted, order_paid, photo_uploaded, report_requested
 
 # Tags that post_save announced, so a page can show whether the receiver ran.
 announced_tags: list[str] = []
@@ -94,3 +112,73 @@ async def scan_photo(sender: Any, name: str, **kwargs: Any) -> str:
 def log_upload(sender: Any, name: str, **kwargs: Any) -> str:
     """A sync receiver of the same signal: asend runs it in a thread."""
     return f"upload of {name} logged"
+
+
+# ------------------------------------------------------------ patterns from the tutorials
+
+
+@receiver(pre_delete, sender=Attachment)
+def remove_attachment_file(sender: Any, instance: Attachment, **kwargs: Any) -> None:
+    """Remove the file before the row. Wrong: if the delete rolls back, the row stays, the file is gone."""
+    instance.file.delete(save=False)
+
+
+@receiver(post_delete, sender=CommittedAttachment)
+def remove_committed_attachment_file(sender: Any, instance: CommittedAttachment, **kwargs: Any) -> None:
+    """Remove the file once the delete is committed: a rolled-back delete keeps both."""
+    storage, name = instance.file.storage, instance.file.name
+    if name:
+        transaction.on_commit(lambda: storage.delete(name))
+
+
+def _log_deletion(instance: Any, how: str = "post_delete") -> None:
+    DeletionLog.objects.create(model=instance._meta.label, object_id=str(instance.pk), how=how)
+
+
+@receiver(post_delete, sender=Profile)
+def log_profile_deletion(sender: Any, instance: Profile, **kwargs: Any) -> None:
+    """Keep the deletion log in step, as a database trigger would."""
+    _log_deletion(instance)
+
+
+@receiver(post_delete, sender=Post)
+def log_post_deletion(sender: Any, instance: Post, **kwargs: Any) -> None:
+    _log_deletion(instance)
+
+
+@receiver(post_delete, sender=Document)
+def log_document_deletion(sender: Any, instance: Document, **kwargs: Any) -> None:
+    """Never runs for a soft delete: nothing is deleted."""
+    _log_deletion(instance)
+
+
+@receiver(document_soft_deleted)
+def log_document_soft_deletion(sender: Any, instance: Document, **kwargs: Any) -> None:
+    _log_deletion(instance, how="document_soft_deleted")
+
+
+@receiver(m2m_changed, sender=Bookmark.labels.through)
+def count_bookmark_labels(sender: Any, instance: Any, action: str, reverse: bool, **kwargs: Any) -> None:
+    """Recount after every change. ``pk_set`` is None for a clear, so it is not relied on."""
+    if action not in {"post_add", "post_remove", "post_clear"}:
+        return
+    bookmarks = instance.bookmark_set.all() if reverse else [instance]
+    for bookmark in bookmarks:
+        Bookmark.objects.filter(pk=bookmark.pk).update(label_count=bookmark.labels.count())
+
+
+@receiver(post_save, sender=Subscriber)
+def queue_welcome(sender: Any, instance: Subscriber, **kwargs: Any) -> None:
+    """Wrong: not idempotent. Each save (or a second connection) queues another Welcome."""
+    Welcome.objects.create(address=instance.email)
+
+
+@receiver(post_save, sender=Member)
+def queue_member_welcome(sender: Any, instance: Member, **kwargs: Any) -> None:
+    """Idempotent: ``get_or_create`` queues one Welcome however often it runs."""
+    Welcome.objects.get_or_create(address=instance.email)
+
+
+@receiver(post_delete, sender=WatchedRow)
+def forget_watched_row(sender: Any, instance: WatchedRow, **kwargs: Any) -> None:
+    """Does nothing at all; being connected is enough to cost every delete its fast path."""

@@ -6,7 +6,7 @@ from typing import Any
 from django.db import transaction
 
 import signaltrace
-from looplab import receivers
+from looplab import patterns, receivers
 from looplab.models import Article, Note, Ping, Tag
 from looplab.signals import order_paid, report_requested
 
@@ -18,6 +18,8 @@ class Scenario:
     shows: str  # what the scenario is about
     reveals: str  # what signaltrace makes visible
     expect_loop: bool = False
+    twin: str = ""  # slug of the scenario that fixes this one's mistake
+    kwargs_of: str = ""  # a signal whose recorded kwargs the result page lists
 
 
 SCENARIOS = [
@@ -70,6 +72,103 @@ SCENARIOS = [
     ),
 ]
 
+PATTERNS = [
+    Scenario(
+        "file-cleanup",
+        "pre_delete removes a file",
+        "Attachment has a FileField; a pre_delete receiver deletes the file so no orphan stays in "
+        "storage. The mistake: pre_delete runs before the row is gone. Here the delete's transaction "
+        "rolls back (a later step fails): the row comes back, the file does not.",
+        "The pre_delete dispatch of looplab.Attachment with its receiver, file and line, and the storage "
+        "call it made (listed above); the slow delete it caused, with the receiver that forced it.",
+        twin="file-cleanup-on-commit",
+    ),
+    Scenario(
+        "file-cleanup-on-commit",
+        "post_delete removes a file on commit (the fix)",
+        "The same clean-up in post_delete, handed to transaction.on_commit: a rolled-back delete keeps "
+        "both the row and the file; a committed one removes the file after the commit.",
+        "Both post_delete dispatches and their receiver; the file is deleted only by the delete that "
+        "committed.",
+    ),
+    Scenario(
+        "user-cascade",
+        "post_delete across a cascade",
+        "Deleting a User cascades to its Profile and its Posts. post_delete receivers on Profile and Post "
+        "keep a deletion log in step, as a database trigger would, so Django must load every cascaded "
+        "row and send pre_delete and post_delete for each.",
+        "The delete as one entry: the model and primary key, the rows per model, the signals sent and "
+        "the receivers that forced the slow path; every cascaded dispatch in the trace below.",
+    ),
+    Scenario(
+        "soft-delete",
+        "Soft delete skips post_delete",
+        "Documents are hidden with is_deleted=True instead of being deleted, once with save() and once "
+        "with QuerySet.update(). Document's post_delete receiver, which keeps the deletion log, never "
+        "hears of either.",
+        "The save's post_save is recorded (update_fields=is_deleted); the update() sends nothing; the "
+        "post_delete receivers that did not run are named with file and line.",
+        twin="soft-delete-signal",
+    ),
+    Scenario(
+        "soft-delete-signal",
+        "Soft delete with a signal of its own (the fix)",
+        "Document.soft_delete() saves the flag and sends document_soft_deleted, which the log's receiver "
+        "listens to: the side effect no longer depends on a delete that never happens.",
+        "post_save, then the custom signal with its receiver, nested nowhere: two plain dispatches.",
+    ),
+    Scenario(
+        "m2m-tags",
+        "m2m_changed: add, remove, clear",
+        "A bookmark's labels are added, one is removed, the rest cleared. Each change sends m2m_changed "
+        "twice (pre_ and post_); a receiver recounts the labels after each.",
+        "Six dispatches of m2m_changed with their action, pk_set and reverse kwargs as recorded (pk_set "
+        "is None for a clear).",
+        kwargs_of="m2m_changed",
+    ),
+    Scenario(
+        "not-idempotent",
+        "A receiver that is not idempotent",
+        "Subscriber's post_save receiver queues a welcome message with create(). It runs on every save, "
+        "so saving the subscriber a second time queues a duplicate.",
+        "Two post_save dispatches, each calling queue_welcome, each with its INSERT behind it.",
+        twin="idempotent",
+    ),
+    Scenario(
+        "idempotent",
+        "get_or_create makes it idempotent (the fix)",
+        "Member's receiver queues the same message with get_or_create(): however often it runs, one "
+        "welcome message per address.",
+        "The same two dispatches and calls; the outcome differs, not the signals.",
+    ),
+    Scenario(
+        "connected-twice",
+        "A receiver connected twice",
+        "looplab/twice.py connects its receiver with @receiver and no dispatch_uid. The lab loads the "
+        "file a second time under another module name (as two sys.path entries would), so Django holds "
+        "two receivers and runs both.",
+        "One post_save with the same receiver twice (looplab.twice... and twice...), same file and line; "
+        "manage.py check and the log report it as signaltrace.W101.",
+        twin="dispatch-uid",
+    ),
+    Scenario(
+        "dispatch-uid",
+        "dispatch_uid keeps one connection (the fix)",
+        "looplab/twice_uid.py is loaded twice too, but connects with dispatch_uid: Django files both "
+        "connections under one key and keeps the first.",
+        "One post_save, one receiver call.",
+    ),
+    Scenario(
+        "delete-cost",
+        "What a delete receiver costs",
+        "1,000 rows deleted with QuerySet.delete(), from a model without delete receivers and from one "
+        "with a post_delete receiver that does nothing. The first is one DELETE; for the second Django "
+        "selects every row, deletes them in batches and sends 2,000 signals.",
+        "The slow delete with its rows, signals and the receiver that forced it; queries and time of "
+        "both deletes are above.",
+    ),
+]
+
 ASYNC_SCENARIO = Scenario(
     "photo",
     "Async receivers from an async view",
@@ -78,7 +177,7 @@ ASYNC_SCENARIO = Scenario(
     "Every receiver, async or not, with its duration; the dispatch's method is asend.",
 )
 
-BY_SLUG = {scenario.slug: scenario for scenario in [*SCENARIOS, ASYNC_SCENARIO]}
+BY_SLUG = {scenario.slug: scenario for scenario in [*SCENARIOS, *PATTERNS, ASYNC_SCENARIO]}
 
 
 def run_ping_pong() -> list[str]:
@@ -136,6 +235,7 @@ RUNNERS: dict[str, Any] = {
     "robust": run_robust,
     "slow": run_slow,
     "bulk-create": run_bulk_create,
+    **patterns.RUNNERS,
 }
 
 

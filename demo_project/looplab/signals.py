@@ -10,3 +10,6 @@ report_requested = Signal()
 
 #: Sent with asend from an async view: most receivers are coroutines.
 photo_uploaded = Signal()
+
+#: Sent by ``Document.soft_delete()``: what soft-deleted rows need instead of post_delete.
+document_soft_deleted = Signal()

@@ -9,10 +9,15 @@ def _ms(duration_ns: int | None) -> str:
     return "" if duration_ns is None else f"{duration_ns / 1e6:.2f} ms"
 
 
+#: Dispatches shown on a page; a 1,000-row delete sends 2,000 (the toolbar keeps them all).
+MAX_ROWS = 200
+
+
 def summarize(trace: Trace) -> dict[str, Any]:
     """Dispatches in start order with their receivers; plain strings only (escaped by templates)."""
     rows = []
-    for dispatch in trace.dispatches:
+    dispatches = trace.dispatches
+    for dispatch in dispatches[:MAX_ROWS]:
         rows.append(
             {
                 "depth": dispatch.depth,
@@ -22,6 +27,7 @@ def summarize(trace: Trace) -> dict[str, Any]:
                 "method": dispatch.method,
                 "duration": _ms(dispatch.duration_ns),
                 "loop": dispatch.loop.message if dispatch.loop is not None else "",
+                "kwargs": dict(dispatch.kwargs),
                 "calls": [
                     {
                         "receiver": call.receiver_name,
@@ -41,6 +47,19 @@ def summarize(trace: Trace) -> dict[str, Any]:
         )
     return {
         "rows": rows,
+        "hidden": len(dispatches) - len(rows),
         "loops": [loop.message for loop in trace.loops],
         "max_depth": max((row["depth"] for row in rows), default=0),
+        "slow_deletes": [
+            {
+                "summary": delete.summary,
+                "duration": _ms(delete.duration_ns),
+                "dispatches": len(delete.dispatches),
+                "receivers": [
+                    {"signal": r.signal, "sender": r.sender, "receiver": r.receiver, "location": r.location}
+                    for r in delete.receivers
+                ],
+            }
+            for delete in trace.slow_deletes
+        ],
     }

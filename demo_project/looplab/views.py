@@ -5,13 +5,14 @@ from django.shortcuts import render
 from django.views.decorators.http import require_POST
 
 import signaltrace
-from looplab.scenarios import ASYNC_SCENARIO, BY_SLUG, RUNNERS, SCENARIOS, run_scenario
+from looplab.scenarios import ASYNC_SCENARIO, BY_SLUG, PATTERNS, RUNNERS, SCENARIOS, run_scenario
 from looplab.signals import photo_uploaded
 from looplab.tracing import summarize
 
 
 def index(request: HttpRequest) -> HttpResponse:
-    return render(request, "looplab/index.html", {"scenarios": SCENARIOS, "async_scenario": ASYNC_SCENARIO})
+    context = {"scenarios": SCENARIOS, "patterns": PATTERNS, "async_scenario": ASYNC_SCENARIO}
+    return render(request, "looplab/index.html", context)
 
 
 @require_POST
@@ -19,7 +20,19 @@ def run(request: HttpRequest, slug: str) -> HttpResponse:
     if slug not in RUNNERS:
         raise Http404("No such scenario")
     outcome, error, trace = run_scenario(slug)
-    context = {"scenario": BY_SLUG[slug], "outcome": outcome, "error": error, "trace": summarize(trace)}
+    scenario = BY_SLUG[slug]
+    summary = summarize(trace)
+    kwargs_rows = [
+        row for row in summary["rows"] if scenario.kwargs_of and row["signal"] == scenario.kwargs_of
+    ]
+    context = {
+        "scenario": scenario,
+        "twin": BY_SLUG.get(scenario.twin),
+        "outcome": outcome,
+        "error": error,
+        "trace": summary,
+        "kwargs_rows": kwargs_rows,
+    }
     return render(request, "looplab/result.html", context)
 
 

@@ -11,7 +11,12 @@ Recording
     :func:`is_installed`.
 What a trace holds
     :class:`Trace`, :class:`Dispatch`, :class:`ReceiverCall`, :class:`Loop`,
-    :class:`LoopStep`; helpers that format what they hold.
+    :class:`LoopStep`, :class:`SlowDelete` (with :class:`DeleteReceiver`); helpers
+    that format what they hold.
+Delete cost
+    :func:`install_delete_watch`, :func:`uninstall_delete_watch`,
+    :func:`is_delete_watch_installed`: deletes that took Django's slow path because
+    of delete receivers, kept as :class:`SlowDelete` while recording.
 Live observers
     :class:`DispatchObserver` with :class:`LiveDispatch` and :class:`LiveCall`
     views, :func:`add_observer`, :func:`remove_observer`.
@@ -22,6 +27,7 @@ Names and safe rendering
 """
 
 from signaltrace.core.connections import connection_problems
+from signaltrace.core.deletes import install_delete_watch, is_delete_watch_installed, uninstall_delete_watch
 from signaltrace.core.hooks import install, is_installed, uninstall
 from signaltrace.core.loops import Loop, LoopStep, format_cycle
 from signaltrace.core.naming import (
@@ -55,8 +61,10 @@ from signaltrace.core.rendering import (
     truncate,
 )
 from signaltrace.core.trace import (
+    DeleteReceiver,
     Dispatch,
     ReceiverCall,
+    SlowDelete,
     Trace,
     exception_type_name,
     format_exception,
@@ -65,6 +73,7 @@ from signaltrace.core.trace import (
 )
 
 __all__ = [
+    "DeleteReceiver",
     "Dispatch",
     "DispatchObserver",
     "LiveCall",
@@ -72,6 +81,7 @@ __all__ = [
     "Loop",
     "LoopStep",
     "ReceiverCall",
+    "SlowDelete",
     "Trace",
     "add_observer",
     "connection_problems",
@@ -82,6 +92,8 @@ __all__ = [
     "format_cycle",
     "format_exception",
     "install",
+    "install_delete_watch",
+    "is_delete_watch_installed",
     "is_installed",
     "is_recording",
     "is_sensitive",
@@ -104,4 +116,5 @@ __all__ = [
     "str_or_repr",
     "truncate",
     "uninstall",
+    "uninstall_delete_watch",
 ]

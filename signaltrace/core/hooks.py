@@ -47,6 +47,7 @@ from django.dispatch.dispatcher import NO_RECEIVERS, Signal
 
 from signaltrace.core import store
 from signaltrace.core.connections import wrap_connect
+from signaltrace.core.deletes import install_delete_watch, uninstall_delete_watch
 from signaltrace.core.frames import (
     CELL_FRAME,
     CELL_THREAD,
@@ -602,6 +603,10 @@ def install() -> None:
             _installed_before[name] = method
         _installed.update(replacements)
         _active = True
+    try:
+        install_delete_watch()
+    except Exception:  # noqa: BLE001
+        report_internal_error("install")
 
 
 def uninstall() -> None:
@@ -616,6 +621,7 @@ def uninstall() -> None:
                 setattr(Signal, name, _previous.pop(name))
         _installed.clear()
         _active = False
+    uninstall_delete_watch()
 
 
 def is_installed() -> bool:

@@ -9,7 +9,7 @@ toolbar panel, the OpenTelemetry spans, the test helpers and users.
 from __future__ import annotations
 
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from time import perf_counter_ns
 from typing import TYPE_CHECKING, Any
 
@@ -267,6 +267,11 @@ class Trace:
         return list(self._recorder.findings)
 
     @property
+    def slow_deletes(self) -> list[SlowDelete]:
+        """Deletes that took Django's slow path because delete receivers listen (:class:`SlowDelete`)."""
+        return _slow_deletes(self)
+
+    @property
     def duration_ns(self) -> int:
         """Length of the ``record()`` block so far."""
         end = self._recorder.end_ns if self._recorder.end_ns is not None else perf_counter_ns()
@@ -285,6 +290,7 @@ class Trace:
             "dropped": self.dropped,
             "loops": [loop.to_dict() for loop in self.loops],
             "dispatches": [_dispatch_dict(d, number, index) for number, d in enumerate(dispatches)],
+            "slow_deletes": [delete.to_dict(index) for delete in self.slow_deletes],
         }
 
 
@@ -347,3 +353,103 @@ def _dispatch_dict(dispatch: Dispatch, number: int, index: dict[int, int]) -> di
             for call in dispatch.calls
         ],
     }
+
+
+# ------------------------------------------------------------------ slow deletes
+
+
+@dataclass(frozen=True)
+class DeleteReceiver:
+    """One receiver that kept a delete off Django's fast path."""
+
+    signal: str
+    sender: str
+    receiver: str
+    file: str
+    line: int
+
+    @property
+    def location(self) -> str:
+        return f"{self.file}:{self.line}" if self.file else ""
+
+
+@dataclass(frozen=True)
+class SlowDelete:
+    """A delete that took Django's slow path because ``pre_delete``/``post_delete`` receivers listen.
+
+    ``Collector.can_fast_delete()`` refuses a model (or a model a delete cascades to) that
+    has delete receivers: Django then selects every row into memory and sends
+    ``pre_delete`` and ``post_delete`` once per row. Recorded by
+    :mod:`signaltrace.core.deletes` while a ``record()`` block is open.
+
+    In ``Trace.findings`` the times are raw ``perf_counter_ns`` readings (the clock of
+    dispatches); :attr:`Trace.slow_deletes` gives them relative to the ``record()`` block,
+    like ``Dispatch.start_ns``, with the dispatches sent inside the delete.
+    """
+
+    #: ``app_label.Model`` of what was deleted (the queryset's model, or the instance's).
+    model: str
+    #: The primary key of the one instance deleted with ``Model.delete()``; None for a queryset.
+    instance_pk: str | None
+    #: ``(app_label.Model, rows selected into memory)`` per model, the deleted one first.
+    rows: tuple[tuple[str, int], ...]
+    #: ``pre_delete`` and ``post_delete`` sends Django makes: two per row (auto-created
+    #: many-to-many tables send none).
+    signals_sent: int
+    #: The delete receivers connected for the collected models: why the fast path was refused.
+    receivers: tuple[DeleteReceiver, ...]
+    start_ns: int
+    duration_ns: int
+    #: Dispatches sent while the delete ran, nested ones included (filled by ``Trace.slow_deletes``).
+    dispatches: tuple[Dispatch, ...] = field(default=(), repr=False)
+
+    @property
+    def row_count(self) -> int:
+        return sum(count for _model, count in self.rows)
+
+    @property
+    def summary(self) -> str:
+        """``delete of auth.User #3: 1 auth.User, 1 accounts.Profile, 2 looplab.Post; 8 signals``."""
+        target = self.model if self.instance_pk is None else f"{self.model} #{self.instance_pk}"
+        rows = ", ".join(f"{count} {model}" for model, count in self.rows)
+        return f"delete of {target}: {rows}; {self.signals_sent} signals"
+
+    def to_dict(self, index: dict[int, int] | None = None) -> dict[str, Any]:
+        """JSON types; ``index`` maps ``id(dispatch)`` to its number in ``Trace.to_dict()``."""
+        index = index or {}
+        return {
+            "model": self.model,
+            "instance_pk": self.instance_pk,
+            "rows": [{"model": model, "count": count} for model, count in self.rows],
+            "signals_sent": self.signals_sent,
+            "receivers": [
+                {
+                    "signal": found.signal,
+                    "sender": found.sender,
+                    "receiver": found.receiver,
+                    "file": found.file,
+                    "line": found.line,
+                }
+                for found in self.receivers
+            ],
+            "start_ns": self.start_ns,
+            "duration_ns": self.duration_ns,
+            "summary": self.summary,
+            "dispatches": [index[id(d)] for d in self.dispatches if id(d) in index],
+        }
+
+
+def _slow_deletes(trace: Trace) -> list[SlowDelete]:
+    """The trace's slow deletes, timed from the block's start, with the dispatches they sent."""
+    found = [finding for finding in trace.findings if type(finding) is SlowDelete]
+    if not found:
+        return []
+    origin = trace._recorder.start_ns
+    dispatches = trace.dispatches
+    relative = []
+    for delete in found:
+        start = delete.start_ns - origin
+        end = start + delete.duration_ns
+        inside = tuple(d for d in dispatches if start <= d.start_ns <= end)
+        relative.append(replace(delete, start_ns=start, dispatches=inside))
+    return relative

@@ -12,7 +12,14 @@ types) and the controller writes every summary into one file at the end::
                 "slowest_receivers": [{"receiver", "location", "calls", "total_ns", "max_ns"}],
                 "loops": [Loop.to_dict()],
                 "receiver_errors": [{"signal", "sender", "receiver", "location", "type",
-                                     "message", "swallowed"}]}]}
+                                     "message", "swallowed"}],
+                "slow_deletes": [{"summary", "model", "instance_pk", "rows", "signals_sent",
+                                  "receivers": [{"signal", "sender", "receiver", "location"}],
+                                  "duration_ns"}]}]}
+
+``slow_deletes`` (one entry per delete that took Django's slow path because delete
+receivers listen, see ``signaltrace.SlowDelete``) is present only in the summaries of
+tests that made one, so reports of projects without delete receivers keep their shape.
 
 Tests are sorted by node id, so reports of runs with and without xdist compare line by line.
 """
@@ -28,7 +35,7 @@ from signaltrace import __version__
 from signaltrace.core import exception_type_name, str_or_repr
 
 if TYPE_CHECKING:
-    from signaltrace.core import Trace
+    from signaltrace.core import SlowDelete, Trace
 
 VERSION = 1
 #: Receivers listed per test in ``slowest_receivers``.
@@ -82,7 +89,7 @@ def summarize(trace: Trace) -> dict[str, Any]:
                     }
                 )
     slowest = sorted(receivers.values(), key=lambda timing: (-timing["total_ns"], timing["receiver"]))
-    return {
+    summary = {
         "duration_ns": trace.duration_ns,
         "dispatches": len(dispatches),
         "dropped": trace.dropped,
@@ -94,6 +101,25 @@ def summarize(trace: Trace) -> dict[str, Any]:
         "slowest_receivers": slowest[:SLOWEST],
         "loops": [loop.to_dict() for loop in trace.loops],
         "receiver_errors": errors,
+    }
+    slow_deletes = trace.slow_deletes
+    if slow_deletes:
+        summary["slow_deletes"] = [_slow_delete_entry(delete) for delete in slow_deletes]
+    return summary
+
+
+def _slow_delete_entry(delete: SlowDelete) -> dict[str, Any]:
+    return {
+        "summary": delete.summary,
+        "model": delete.model,
+        "instance_pk": delete.instance_pk,
+        "rows": [{"model": model, "count": count} for model, count in delete.rows],
+        "signals_sent": delete.signals_sent,
+        "receivers": [
+            {"signal": r.signal, "sender": r.sender, "receiver": r.receiver, "location": r.location}
+            for r in delete.receivers
+        ],
+        "duration_ns": delete.duration_ns,
     }
 
 

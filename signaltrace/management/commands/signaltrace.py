@@ -6,6 +6,7 @@ formats, ``--output`` to write a file::
     manage.py signaltrace graph                       # text, every receiver
     manage.py signaltrace graph --format mermaid --exclude "django.*"
     manage.py signaltrace graph --from-trace trace.json --format dot -o signals.dot
+    manage.py signaltrace graph --deletes auth.User   # receivers a delete runs, cascades included
 
 ``--from-trace`` adds the edges a recorded run observed (``trace.to_dict()``
 saved as JSON), so a save loop appears as a cycle, listed under "Cycles".
@@ -17,7 +18,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from signaltrace.graph import FORMATS, build_map, load_trace, render
+from signaltrace.graph import FORMATS, build_map, load_trace, render, render_deletes
 
 
 class Command(BaseCommand):
@@ -52,7 +53,22 @@ class Command(BaseCommand):
             help="Leave out receivers matching, e.g. 'django.*'.",
         )
 
+        graph.add_argument(
+            "--deletes",
+            "-d",
+            action="append",
+            metavar="MODEL",
+            help="Draw the delete path of app_label.Model instead (repeatable): its delete receivers "
+            "and those of every model a CASCADE reaches. Formats text, json, mermaid.",
+        )
+
     def handle(self, *args: Any, **options: Any) -> None:
+        if options.get("deletes"):
+            try:
+                self._write(render_deletes(options["deletes"], options["format"]), options)
+            except (LookupError, ValueError) as exc:
+                raise CommandError(str(exc)) from exc
+            return
         trace = None
         if options.get("from_trace"):
             try:
@@ -67,7 +83,9 @@ class Command(BaseCommand):
                 "(post_save, shop.signals.order_paid; globs like '*.order_paid' work): run "
                 "'signaltrace graph' without --signal to list them."
             )
-        output = render(signal_map, options["format"], options.get("from_trace"))
+        self._write(render(signal_map, options["format"], options.get("from_trace")), options)
+
+    def _write(self, output: str, options: dict[str, Any]) -> None:
         if options.get("output"):
             with open(options["output"], "w", encoding="utf-8") as file:
                 file.write(output)
