@@ -189,3 +189,26 @@ def test_the_ci_report_has_one_entry_per_slow_delete(connect) -> None:
         }
     ]
     assert entries[0]["rows"] == [{"model": "testapp.Item", "count": 1}]
+
+
+def test_observers_hear_of_a_slow_delete_while_nothing_records(connect) -> None:
+    heard: list[Any] = []
+
+    class Listener(signaltrace.DispatchObserver):
+        def found(self, finding: Any) -> None:
+            heard.append(finding)
+
+    listener = Listener()
+    connect(post_delete, forget_item, sender=Item)
+    Item.objects.bulk_create([Item(name=f"item {n}") for n in range(2)])
+    signaltrace.add_observer(listener)
+    try:
+        Item.objects.all().delete()
+    finally:
+        signaltrace.remove_observer(listener)
+    (slow,) = heard
+    assert isinstance(slow, signaltrace.SlowDelete)
+    assert slow.rows == (("testapp.Item", 2),) and slow.signals_sent == 4
+    Item.objects.create(name="after")
+    Item.objects.all().delete()  # the observer is gone: nothing more is heard
+    assert len(heard) == 1

@@ -7,11 +7,12 @@ two signals per row, where one ``DELETE`` statement would have done. Nothing in
 Django says so.
 
 :func:`install_delete_watch` wraps ``Collector.delete`` once. Outside ``record()``
-the wrapper only asks :func:`~signaltrace.core.store.is_recording` (one context-variable
-read) and calls Django's method. Inside, it reads what the collector gathered *before*
-Django deletes anything (the collected rows, and which of their models have delete
-receivers), times the delete, and keeps a :class:`~signaltrace.core.trace.SlowDelete`
-in every open ``record()`` block (:func:`~signaltrace.core.store.keep_finding`).
+and with no observer, the wrapper only asks :func:`~signaltrace.core.store.is_watched`
+(a global and a context-variable read) and calls Django's method. Otherwise it reads
+what the collector gathered *before* Django deletes anything (the collected rows, and
+which of their models have delete receivers), times the delete, and keeps a
+:class:`~signaltrace.core.trace.SlowDelete` in every open ``record()`` block and tells
+observers (:func:`~signaltrace.core.store.keep_finding`).
 Observing never changes what Django decides: ``has_listeners()`` and
 ``_live_receivers()`` are the same calls Django makes on the same delete. Errors of
 signaltrace's own are logged, never raised into the delete.
@@ -26,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from signaltrace.core.naming import receiver_info, sender_name, signal_name
 from signaltrace.core.rendering import safe_repr
-from signaltrace.core.store import is_recording, keep_finding
+from signaltrace.core.store import is_watched, keep_finding
 from signaltrace.core.trace import DeleteReceiver, SlowDelete
 from signaltrace.safety import report_internal_error
 
@@ -53,7 +54,7 @@ def install_delete_watch() -> None:
 
         @functools.wraps(django_delete)
         def delete(self: Collector) -> Any:
-            if not is_recording():
+            if not is_watched():
                 return django_delete(self)
             return _recorded_delete(self, django_delete)
 

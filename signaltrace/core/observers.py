@@ -80,8 +80,12 @@ class DispatchObserver:
     def dispatch_finished(self, dispatch: LiveDispatch) -> None:
         """Every receiver has run, or one raised, or a loop stopped the dispatch."""
 
+    def found(self, finding: Any) -> None:
+        """The core found something beside the dispatches, such as a
+        :class:`~signaltrace.core.trace.SlowDelete`, where it happened (same thread or task)."""
 
-EVENTS = ("dispatch_started", "call_started", "call_finished", "dispatch_finished")
+
+EVENTS = ("dispatch_started", "call_started", "call_finished", "dispatch_finished", "found")
 
 _observers: list[DispatchObserver] = []
 _lock = threading.Lock()

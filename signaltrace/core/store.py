@@ -155,7 +155,15 @@ class _ObserverSet:
     set it started under, so its views and handlers always agree.
     """
 
-    __slots__ = ("call_finished", "call_started", "count", "dispatch_finished", "dispatch_started", "kwargs")
+    __slots__ = (
+        "call_finished",
+        "call_started",
+        "count",
+        "dispatch_finished",
+        "dispatch_started",
+        "found",
+        "kwargs",
+    )
 
     def __init__(self, observers: Sequence[Any], methods: dict[str, tuple[tuple[int, Any], ...]]) -> None:
         self.count = len(observers)
@@ -163,6 +171,7 @@ class _ObserverSet:
         self.call_started = methods["call_started"]
         self.call_finished = methods["call_finished"]
         self.dispatch_finished = methods["dispatch_finished"]
+        self.found = methods["found"]
         #: Observers whose ``needs_kwargs`` may be true (asked per config generation).
         self.kwargs = tuple(observers)
 
@@ -398,7 +407,7 @@ _FINDING_BYTES = 400
 
 
 def keep_finding(finding: Any, size: int = _FINDING_BYTES) -> None:
-    """Keep ``finding`` in every open ``record()`` block of this context.
+    """Keep ``finding`` in every open ``record()`` block of this context, and tell observers.
 
     ``size`` is its estimated cost in bytes, counted against ``MAX_TRACE_BYTES``; a
     block with no room left drops it (counted in ``Trace.dropped``).
@@ -411,6 +420,18 @@ def keep_finding(finding: Any, size: int = _FINDING_BYTES) -> None:
             continue
         recorder.bytes_left -= size
         recorder.findings.append(finding)
+    observer_set = observed
+    if observer_set is not None:
+        for _index, handler in observer_set.found:
+            try:
+                handler(finding)
+            except Exception:  # noqa: BLE001 - an observer must not break the host
+                _observer_failed(handler)
+
+
+def is_watched() -> bool:
+    """Whether a finding made now would reach anyone: a ``record()`` block or an observer."""
+    return observed is not None or is_recording()
 
 
 _NO_KWARGS: tuple[tuple[str, ...], list[Any]] = ((), [])
