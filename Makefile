@@ -1,5 +1,6 @@
-# The two commands README.md gives: `make demo` and `make test`.
-.PHONY: demo graph test bench docs screenshot
+# The two commands README.md gives: `make demo` and `make test`; `make check` is the
+# inner loop once `make test` has run.
+.PHONY: demo graph test check bench docs screenshot
 
 demo:
 	demo_project/run.sh
@@ -27,6 +28,22 @@ graph:
 
 test:
 	tests/scripts/test.sh
+
+# The quick inner loop (a minute or two): ruff, ruff format, the import contracts and
+# pytest, with .venv-newest (Django 6.1), which `make test` makes and fills. Stops at the
+# first failing check. The other Django legs, Django's own suites, the demo, the package
+# and Phoenix run only in `make test`.
+CHECK_VENV ?= .venv-newest
+check:
+	@if ! "$(CHECK_VENV)/bin/python" -c "import django, pytest, signaltrace" >/dev/null 2>&1 \
+	    || [ ! -x "$(CHECK_VENV)/bin/ruff" ] || [ ! -x "$(CHECK_VENV)/bin/lint-imports" ]; then \
+	  echo "make check runs in $(CHECK_VENV), which make test creates: run make test once first." >&2; \
+	  exit 1; \
+	fi
+	$(CHECK_VENV)/bin/ruff check .
+	$(CHECK_VENV)/bin/ruff format --check .
+	$(CHECK_VENV)/bin/lint-imports
+	$(CHECK_VENV)/bin/python -m pytest -q -rfEs -p no:cacheprovider
 
 bench:
 	.venv-newest/bin/python benchmarks/overhead.py

@@ -5,7 +5,9 @@
 #
 #   leg       Django  Python  virtualenv      runs
 #   django61  6.1     3.13    .venv-newest    pytest, lint-imports, Django's dispatch/signals
-#                                             suites, the demo smoke test, Phoenix, ruff, mkdocs
+#                                             suites, the demo smoke test, the package (build,
+#                                             twine check, the wheel in a clean venv), Phoenix,
+#                                             ruff, mkdocs
 #   django60  6.0     3.12    .venv-django60  pytest, Django's dispatch/signals suites
 #   django52  5.2     3.11    .venv-django52  pytest, Django's dispatch/signals suites
 #   django42  4.2     3.10    .venv-django42  pytest, Django's dispatch/signals suites
@@ -140,6 +142,8 @@ run_main_leg() {  # the newest Django on the newest Python, with every other che
     step lint-imports "$venv/bin/lint-imports"  # the layers in pyproject.toml [tool.importlinter]
     step django-suites "$venv/bin/python" tests/django_suite/run.py
     step demo-smoke locked tests/scripts/demo-smoke.sh  # `make demo` installs -e . too
+    # python -m build writes signaltrace.egg-info here too: under the install lock.
+    step package locked tests/scripts/package.sh "$venv/bin/python"
     step phoenix tests/scripts/phoenix.sh "$venv/bin/python"
     step ruff "$venv/bin/ruff" check .
     step ruff-format "$venv/bin/ruff" format --check .
