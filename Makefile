@@ -1,6 +1,6 @@
 # The two commands README.md gives: `make demo` and `make test`; `make check` is the
 # inner loop once `make test` has run.
-.PHONY: demo graph test check bench docs screenshot
+.PHONY: demo graph test check bench bench-production docs screenshot
 
 demo:
 	demo_project/run.sh
@@ -47,6 +47,11 @@ check:
 
 bench:
 	.venv-newest/bin/python benchmarks/overhead.py
+
+# Requests/s of the demo under gunicorn with spans off, on by default, and on for every
+# signal (docs/performance.md). Makes .venv-bench on first use; about 4 minutes.
+bench-production:
+	python3 benchmarks/production.py
 
 # Regenerate the panel screenshot docs/panel.md shows (needs chromium).
 screenshot:

@@ -9,6 +9,8 @@ run time uses the default for exactly the values reported here.
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from typing import Any
 
 from django.core.checks import CheckMessage, Error, Tags, register
@@ -150,6 +152,62 @@ def check_otel_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMes
                 )
             )
     return errors
+
+
+#: Modules of ASGI servers: one imported means this process serves over ASGI.
+ASGI_SERVERS = ("uvicorn", "daphne", "hypercorn", "granian")
+ASGI_INSTRUMENTATION = "opentelemetry.instrumentation.asgi"
+
+
+def _served_over_asgi() -> bool:
+    """``ASGI_APPLICATION`` is set (Channels and daphne need it), or an ASGI server runs this process.
+
+    uvicorn and gunicorn's uvicorn worker run no system checks: ``manage.py check``
+    (in CI, or ``--deploy``) sees the setting.
+    """
+    from django.conf import settings
+
+    return bool(getattr(settings, "ASGI_APPLICATION", None)) or any(
+        server in sys.modules for server in ASGI_SERVERS
+    )
+
+
+def _signal_spans_on() -> bool:
+    """Whether signaltrace.otel makes spans in this process (looked up, never imported here)."""
+    otel = sys.modules.get("signaltrace.otel")
+    instrumentor = getattr(otel, "SignalInstrumentor", None)
+    try:
+        return instrumentor is not None and bool(instrumentor().is_instrumented_by_opentelemetry)
+    except Exception:  # noqa: BLE001 - a check must not fail on a broken install
+        return False
+
+
+def _importable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+@register()
+def check_asgi_request_spans(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """W021: signal spans over ASGI without ``opentelemetry-instrumentation-asgi``.
+
+    Without it ``opentelemetry-instrumentation-django`` makes no request span for
+    ASGI requests, so every dispatch of a request is a root trace of its own.
+    """
+    if not _signal_spans_on() or not _served_over_asgi() or _importable(ASGI_INSTRUMENTATION):
+        return []
+    return [
+        CheckWarning(
+            "Signal spans are on and the project is served over ASGI, but "
+            "opentelemetry-instrumentation-asgi is not installed: ASGI requests get no request "
+            "span, and each signal dispatch becomes a root trace of its own.",
+            hint="pip install opentelemetry-instrumentation-asgi (or signaltrace[otel]). "
+            "If this project is served over WSGI only, add 'signaltrace.W021' to SILENCED_SYSTEM_CHECKS.",
+            id="signaltrace.W021",
+        )
+    ]
 
 
 @register(Tags.signals)

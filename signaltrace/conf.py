@@ -74,6 +74,11 @@ DEFAULTS: dict[str, Any] = {
     "OTEL_SAMPLE_RATES": {},
     # Add the redacted, rendered kwargs as signaltrace.kwargs.<name> span attributes.
     "OTEL_RECORD_KWARGS": False,
+    # Spans for every dispatch. Off (production defaults): none for a dispatch of one of
+    # Django's signals that reaches only Django's own receivers (request_started's
+    # close_old_connections...), and none for request_started / request_finished while
+    # no span is current (they fire outside the request span: each would be a root trace).
+    "OTEL_ALL_DISPATCHES": False,
 }
 
 REDACTED = "********************"
@@ -204,6 +209,12 @@ RULES: dict[str, Rule] = {
         _sample_rates, "signaltrace.E022", 'For example {"django.db.models.signals.post_save": 0.1}.'
     ),
     "OTEL_RECORD_KWARGS": Rule(_bool, "signaltrace.E023", "True adds the redacted kwargs to spans."),
+    "OTEL_ALL_DISPATCHES": Rule(
+        _bool,
+        "signaltrace.E024",
+        "True gives spans to every dispatch, also those reaching only Django's own receivers "
+        "and request signals outside any span.",
+    ),
 }
 
 

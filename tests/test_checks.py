@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
+import sys
+import types
 from io import StringIO
 
 import pytest
@@ -122,3 +125,24 @@ def test_each_connection_problem_gets_its_own_warning_in_manage_py_check():
     assert output.count("(signaltrace.W101)") == 2
     for problem in connection_problems():
         assert problem in output
+
+
+def asgi_warnings() -> list[str]:
+    return [message.id for message in run_checks() if message.id == "signaltrace.W021"]
+
+
+def test_asgi_without_its_instrumentation_warns_while_signal_spans_are_on(spans, monkeypatch):
+    installed = importlib.util.find_spec("opentelemetry.instrumentation.asgi") is not None
+    with override_settings(ASGI_APPLICATION="tests.asgi.application"):
+        assert asgi_warnings() == ([] if installed else ["signaltrace.W021"])
+        monkeypatch.setitem(sys.modules, "opentelemetry.instrumentation.asgi", None)  # not importable
+        assert asgi_warnings() == ["signaltrace.W021"]
+    assert asgi_warnings() == []  # WSGI only
+    monkeypatch.setitem(sys.modules, "uvicorn", types.ModuleType("uvicorn"))  # served by uvicorn
+    assert asgi_warnings() == ["signaltrace.W021"]
+
+
+def test_asgi_without_signal_spans_is_not_warned_about(monkeypatch):
+    monkeypatch.setitem(sys.modules, "opentelemetry.instrumentation.asgi", None)
+    with override_settings(ASGI_APPLICATION="tests.asgi.application"):
+        assert asgi_warnings() == []

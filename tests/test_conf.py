@@ -53,6 +53,7 @@ BAD_VALUES: dict[str, list[Any]] = {
     "OTEL_SIGNALS_DENY": [None, "django.db.models.signals.post_save"],
     "OTEL_SAMPLE_RATES": [["django.db.models.signals.post_save"], {"x.y": 1.5}, {"x.y": "0.5"}, {3: 0.5}],
     "OTEL_RECORD_KWARGS": ["yes", 1],
+    "OTEL_ALL_DISPATCHES": ["true", 1, None],
 }
 
 
@@ -91,6 +92,7 @@ def test_the_check_and_the_run_time_agree_on_every_bad_value(key: str, value: An
         ("OTEL_SIGNALS_DENY", ("django.db.models.signals.post_save",)),
         ("OTEL_SAMPLE_RATES", {"django.db.models.signals.post_save": 1}),
         ("OTEL_RECORD_KWARGS", True),
+        ("OTEL_ALL_DISPATCHES", True),
     ],
 )
 def test_usable_values_are_used_and_not_reported(key: str, value: Any) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import sys
 
 from django.contrib.auth.models import User
 from django.core.signals import request_finished
@@ -97,3 +98,40 @@ def test_receiver_info_cache_does_not_keep_receivers_alive():
     del temporary
     gc.collect()
     assert ref() is None
+
+
+def test_short_path_resolves_relative_sys_path_entries_against_the_current_directory(tmp_path, monkeypatch):
+    """uvicorn and ``python -m`` put "." or "" on sys.path: files under it are still shown relative."""
+    import os
+    import sys
+
+    project = tmp_path / "project"
+    receivers = project / "looplab" / "receivers.py"
+    receivers.parent.mkdir(parents=True)
+    receivers.write_text("")
+    monkeypatch.chdir(project)
+    for entries in (["."], [""], ["./"], ["looplab/.."], ["..", "."]):
+        monkeypatch.setattr(sys, "path", [*entries, "/nowhere"])
+        naming.short_path.cache_clear()  # cached per file: sys.path is set once in a real process
+        assert naming.short_path(str(receivers)) == os.path.join("looplab", "receivers.py"), entries
+    monkeypatch.setattr(sys, "path", ["..", str(tmp_path / "elsewhere")])
+    naming.short_path.cache_clear()
+    assert naming.short_path(str(receivers)) == os.path.join("project", "looplab", "receivers.py")
+    monkeypatch.setattr(sys, "path", ["/nowhere"])
+    naming.short_path.cache_clear()
+    assert naming.short_path(str(receivers)) == str(receivers)
+    assert naming.short_path("./looplab/receivers.py") == os.path.join("looplab", "receivers.py")
+    assert naming.short_path("<frozen importlib._bootstrap>") == "<frozen importlib._bootstrap>"
+    naming.short_path.cache_clear()  # for the tests after this one
+
+
+def test_a_file_found_through_a_dot_entry_is_shown_relative(tmp_path, monkeypatch):
+    """Python 3.10 names a module imported through "." on sys.path "/root/./app/x.py"."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [".", *sys.path])
+    naming.short_path.cache_clear()
+    try:
+        assert naming.short_path(f"{tmp_path}/./app/receivers.py") == "app/receivers.py"
+        assert naming.short_path("./app/receivers.py") == "app/receivers.py"
+    finally:
+        naming.short_path.cache_clear()

@@ -698,7 +698,10 @@ provider.add_span_processor(SimpleSpanProcessor(exporter))
 trace.set_tracer_provider(provider)
 settings.configure(
     INSTALLED_APPS=["signaltrace"],
-    SIGNALTRACE={"OTEL_SIGNALS_DENY": ["django.core.signals.request_started"]},
+    SIGNALTRACE={
+        "OTEL_SIGNALS_DENY": ["django.core.signals.request_started"],
+        "OTEL_ALL_DISPATCHES": True,  # request_finished outside any span
+    },
 )
 django.setup()
 from django.core.signals import request_finished, request_started

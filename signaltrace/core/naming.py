@@ -353,8 +353,11 @@ def short_path(file: str) -> str:
     stand for directories under the current one: they are resolved against it, as
     Python's import system does.
     """
+    if not file:
+        return file
+    file = os.path.normpath(file)  # Python 3.10 names a module found through "." "/root/./app/x.py"
     if not os.path.isabs(file):
-        return os.path.normpath(file) if file else file
+        return file
     best = ""
     cwd: str | None = None
     for entry in sys.path:

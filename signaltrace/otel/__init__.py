@@ -19,12 +19,20 @@ traces every signal dispatch alongside Django's request spans. By hand::
 
 ``instrument()`` may run before Django's settings are configured; the settings are
 read on the first dispatch. Turn it off under auto-instrumentation with
-``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=signaltrace``.
+``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=signaltrace``, which
+:func:`setup_otlp_from_environment` honours too; an explicit ``instrument()`` call
+is not affected, as with OpenTelemetry's contrib instrumentations. Served over
+ASGI, install ``opentelemetry-instrumentation-asgi`` too (check ``signaltrace.W021``).
 
 What it records
 ---------------
 
-For each dispatch of a signal that has live receivers, an ``INTERNAL`` span named
+By default, only dispatches that reach a receiver outside Django itself get spans
+(Django's own receivers on Django's own signals get none), and ``request_started``
+/ ``request_finished`` sent while no span is current get none (each would be a
+root trace); ``OTEL_ALL_DISPATCHES`` turns both back on.
+
+For each such dispatch of a signal that has live receivers, an ``INTERNAL`` span named
 ``<method> <signal>`` (``send post_save``, ``asend_robust shop.signals.paid``) with
 ``signaltrace.signal``, ``signaltrace.sender`` (``app_label.Model``, or a type name:
 never an instance's repr), ``signaltrace.method``, ``signaltrace.depth`` and
@@ -39,8 +47,11 @@ truncated, objects by type.
 Errors: a receiver that raises gets status ERROR, ``error.type`` and an exception
 event. Its dispatch span is ERROR too when the exception left the dispatch; under
 ``send_robust`` it did not, and the receiver span says ``signaltrace.swallowed``.
-A dispatch stopped by signaltrace's loop guard has an ``exception`` event
-(``signaltrace.errors.SignalLoopError``) and status ERROR.
+An exception raised by the dispatch itself (asgiref's in ``asend``) makes the
+dispatch span ERROR with the exception event. A dispatch stopped by signaltrace's
+loop guard has the loop's one ``exception`` event
+(``signaltrace.errors.SignalLoopError``: the cycle and the stack) and status ERROR;
+the spans the error then leaves are ERROR without an event of their own.
 
 Configuration
 -------------
@@ -56,6 +67,8 @@ Keys of the ``SIGNALTRACE`` setting (see docs/settings.md)::
         "OTEL_SAMPLE_RATES": {"post_save": 0.1, "shop.signals.order_paid": 0.5},
         # Add redacted kwargs as signaltrace.kwargs.<name> attributes.
         "OTEL_RECORD_KWARGS": False,
+        # Spans for every dispatch, Django's own plumbing included.
+        "OTEL_ALL_DISPATCHES": False,
     }
 
 Signals are named as ``signaltrace.signal`` shows them: ``post_save`` for Django's

@@ -13,6 +13,8 @@ import os
 
 from django.core.exceptions import ImproperlyConfigured
 
+from signaltrace.otel.disabled import VARIABLE, is_disabled
+
 logger = logging.getLogger("signaltrace")
 
 ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
@@ -25,8 +27,10 @@ def setup_otlp_from_environment(service_name: str = "signaltrace-demo") -> bool:
     Sets a global tracer provider (service name from ``OTEL_SERVICE_NAME``, else
     ``service_name``) with a batch processor and the OTLP/HTTP protobuf exporter
     (port 4318 of Jaeger or any collector), then instruments Django requests when
-    ``opentelemetry-instrumentation-django`` is installed, and signals. Returns
-    whether it did; idempotent. Needs ``opentelemetry-sdk`` and
+    ``opentelemetry-instrumentation-django`` is installed, and signals, each
+    unless ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS`` names it (``django``,
+    ``signaltrace``) or is ``*``. Returns whether it set up the export;
+    idempotent. Needs ``opentelemetry-sdk`` and
     ``opentelemetry-exporter-otlp-proto-http``: without them it raises
     ``ImproperlyConfigured`` naming them.
     """
@@ -52,6 +56,19 @@ def setup_otlp_from_environment(service_name: str = "signaltrace-demo") -> bool:
         provider = TracerProvider(resource=Resource.create({"service.name": name}))
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
         trace.set_tracer_provider(provider)
+    if is_disabled("django"):
+        logger.info("%s names django: no request spans from signaltrace's set-up", VARIABLE)
+    else:
+        _instrument_django()
+    if is_disabled("signaltrace"):
+        logger.info("%s names signaltrace: no signal spans", VARIABLE)
+    elif not SignalInstrumentor().is_instrumented_by_opentelemetry:
+        SignalInstrumentor().instrument()
+    return True
+
+
+def _instrument_django() -> None:
+    """Request spans, when ``opentelemetry-instrumentation-django`` is installed (idempotent)."""
     try:
         from opentelemetry.instrumentation.django import DjangoInstrumentor
     except ImportError:
@@ -59,6 +76,3 @@ def setup_otlp_from_environment(service_name: str = "signaltrace-demo") -> bool:
     else:
         if not DjangoInstrumentor().is_instrumented_by_opentelemetry:
             DjangoInstrumentor().instrument()
-    if not SignalInstrumentor().is_instrumented_by_opentelemetry:
-        SignalInstrumentor().instrument()
-    return True

@@ -94,6 +94,7 @@ class Selection:
         "_modules_seen",
         "_pending",
         "_sampling",
+        "all_dispatches",
         "allowed",
         "config",
         "denied",
@@ -105,6 +106,8 @@ class Selection:
     def __init__(self, config: dict[str, Any]) -> None:
         self.config = config
         self.record_kwargs = config.get("OTEL_RECORD_KWARGS") is True
+        #: ``OTEL_ALL_DISPATCHES``: the production defaults are off (see :mod:`signaltrace.otel.spans`).
+        self.all_dispatches = config.get("OTEL_ALL_DISPATCHES") is True
         self._resolve_names()
         #: Whether any rule applies at all: without one, every dispatch gets spans
         #: and :meth:`wants` need not be asked.

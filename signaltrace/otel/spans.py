@@ -9,17 +9,24 @@ own records (``dispatch.parent.state``), not from a second mechanism.
 
 This runs for every dispatch of a traced application, so it computes what is the
 same for every dispatch of a signal, or every call of a receiver, once: span
-names, names of signals and senders, the dispatch and receiver attributes.
+names, names of signals and senders, the dispatch and receiver attributes, and
+the production defaults' decision (``OTEL_ALL_DISPATCHES`` off): whether a
+dispatch of one of Django's signals reaches a receiver outside Django is kept
+per state of the signal's receivers, as the senders such receivers listen to.
 """
 
 from __future__ import annotations
 
 import asyncio
 import linecache
+import os
+import sys
+import traceback
 import weakref
 from time import perf_counter_ns, time_ns
 from typing import Any
 
+from django.core.signals import request_finished, request_started
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import Context
@@ -29,18 +36,24 @@ from signaltrace.core import (
     DispatchObserver,
     LiveCall,
     LiveDispatch,
+    SlowDelete,
     known_signal_name,
+    make_id,
+    receiver_info,
     receivers_and_uids,
     sender_type_name,
+    short_path,
     signal_name,
     str_or_repr,
 )
+from signaltrace.errors import SignalLoopError
 from signaltrace.otel.selection import current_selection
 
 # The observer's state while a span is open. A dispatch's: a list [span, context its
-# receiver spans start in, the signal's _ReceiverSpans, the exception that left the
-# dispatch or None, clock offset]. A receiver call's: (span, token of the context
-# attached while it runs or None when async, clock offset, is_async).
+# receiver spans start in, the signal's _ReceiverSpans, the exception a receiver let
+# out of the dispatch or None, clock offset, the exception being handled where the
+# dispatch started (sys.exception(), usually None)]. A receiver call's: (span, token
+# of the context attached while it runs or None when async, clock offset, is_async).
 #
 # Clock offset: spans take their start and end times from the records' own
 # timestamps (``perf_counter_ns``) plus the offset between that clock and the wall
@@ -49,7 +62,14 @@ from signaltrace.otel.selection import current_selection
 # more than ``CLOCK_OFFSET_MAX_AGE_NS`` after the last reading: on Linux both
 # clocks are slewed alike by NTP, so it only changes when the wall clock is set
 # (stepped); spans then follow the new time within a second.
-_D_ENTRY_SPAN, _D_ENTRY_CONTEXT, _D_ENTRY_RECEIVERS, _D_ENTRY_ERROR, _D_ENTRY_OFFSET = range(5)
+(
+    _D_ENTRY_SPAN,
+    _D_ENTRY_CONTEXT,
+    _D_ENTRY_RECEIVERS,
+    _D_ENTRY_ERROR,
+    _D_ENTRY_OFFSET,
+    _D_ENTRY_HANDLED,
+) = range(6)
 
 LOOP_ERROR_TYPE = "signaltrace.errors.SignalLoopError"
 _INTERNAL = SpanKind.INTERNAL
@@ -70,10 +90,58 @@ def error_type(exception: BaseException) -> str:
     return cls.__qualname__ if module == "builtins" else f"{module}.{cls.__qualname__}"
 
 
+#: The exception being handled in this thread or task now (None: none), as Python 3.11's
+#: ``sys.exception()``.
+_handled_exception = getattr(sys, "exception", None) or (lambda: sys.exc_info()[1])
+
+_DJANGO_PREFIX = "django."
+
+
+def is_djangos(dotted_name: str) -> bool:
+    """Whether a receiver's ``module.qualname`` is Django's own code (``django.*``)."""
+    return dotted_name.startswith(_DJANGO_PREFIX)
+
+
+def is_django_signal_name(name: str) -> bool:
+    """Whether a signal's name is one of Django's (spans name those ``post_save``, without a dot)."""
+    return "." not in name and " " not in name
+
+
 def _mark_error(span: Span, exception: BaseException) -> None:
     """Status ERROR and ``error.type``; never raises, even if the exception's ``str`` does."""
     span.set_status(Status(StatusCode.ERROR, f"{type(exception).__name__}: {str_or_repr(exception)}"))
     span.set_attribute("error.type", error_type(exception))
+
+
+def _mark_loop(span: Span, loop: Any) -> None:
+    """The one exception event of a loop, on the dispatch span it was stopped at: the
+    cycle (in the message) and the stack where it was stopped. The spans the
+    ``SignalLoopError`` then leaves get status ERROR only."""
+    span.add_event(
+        "exception",
+        {
+            "exception.type": LOOP_ERROR_TYPE,
+            "exception.message": loop.message,
+            "exception.stacktrace": _stack_here(loop.message),
+            "signaltrace.loop.action": loop.action,
+        },
+    )
+    span.set_status(Status(StatusCode.ERROR, loop.message))
+    span.set_attribute("error.type", LOOP_ERROR_TYPE)
+
+
+_SIGNALTRACE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+
+
+def _stack_here(message: str) -> str:
+    """The stack of the code that sent the stopped dispatch, formatted as Python prints a
+    traceback; signaltrace's own frames at its top (the loop guard, this observer) left out."""
+    frames = traceback.extract_stack()
+    while frames and frames[-1].filename.startswith(_SIGNALTRACE_DIR):
+        frames.pop()
+    lines = ["Traceback (most recent call last):\n", *traceback.format_list(frames)]
+    lines.append(f"{LOOP_ERROR_TYPE}: {message}\n")
+    return "".join(lines)
 
 
 class _ReceiverSpans:
@@ -83,20 +151,44 @@ class _ReceiverSpans:
     ``signal.receivers`` differs from ``entries``: a list comparison that checks
     identity first, about one pointer test per receiver. ``entries`` is the copy
     the dispatch_uid map was built from (:func:`receivers_and_uids`).
+
+    ``app_senders`` decides, for a signal of Django's, which dispatches reach a
+    receiver outside Django (see :meth:`reaches_app`): None when every dispatch
+    does (one such receiver listens to every sender, or the signal is not
+    Django's), else the Django sender keys (``id(sender)``) that such receivers
+    are connected for; empty when only Django's own receivers listen.
     """
 
-    __slots__ = ("entries", "fields", "uids")
+    __slots__ = ("app_senders", "entries", "fields", "uids")
 
-    def __init__(self, entries: list[Any] | None, uids: dict[int, Any] | None = None) -> None:
+    def __init__(
+        self,
+        entries: list[Any] | None,
+        uids: dict[int, Any] | None = None,
+        app_senders: frozenset[Any] | None = None,
+    ) -> None:
         self.entries = entries
         self.uids = uids or {}
+        self.app_senders = app_senders
         #: id(receiver function) -> (info, is_async, span name, attributes).
         self.fields: dict[int, tuple[Any, bool, str, dict[str, Any]]] = {}
 
     @classmethod
-    def of(cls, signal: Any) -> _ReceiverSpans:
+    def of(cls, signal: Any, djangos_signal: bool) -> _ReceiverSpans:
         """The state of ``signal``'s receivers now."""
-        return cls(*receivers_and_uids(signal))
+        entries, uids = receivers_and_uids(signal)
+        return cls(entries, uids, _app_senders(entries) if djangos_signal else None)
+
+    def reaches_app(self, sender: Any) -> bool:
+        """Whether a dispatch from ``sender`` reaches a receiver outside Django.
+
+        A set lookup, and only for a signal whose app receivers listen to some
+        senders only (``@receiver(post_save, sender=User)``).
+        """
+        app_senders = self.app_senders
+        if app_senders is None:
+            return True
+        return bool(app_senders) and make_id(sender) in app_senders
 
     def fields_for(
         self, function_id: int, info: tuple[str, str, int], is_async: bool
@@ -114,7 +206,9 @@ class _ReceiverSpans:
             "signaltrace.receiver.is_async": is_async,
         }
         if file:
-            attributes["code.file.path"] = file
+            # Absolute, as OpenTelemetry prefers, under every server: a module imported
+            # through a relative sys.path entry (uvicorn's ".") has a relative file name.
+            attributes["code.file.path"] = os.path.abspath(file)
             attributes["code.line.number"] = def_line(file, line)
         dispatch_uid = self.uids.get(function_id)
         if dispatch_uid is not None:
@@ -123,6 +217,35 @@ class _ReceiverSpans:
             self.fields.clear()
         fields = self.fields[function_id] = (info, is_async, f"receiver {receiver_name}", attributes)
         return fields
+
+
+_ANY_SENDER = make_id(None)
+
+
+def _app_senders(entries: list[Any]) -> frozenset[Any] | None:
+    """:attr:`_ReceiverSpans.app_senders` for these receiver entries of one of Django's signals.
+
+    Django keys each entry ``((receiver key, sender key), receiver or weak reference, ...)``
+    and calls the receivers whose sender key is ``id(None)`` or the sender's. A
+    receiver's home is the module of its ``module.qualname``, from the core's names.
+    """
+    senders: set[Any] = set()
+    for entry in entries:
+        ref = entry[1]
+        target = ref() if isinstance(ref, weakref.ReferenceType) else ref
+        if target is None:
+            continue
+        try:
+            name = receiver_info(target)[0]
+        except Exception:  # noqa: BLE001 - a receiver that cannot be named is the app's
+            name = "?"
+        if is_djangos(name):
+            continue
+        sender_key = entry[0][1]
+        if sender_key == _ANY_SENDER:
+            return None
+        senders.add(sender_key)
+    return frozenset(senders)
 
 
 # (file, first line of the code) -> line of its ``def``.
@@ -162,12 +285,17 @@ def def_line(file: str, first_line: int) -> int:
 
 
 class _SignalFacts:
-    """What every traced dispatch of one signal shares: its name, its span names and attributes."""
+    """What every traced dispatch of one signal shares: its name, its span names and attributes,
+    and what the production defaults decide for it."""
 
-    __slots__ = ("dispatch_fields", "name", "receivers", "ref", "span_names")
+    __slots__ = ("dispatch_fields", "djangos", "name", "receivers", "ref", "root_hidden", "span_names")
 
     def __init__(self, signal: Any) -> None:
         self.name = signal_name(signal)
+        #: One of Django's own signals: its dispatches that reach only Django's receivers get no spans.
+        self.djangos = is_django_signal_name(self.name)
+        #: Fired by Django's handlers outside the request span: no root trace of its own.
+        self.root_hidden = signal is request_started or signal is request_finished
         self.span_names = {method: f"{method} {self.name}" for method in _METHODS}
         self.ref: Any = None
         #: (sender name, method, depth, receiver count) -> (span name, attributes):
@@ -289,15 +417,30 @@ class SpanObserver(DispatchObserver):
     # ------------------------------------------------------------------ dispatches
 
     def dispatch_started(self, dispatch: LiveDispatch) -> list[Any] | None:
-        """Open the dispatch span unless the selection rules skip this signal."""
+        """Open the dispatch span unless the defaults or the selection rules skip this dispatch."""
         selection = current_selection()
         signal = dispatch.signal
+        facts = _signal_facts.get(id(signal)) or _facts_of(signal)
+        receivers = facts.receivers
+        if signal.receivers != receivers.entries:
+            receivers = facts.receivers = _ReceiverSpans.of(signal, facts.djangos)
+        if (
+            receivers.app_senders is not None
+            and not selection.all_dispatches
+            and not receivers.reaches_app(dispatch.sender)
+        ):
+            return None  # Django's own receivers on Django's own signal
         current = otel_context.get_current()  # read once: for the span and for its receivers
         parent = dispatch.parent
         parent_context = current if parent is None else _parent_context(parent.state, current)
+        if (
+            facts.root_hidden
+            and not selection.all_dispatches
+            and not trace.get_current_span(parent_context).get_span_context().is_valid
+        ):
+            return None  # request_started / request_finished outside any span
         if selection.filters and not selection.wants(signal, parent_context):
             return None
-        facts = _signal_facts.get(id(signal)) or _facts_of(signal)
         sender = dispatch.sender
         if sender is None:
             sender_label = "None"
@@ -322,15 +465,24 @@ class SpanObserver(DispatchObserver):
             attributes=attributes,
             start_time=start + offset,
         )
-        receivers = facts.receivers
-        if signal.receivers != receivers.entries:
-            receivers = facts.receivers = _ReceiverSpans.of(signal)
         # The context every receiver span starts in is made once per dispatch (a
         # parent receiver's span in it, if any, is replaced by this one).
-        return [span, trace.set_span_in_context(span, parent_context), receivers, None, offset]
+        return [
+            span,
+            trace.set_span_in_context(span, parent_context),
+            receivers,
+            None,
+            offset,
+            _handled_exception(),
+        ]
 
     def dispatch_finished(self, dispatch: LiveDispatch) -> None:
-        """Close the dispatch span; ERROR only if an exception left the dispatch."""
+        """Close the dispatch span; ERROR only if an exception left the dispatch.
+
+        Called from the hooks' ``finally``: an exception leaving the dispatch is the
+        one being handled now, unless it was already being handled when the
+        dispatch started (a signal sent from an ``except`` block).
+        """
         entry = dispatch.state
         if entry is None:
             return
@@ -338,25 +490,21 @@ class SpanObserver(DispatchObserver):
         span = entry[_D_ENTRY_SPAN]
         end = dispatch.end_ns + entry[_D_ENTRY_OFFSET]
         loop = dispatch.loop
-        if loop is None and entry[_D_ENTRY_ERROR] is None:
+        leaving = _handled_exception()
+        if loop is None and entry[_D_ENTRY_ERROR] is None and leaving is entry[_D_ENTRY_HANDLED]:
             span.end(end)
             return
         try:
             if loop is not None:
-                # This dispatch re-entered a dispatch in progress and was stopped before
-                # any receiver ran: the SignalLoopError is raised from here.
-                span.add_event(
-                    "exception",
-                    {
-                        "exception.type": LOOP_ERROR_TYPE,
-                        "exception.message": loop.message,
-                        "signaltrace.loop.action": loop.action,
-                    },
-                )
-                span.set_status(Status(StatusCode.ERROR, loop.message))
-                span.set_attribute("error.type", LOOP_ERROR_TYPE)
-            else:
-                _mark_error(span, entry[_D_ENTRY_ERROR])
+                _mark_loop(span, loop)
+            elif entry[_D_ENTRY_ERROR] is not None:
+                _mark_error(span, entry[_D_ENTRY_ERROR])  # the receiver span has its event
+            elif leaving is not None and not isinstance(leaving, GeneratorExit):
+                # Raised in the dispatch itself, not by a receiver (asgiref's
+                # "CurrentThreadExecutor already quit" in asend): no receiver span says it.
+                _mark_error(span, leaving)
+                if not isinstance(leaving, SignalLoopError):
+                    span.record_exception(leaving, timestamp=end)
         finally:  # a span left open would never be exported
             span.end(end)
 
@@ -410,10 +558,34 @@ class SpanObserver(DispatchObserver):
             else:
                 self._note_escaping_error(call, exception)
             _mark_error(span, exception)
-            # Last: the SDK formats the exception, which runs its __str__.
-            span.record_exception(exception, timestamp=end)
+            if not isinstance(exception, SignalLoopError):
+                # Last: the SDK formats the exception, which runs its __str__.
+                span.record_exception(exception, timestamp=end)
+            # A loop's one exception event is on the dispatch span that stopped it.
         finally:  # a span left open would never be exported
             span.end(end)
+
+    def found(self, finding: Any) -> None:
+        """A slow delete is one event on the current span (the request's, or the caller's)."""
+        if type(finding) is not SlowDelete:
+            return
+        span = trace.get_current_span()
+        if not span.is_recording():
+            return
+        span.add_event(
+            "signaltrace.slow_delete",
+            {
+                "signaltrace.delete.model": finding.model,
+                "signaltrace.delete.summary": finding.summary,
+                "signaltrace.delete.rows": finding.row_count,
+                "signaltrace.delete.signals_sent": finding.signals_sent,
+                "signaltrace.delete.duration_ms": finding.duration_ns / 1e6,
+                "signaltrace.delete.receivers": [
+                    f"{why.signal} {why.receiver} ({short_path(why.file)}:{why.line})"
+                    for why in finding.receivers
+                ],
+            },
+        )
 
     @staticmethod
     def _note_escaping_error(call: LiveCall, exception: BaseException) -> None:
