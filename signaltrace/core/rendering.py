@@ -149,9 +149,6 @@ _snapshotters: dict[type, Any] = {}
 _snapshotters_repr: dict[type, Any] = {}
 # kwarg name (or dict key) -> bool, whether it is sensitive; filled on first sight.
 _sensitive_names: dict[str, bool] = {}
-# The names of that cache that are not sensitive: one C-level superset test clears a
-# whole dispatch's kwarg names.
-_plain_names: set[str] = set()
 # tuple of kwarg names -> tuple of "redact this one?" flags, one per name, or ()
 # when no name of the tuple is sensitive (the common case).
 _redaction_plans: dict[tuple[str, ...], tuple[bool, ...]] = {}
@@ -171,7 +168,6 @@ def clear_caches() -> None:
     _snapshotters.clear()
     _snapshotters_repr.clear()
     _sensitive_names.clear()
-    _plain_names.clear()
     _redaction_plans.clear()
     _model_refs.clear()
     _limit_now = (-1, 0)
@@ -406,10 +402,7 @@ def is_sensitive(name: str, pattern: re.Pattern[str]) -> bool:
         if len(name) <= MAX_NAME_LENGTH:
             if len(_sensitive_names) >= MAX_CACHED:
                 _sensitive_names.clear()
-                _plain_names.clear()
             _sensitive_names[name] = sensitive
-            if not sensitive:
-                _plain_names.add(name)
     return sensitive
 
 
@@ -452,32 +445,34 @@ def snapshot_kwargs(
     # holds or changes (receivers get copies), and its values are immutable. Model
     # signals' kwargs (an instance, update_fields) cost one copy of the dict, with the
     # instance's stand-in in it.
-    if _plain_names.issuperset(named):  # every name known, none sensitive
-        replaced = None
-        for name, value in named.items():
-            value_type = type(value)
-            if value_type in _SCALAR_TYPES:
-                continue
-            if value_type is str:
-                if len(value) > _KEEP_WHOLE or value[:1] in _CREDENTIAL_FIRST:
-                    break
-                continue
-            model_ref = _model_refs.get(value_type)
-            if model_ref is not None:
+    replaced = None
+    for name in named:
+        if _sensitive_names.get(name) is not False:
+            break
+        value = named[name]
+        value_type = type(value)
+        if value_type in _SCALAR_TYPES:
+            continue
+        if value_type is str:
+            if len(value) > _KEEP_WHOLE or value[:1] in _CREDENTIAL_FIRST:
+                break
+            continue
+        model_ref = _model_refs.get(value_type)
+        if model_ref is not None:
+            if replaced is None:
+                replaced = named.copy()
+            replaced[name] = (MODEL_MARK, model_ref[0], value.__dict__.get(model_ref[1]))
+            continue
+        if value_type is frozenset or value_type is tuple:
+            kept = _snapshot_container(value, pattern, limit, repr_objects)
+            if kept is not value:
                 if replaced is None:
                     replaced = named.copy()
-                replaced[name] = (MODEL_MARK, model_ref[0], value.__dict__.get(model_ref[1]))
-                continue
-            if value_type is frozenset or value_type is tuple:
-                kept = _snapshot_container(value, pattern, limit, repr_objects)
-                if kept is not value:
-                    if replaced is None:
-                        replaced = named.copy()
-                    replaced[name] = kept
-                continue
-            break
-        else:
-            return named if replaced is None else replaced
+                replaced[name] = kept
+            continue
+        break
+    else:
+        return named if replaced is None else replaced
     names = tuple(named)
     plan = _redaction_plans.get(names)
     if plan is None:
