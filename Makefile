@@ -53,9 +53,12 @@ bench:
 bench-production:
 	python3 benchmarks/production.py
 
-# Regenerate the panel screenshot docs/panel.md shows (needs chromium).
+# Regenerate every screenshot in docs/img/ (needs chromium): the panel (docs/panel.md),
+# the demo's sign-up and loop lab (docs/demo.md), one per tutorial pattern
+# (docs/patterns.md) and the flame view in speedscope (docs/ci.md).
 screenshot:
-	SIGNALTRACE_UPDATE_SCREENSHOT=1 .venv-newest/bin/python -m pytest -q tests/test_panel_browser.py
+	SIGNALTRACE_UPDATE_SCREENSHOT=1 .venv-newest/bin/python -m pytest -q -p no:randomly \
+	  tests/test_panel_browser.py tests/test_demo_patterns_browser.py tests/test_flame_viewer.py
 
 # Build the documentation site (mkdocs, strict) into .cache/site.
 docs:

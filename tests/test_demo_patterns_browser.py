@@ -1,13 +1,17 @@
-"""The loop lab's cascade and delete-cost pages in a real browser (Debian's chromium, headless).
+"""The loop lab's pattern pages in a real browser (Debian's chromium, headless).
 
 The demo is served by ``manage.py runserver`` over a throwaway SQLite file (its lab
-media goes beside it). Screenshots go to the test's temporary directory, or to
-docs/img/ with ``SIGNALTRACE_UPDATE_SCREENSHOT=1``.
+media goes beside it). Each test runs one scenario of docs/patterns.md, checks what
+its page and the signal trace panel (opened by the lab's result page) show, narrows
+the panel with its filter box, opens the rows the docs talk about and saves a
+screenshot of the panel: to the test's temporary directory, or to
+docs/img/pattern-<slug>.png with ``SIGNALTRACE_UPDATE_SCREENSHOT=1`` (``make screenshot``).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -87,27 +91,74 @@ def page():
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS)
         try:
-            yield browser.new_page(viewport={"width": 1440, "height": 1000})
+            yield browser.new_page(viewport={"width": 1200, "height": 800})
         finally:
             browser.close()
 
 
 def screenshot(page, name: str, tmp_path: Path) -> None:
+    """The panel (not the toolbar's side bar or the page under it), saved as ``name``."""
     update_docs = os.environ.get("SIGNALTRACE_UPDATE_SCREENSHOT") == "1"
     path = (DOCS_IMAGES if update_docs else tmp_path) / name
     path.parent.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(path))
+    box = page.locator("#SignalTracePanel").bounding_box()
+    assert box is not None and box["width"] >= 900
+    page.screenshot(path=str(path), clip=box)
     assert path.stat().st_size > 10_000
 
 
-def run_scenario(page, site: str, slug: str) -> None:
+def run_scenario(page, site: str, slug: str):
+    """Run the scenario from the lab's index; its result page opens the panel: return it."""
     page.goto(f"{site}/lab/")
     page.locator(f"form[action$='/lab/{slug}/'] button").click()
     page.wait_for_load_state()
+    panel = page.locator("#SignalTracePanel")
+    panel.locator("details.st-dispatch").first.wait_for(timeout=30_000)
+    assert panel.is_visible()
+    return panel
+
+
+def narrow(panel, words: str) -> None:
+    """Type ``words`` into the panel's filter box."""
+    panel.locator(".st-filter").fill(words)
+
+
+def open_rows(panel, signal: str) -> int:
+    """Open every visible dispatch row of ``signal`` (its short name); how many."""
+    rows = panel.locator("details.st-dispatch:visible").filter(
+        has=panel.page.locator(".st-signal", has_text=signal)
+    )
+    for row in rows.all():
+        row.locator("summary").click()
+    return rows.count()
+
+
+def open_slow_delete(panel, summary: str):
+    """The one slow-delete row, checked visible with ``summary``, opened."""
+    deletes = panel.locator("details.st-delete")
+    assert deletes.count() == 1
+    row = deletes.first
+    assert row.is_visible()
+    assert summary in row.locator("summary").inner_text()
+    row.locator("summary").click()
+    return row
+
+
+def test_file_cleanup_shows_the_receiver_and_the_slow_delete(demo_site, page, tmp_path):
+    panel = run_scenario(page, demo_site, "file-cleanup")
+    assert "Storage calls: storage.delete('attachments/report.txt')" in page.content()
+    narrow(panel, "attachment")
+    delete = open_slow_delete(panel, "delete of looplab.Attachment #")
+    assert "looplab.receivers.remove_attachment_file" in delete.inner_text()
+    assert "looplab/receivers.py:" in delete.inner_text()
+    assert open_rows(panel, "pre_delete") == 1
+    calls = panel.locator("details.st-dispatch[open] tr.st-call")
+    assert "looplab.receivers.remove_attachment_file" in calls.first.inner_text()
+    screenshot(page, "pattern-file-cleanup.png", tmp_path)
 
 
 def test_cascade_page_groups_the_delete_and_the_panel_shows_its_signals(demo_site, page, tmp_path):
-    run_scenario(page, demo_site, "user-cascade")
+    panel = run_scenario(page, demo_site, "user-cascade")
     deletes = page.locator("ul.slow-deletes > li")
     assert deletes.count() == 1
     text = deletes.inner_text()
@@ -115,16 +166,98 @@ def test_cascade_page_groups_the_delete_and_the_panel_shows_its_signals(demo_sit
     assert "looplab.receivers.log_profile_deletion" in text and "looplab.receivers.log_post_deletion" in text
     assert deletes.is_visible()
 
-    panel = page.locator("#SignalTracePanel")  # the lab's result pages open it by themselves
-    panel.locator("details.st-dispatch").first.wait_for(timeout=15_000)
-    assert panel.is_visible()
     panel_text = panel.inner_text()
-    assert "post_delete" in panel_text and "looplab.receivers.log_post_deletion" in panel_text
+    assert "post_delete" in panel_text and "1 slow delete" in panel_text
+    # The filter box hides the delete's row with the rest when neither matches...
+    narrow(panel, "pre_save auth.user")
+    assert panel.locator("details.st-delete").is_hidden()
+    # ...and keeps it when a dispatch inside it matches: the log rows its receivers save.
+    narrow(panel, "deletionlog")
+    assert panel.locator("details.st-dispatch.st-in-delete:visible").count() >= 4
+    assert panel.locator("details.st-delete").is_visible()
+    narrow(panel, "delete")
+    row = open_slow_delete(panel, "1 accounts.Profile, 2 looplab.Post; 8 signals")
+    details = row.inner_text()
+    assert "looplab.receivers.log_profile_deletion" in details
+    assert "looplab.receivers.log_post_deletion" in details
+    assert re.search(r"the \d+ dispatches below \(#\d+ to #\d+\) ran inside it", details)
+    # The cascaded pre_delete and post_delete rows follow it, marked as its own.
+    inside = panel.locator("details.st-dispatch.st-in-delete:visible")
+    assert inside.count() == 8
+    assert inside.first.locator(".st-delete-badge").inner_text() == "in D1"
+    # Its bar is drawn on the axis shown.
+    axis = panel.locator("[data-st-panel]").get_attribute("data-st-axis")
+    assert row.locator(f"summary g.st-ax-{axis} rect.st-bar-delete").is_visible()
     screenshot(page, "pattern-user-cascade.png", tmp_path)
 
 
+def test_soft_delete_records_the_save_and_no_delete(demo_site, page, tmp_path):
+    panel = run_scenario(page, demo_site, "soft-delete")
+    assert "looplab.receivers.log_document_deletion" in page.content()  # named on the page
+    narrow(panel, "document")
+    # Two documents created, then one saved with is_deleted; the update() sent nothing.
+    saves = panel.locator("details.st-dispatch:visible").filter(
+        has=page.locator(".st-signal", has_text="post_save")
+    )
+    assert saves.count() == 3
+    saves.last.locator("summary").click()
+    assert "frozenset({'is_deleted'})" in saves.last.locator(".st-kwargs").inner_text()
+    text = panel.inner_text()
+    assert "post_delete" not in text and panel.locator("details.st-delete").count() == 0
+    screenshot(page, "pattern-soft-delete.png", tmp_path)
+
+
+def test_soft_delete_signal_has_its_own_dispatch(demo_site, page, tmp_path):
+    panel = run_scenario(page, demo_site, "soft-delete-signal")
+    narrow(panel, "document")
+    assert open_rows(panel, "document_soft_deleted") == 1
+    calls = panel.locator("details.st-dispatch[open] tr.st-call")
+    assert "looplab.receivers.log_document_soft_deletion" in calls.first.inner_text()
+    screenshot(page, "pattern-soft-delete-signal.png", tmp_path)
+
+
+def test_m2m_changed_kwargs_are_readable(demo_site, page, tmp_path):
+    panel = run_scenario(page, demo_site, "m2m-tags")
+    narrow(panel, "m2m_changed")
+    rows = panel.locator("details.st-dispatch:visible")
+    assert rows.count() == 6
+    rows.nth(1).locator("summary").click()  # post_add
+    rows.nth(5).locator("summary").click()  # post_clear
+    kwargs = panel.locator("details.st-dispatch[open] .st-kwargs").all_inner_texts()
+    assert len(kwargs) == 2
+    assert "'post_add'" in kwargs[0] and "'post_clear'" in kwargs[1]
+    assert all("pk_set" in text and "reverse" in text for text in kwargs)
+    assert re.search(r"pk_set\s+None", kwargs[1])
+    screenshot(page, "pattern-m2m-tags.png", tmp_path)
+
+
+def test_not_idempotent_receiver_runs_on_each_save(demo_site, page, tmp_path):
+    panel = run_scenario(page, demo_site, "not-idempotent")
+    narrow(panel, "subscriber")
+    assert open_rows(panel, "post_save") == 2
+    calls = panel.locator("details.st-dispatch[open] tr.st-call").all_inner_texts()
+    assert len(calls) == 2 and all("looplab.receivers.queue_welcome" in call for call in calls)
+    screenshot(page, "pattern-not-idempotent.png", tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("slug", "words", "receivers"),
+    [
+        ("connected-twice", "ticket", ["looplab.twice.count_ticket_save", "twice.count_ticket_save"]),
+        ("dispatch-uid", "invoice", ["looplab.twice_uid.count_invoice_save"]),
+    ],
+)
+def test_a_receiver_connected_twice_runs_twice(demo_site, page, tmp_path, slug, words, receivers):
+    panel = run_scenario(page, demo_site, slug)
+    narrow(panel, words)
+    assert open_rows(panel, "post_save") == 1
+    calls = panel.locator("details.st-dispatch[open] tr.st-call td:first-child > code").all_inner_texts()
+    assert calls == receivers
+    screenshot(page, f"pattern-{slug}.png", tmp_path)
+
+
 def test_delete_cost_page_shows_queries_time_and_the_slow_delete(demo_site, page, tmp_path):
-    run_scenario(page, demo_site, "delete-cost")
+    panel = run_scenario(page, demo_site, "delete-cost")
     outcome = page.locator("main ul, body ul").first.inner_text()
     assert "looplab.PlainRow (no receiver): 1000 rows deleted in" in outcome
     assert "looplab.WatchedRow (one post_delete receiver that does nothing): 1000 rows deleted in" in outcome
@@ -133,7 +266,18 @@ def test_delete_cost_page_shows_queries_time_and_the_slow_delete(demo_site, page
     assert slow.count() == 1
     assert "delete of looplab.WatchedRow: 1000 looplab.WatchedRow; 2000 signals" in slow.inner_text()
     assert slow.is_visible()
-    panel = page.locator("#SignalTracePanel")
-    panel.locator("details.st-dispatch").first.wait_for(timeout=30_000)
+
     assert "post_delete" in panel.inner_text()
+    row = open_slow_delete(panel, "delete of looplab.WatchedRow: 1000 looplab.WatchedRow; 2000 signals")
+    details = row.inner_text()
+    assert "the 2000 dispatches below" in details
+    assert "looplab.receivers.forget_watched_row" in details and "looplab/receivers.py:" in details
+    assert "1000" in row.locator(".st-delete-rows").inner_text()
+    assert panel.locator("details.st-dispatch.st-in-delete").count() == 2000
+    # The delete spans most of the signals-only axis (Django's work between its sends is
+    # not compressed away) and is drawn on whichever axis is shown.
+    signals_bar = row.locator("summary g.st-ax-signals rect.st-bar-delete")
+    assert float(signals_bar.get_attribute("width")) > 500
+    axis = panel.locator("[data-st-panel]").get_attribute("data-st-axis")
+    assert row.locator(f"summary g.st-ax-{axis} rect.st-bar-delete").is_visible()
     screenshot(page, "pattern-delete-cost.png", tmp_path)

@@ -398,6 +398,7 @@ def test_pytest_report_and_verbose_failure(
         "no:randomly",
         "-v",
         "--signaltrace-report=report.json",
+        "--signaltrace-report-detail=full",
     )
     output = result.stdout.str() + result.stderr.str()
     report_text = (pytester.path / "report.json").read_text(encoding="utf-8")
@@ -425,8 +426,9 @@ def test_pytest_report_and_verbose_failure(
     assert len(output) < MAX_PAGE
     assert report["totals"]["tests"] == 3
     [sending] = [test for test in report["tests"] if test["nodeid"].endswith("test_sends_the_table")]
-    assert sending["dispatches"] == 6 and len(sending["loops"]) == 1
-    assert {entry["sender"] for entry in sending["signals"]} == {repr(sender) for sender in hostile.SENDERS}
+    call = sending["phases"]["call"]
+    assert call["dispatches"] == 6 and len(sending["loops"]) == 1
+    assert {entry["sender"] for entry in call["signals"]} == {repr(sender) for sender in hostile.SENDERS}
 
 
 # ------------------------------------------------------------------ the signal graph

@@ -19,6 +19,8 @@ import pytest
 from debug_toolbar.store import get_store
 from debug_toolbar.toolbar import DebugToolbar
 from django.core.checks import Error
+from django.db import connection
+from django.db.models.signals import post_delete
 from django.dispatch import Signal
 from django.template.loader import render_to_string
 from django.test import AsyncClient, Client, RequestFactory, modify_settings, override_settings
@@ -32,6 +34,7 @@ from signaltrace.panels.exceptions import exception_groups
 from signaltrace.panels.view import build_context, format_ms, subtitle, summarize
 from tests.markers import needs_asend
 from tests.testapp import panel_views
+from tests.testapp.models import Node
 
 pytestmark = pytest.mark.django_db
 
@@ -610,3 +613,165 @@ def test_an_exception_swallowed_up_the_chain_is_marked_where_it_stopped(connect)
         (1, "fail"),
         (0, "relay"),
     ]
+
+
+# ------------------------------------------------------------------- slow deletes
+
+
+def forget_node(sender: Any, instance: Any, **kwargs: Any) -> None:
+    """A post_delete receiver that does nothing: its presence turns off the fast path."""
+
+
+FORGET_NODE_AT = f"{short_path(__file__.removesuffix('c'))}:{forget_node.__code__.co_firstlineno}"
+
+
+def _delete_a_tree(request):
+    """A signal, a node with two children deleted (a cascade), a signal."""
+    panel_views.cache_cleared.send(sender="before")
+    root = Node.objects.create(name="root")
+    Node.objects.bulk_create([Node(name="a", parent=root), Node(name="b", parent=root)])
+    _delete_a_tree.pk = root.pk
+    root.delete()
+    panel_views.cache_cleared.send(sender="after")
+    return None
+
+
+def _row_markers(content: str) -> list[str]:
+    """The tree's rows in order: ``D1`` for a slow delete, the id for a dispatch."""
+    return [
+        f"D{delete}" if delete else number
+        for delete, number in re.findall(
+            r'<details class="st-(?:delete" [^>]*data-st-delete="(\d+)"|'
+            r'dispatch[^"]*" [^>]*data-st-id="(\d+)")',
+            content,
+        )
+    ]
+
+
+def test_a_slow_delete_is_a_row_above_the_dispatches_it_sent(connect):
+    connect(post_delete, forget_node, sender=Node)
+    panel = _panel_for(_delete_a_tree)
+    stats = panel.get_stats()
+    assert json.loads(json.dumps(stats)) == stats  # stored as JSON, rendered from the store
+    assert stats["summary"]["slow_deletes"] == 1
+    [entry] = stats["trace"]["slow_deletes"]
+    dispatches = stats["trace"]["dispatches"]
+    members = entry["dispatches"]
+    assert sorted(dispatches[number]["signal"].rsplit(".", 1)[-1] for number in members) == (
+        ["post_delete"] * 3 + ["pre_delete"] * 3
+    )
+
+    content = panel.content
+    summary = f"delete of testapp.Node #{_delete_a_tree.pk}: 3 testapp.Node; 6 signals"
+    assert content.count('<details class="st-delete"') == 1
+    assert f"<code>{summary}</code>" in content
+    first, last = dispatches[members[0]]["id"], dispatches[members[-1]]["id"]
+    assert f"the 6 dispatches below (#{first} to #{last}) ran inside it" in content
+    # The row sits right above the first dispatch it sent; those six follow it, marked.
+    order = _row_markers(content)
+    at = order.index("D1")
+    assert order[at + 1 : at + 7] == [str(dispatches[number]["id"]) for number in members]
+    assert content.count('class="st-badge st-delete-badge">in D1</span>') == 6
+    assert content.count("st-in-delete") == 6
+    # Its details: rows per model, signals, duration, and the receiver with file:line.
+    body = content.split('<details class="st-delete"', 1)[1].split("</details>", 1)[0]
+    assert '<tr><td><code>testapp.Node</code></td><td class="st-num">3</td></tr>' in body
+    assert "6 signals sent · " in body and " ms · the 6 dispatches below" in body
+    assert f"<td><code>{__name__}.forget_node</code></td><td>post_delete</td><td>testapp.Node</td>" in body
+    assert f">{FORGET_NODE_AT}</td>" in body
+    # Its bar, on both time axes.
+    assert body.count('<rect class="st-bar-delete"') == 2
+    assert "1 slow delete: delete receivers kept Django off its fast path (rows D1 below)" in content
+
+
+def test_without_delete_receivers_no_delete_row(connect):
+    content = _panel_for(_delete_a_tree).content
+    assert "st-delete" not in content
+    assert "slow delete" not in content
+
+
+def _sleepy_sql(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+    if sql.startswith("DELETE"):
+        time.sleep(0.03)  # Django's own work inside the delete, between its signals
+    return execute(sql, params, many, context)
+
+
+def test_the_signals_only_axis_keeps_a_slow_delete_to_scale(connect):
+    """The 30 ms between a delete's pre_delete and post_delete sends is no gap between
+    signals: only the 40 ms before the delete is compressed."""
+    connect(post_delete, forget_node, sender=Node)
+    root = Node.objects.create(name="root")
+    Node.objects.create(name="leaf", parent=root)
+    with signaltrace.record() as trace:
+        panel_views.cache_cleared.send(sender="before")
+        time.sleep(0.04)
+        with connection.execute_wrapper(_sleepy_sql):
+            root.delete()
+    data = trace.to_dict()
+    context = build_context({"trace": data, "summary": summarize(data)})
+    [delete] = context["slow_deletes"]
+    _request_bar, signals_bar = delete["bars"]
+    start, width = float(signals_bar["x"]), float(signals_bar["width"])
+    assert width > AXIS_UNITS - GAP_UNITS - 50  # all but the compressed gap and the first send
+    assert start + width == pytest.approx(AXIS_UNITS)
+    [gap] = context["gaps"]
+    assert float(gap["label"].split()[0]) >= 40
+    assert float(gap["left"]) * AXIS_UNITS / 100 + float(gap["width"]) * AXIS_UNITS / 100 <= start + 0.01
+    assert context["axis"] == "signals"
+
+
+def test_stats_without_slow_deletes_still_render(connect):
+    """Stats stored before slow deletes existed, and malformed entries, render."""
+    connect(post_delete, forget_node, sender=Node)
+    stats = _panel_for(_delete_a_tree).get_stats()
+    del stats["trace"]["slow_deletes"], stats["summary"]["slow_deletes"]
+    content = render_to_string("signaltrace/panel.html", build_context(stats))
+    assert "st-delete" not in content and 'class="st-dispatch' in content
+
+    stats["trace"]["slow_deletes"] = [
+        "junk",
+        {"model": "x.Y", "rows": "junk", "receivers": [1], "dispatches": [9999, "a", -1, True]},
+    ]
+    context = build_context(stats)
+    content = render_to_string("signaltrace/panel.html", context)
+    assert "<code>delete of x.Y: ; 0 signals</code>" in content
+    assert "no dispatch of it was recorded" in content
+    assert _row_markers(content)[0] == "D1"  # no start time: placed where 0 ns falls, first
+    assert "st-in-delete" not in content
+
+
+def test_every_stored_slow_delete_string_is_escaped():
+    evil = '<img src=x onerror="alert(1)">'
+    dispatch = {
+        "id": 0,
+        "signal": "post_delete",
+        "sender": "x",
+        "method": "send",
+        "depth": 0,
+        "start_ns": 10,
+        "duration_ns": 5,
+        "kwargs": {},
+        "parent": None,
+        "loop": None,
+        "calls": [],
+    }
+    found = {"signal": evil, "sender": evil, "receiver": evil, "file": evil, "line": evil}
+    delete = {
+        "model": evil,
+        "instance_pk": evil,
+        "rows": [{"model": evil, "count": 1}],
+        "signals_sent": 2,
+        "receivers": [found],
+        "start_ns": 0,
+        "duration_ns": 20,
+        "summary": evil,
+        "dispatches": [0],
+    }
+    trace = {"duration_ns": 100, "dispatches": [dispatch], "slow_deletes": [delete]}
+    content = render_to_string("signaltrace/panel.html", build_context({"trace": trace}))
+    assert "<img" not in content
+    assert content.count("&lt;img src=x onerror=&quot;alert(1)&quot;&gt;") >= 7
+    # Without the stored summary, the rebuilt one is escaped too.
+    del delete["summary"]
+    content = render_to_string("signaltrace/panel.html", build_context({"trace": trace}))
+    assert "<img" not in content and "delete of &lt;img" in content

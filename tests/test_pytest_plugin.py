@@ -433,11 +433,26 @@ def test_marker_is_registered(project: pytest.Pytester) -> None:
 REPORT_TESTS = """
 import pytest
 from asgiref.sync import sync_to_async
-from django.db.models.signals import post_save
+from django.db.models.signals import post_init, post_save
+from django.test import TestCase
 from shop.models import Order
 from shop.signals import order_paid
 
 pytestmark = pytest.mark.django_db
+
+
+def count_instance(sender, instance, **kwargs):
+    pass
+
+
+post_init.connect(count_instance, sender=Order, weak=False)  # hidden by IGNORE_SIGNALS
+
+
+@pytest.fixture
+def paid_order():
+    order = Order.objects.create(number=10)
+    yield order
+    order_paid.send(sender=Order, order=order)
 
 
 @pytest.mark.parametrize("number", [1, 2, 3])
@@ -458,6 +473,10 @@ def test_quiet():
     pass
 
 
+def test_fixture_phases(paid_order):
+    post_save.send(sender=Order, instance=paid_order, created=False)
+
+
 @pytest.mark.asyncio
 async def test_async():
     order = Order(number=5)
@@ -465,41 +484,91 @@ async def test_async():
         await order_paid.asend(sender=Order, order=order)
     else:  # Django 4.2
         await sync_to_async(order_paid.send)(sender=Order, order=order)
+
+
+class OrderTests(TestCase):
+    @classmethod
+    def setUpTestData(cls):
+        cls.order = Order.objects.create(number=20)
+
+    def test_reads(self):
+        self.assertEqual(Order.objects.get(pk=self.order.pk).number, 20)
 """
+
+TEST_KEYS = {
+    "nodeid",
+    "outcome",
+    "worker",
+    "duration_ns",
+    "dispatches",
+    "empty_dispatches",
+    "receiver_calls",
+    "dropped",
+    "ignored_dispatches",
+    "max_depth",
+    "phases",
+    "loops",
+    "receiver_errors",
+}
 
 
 def _check_schema(report: dict[str, Any]) -> None:
-    """Every key and type the report promises (see signaltrace.testing.report)."""
-    assert set(report) == {"version", "signaltrace", "totals", "tests"}
-    assert report["version"] == 1 and isinstance(report["signaltrace"], str)
-    assert set(report["totals"]) == {"tests", "dispatches", "receiver_calls", "loops", "receiver_errors"}
-    assert all(isinstance(value, int) for value in report["totals"].values())
-    test_keys = {
-        "nodeid",
-        "outcome",
-        "worker",
-        "duration_ns",
+    """Every key and type the report promises (docs/report.md)."""
+    assert set(report) == {"version", "signaltrace", "detail", "totals", "summary", "tests"}
+    assert report["version"] == 2 and isinstance(report["signaltrace"], str)
+    assert set(report["totals"]) == {
+        "tests",
         "dispatches",
-        "dropped",
-        "max_depth",
+        "empty_dispatches",
         "receiver_calls",
-        "signals",
-        "slowest_receivers",
+        "dropped",
+        "ignored_dispatches",
         "loops",
         "receiver_errors",
     }
+    assert all(isinstance(value, int) for value in report["totals"].values())
+    summary = report["summary"]
+    assert set(summary) == {
+        "top_signals",
+        "receivers_by_total",
+        "receivers_by_max",
+        "no_receivers",
+        "busiest_tests",
+        "ignored",
+    }
+    for section in summary.values():
+        assert set(section) == {"count", "items"} and len(section["items"]) <= min(section["count"], 10)
+    full = report["detail"] == "full"
     for test in report["tests"]:
-        assert set(test) == test_keys, test["nodeid"]
-        assert test["outcome"] in {"passed", "failed", "skipped"}
+        if full:
+            assert set(test) - {"slow_deletes"} == TEST_KEYS, test["nodeid"]
+        else:  # empty lists and a None worker left out
+            keys = TEST_KEYS - {"loops", "receiver_errors", "worker"} | {"top_signals", "top_receivers"}
+            assert keys <= set(test) <= keys | {"loops", "receiver_errors", "worker"}, test["nodeid"]
+        assert test["outcome"] in {"passed", "failed", "skipped", "error"}
         for key in ("duration_ns", "dispatches", "dropped", "max_depth", "receiver_calls"):
             assert isinstance(test[key], int) and test[key] >= 0
-        for entry in test["signals"]:
-            assert set(entry) == {"signal", "sender", "count", "receiver_calls", "max_depth"}
-        for entry in test["slowest_receivers"]:
-            assert set(entry) == {"receiver", "location", "calls", "total_ns", "max_ns"}
-            assert entry["total_ns"] >= entry["max_ns"] >= 0
-        for entry in test["receiver_errors"]:
-            assert set(entry) == {"signal", "sender", "receiver", "location", "type", "message", "swallowed"}
+        assert set(test["phases"]) <= {"class_setup", "setup", "call", "teardown", "class_teardown"}
+        for part in test["phases"].values():
+            if not full:
+                assert isinstance(part, int) and part > 0
+                continue
+            for entry in part["signals"]:
+                assert set(entry) == {"signal", "sender", "count", "empty", "receiver_calls", "max_depth"}
+            for entry in part["receivers"]:
+                assert set(entry) == {"signal", "receiver", "location", "calls", "total_ns", "max_ns"}
+                assert entry["total_ns"] >= entry["max_ns"] >= 0
+        for entry in test.get("receiver_errors", []):
+            assert set(entry) == {
+                "phase",
+                "signal",
+                "sender",
+                "receiver",
+                "location",
+                "type",
+                "message",
+                "swallowed",
+            }
     assert report["totals"]["tests"] == len(report["tests"])
     assert report["totals"]["dispatches"] == sum(test["dispatches"] for test in report["tests"])
 
@@ -507,8 +576,9 @@ def _check_schema(report: dict[str, Any]) -> None:
 def _without_timings(report: dict[str, Any]) -> list[dict[str, Any]]:
     tests = []
     for test in report["tests"]:
-        kept = {key: value for key, value in test.items() if key not in {"duration_ns", "worker"}}
-        kept["slowest_receivers"] = sorted((e["receiver"], e["calls"]) for e in test["slowest_receivers"])
+        # Each worker sets the database up in the set-up of its first test: compare the rest.
+        kept = {key: test.get(key) for key in ("nodeid", "outcome", "loops", "receiver_errors")}
+        kept["phases"] = {phase: count for phase, count in test["phases"].items() if phase != "setup"}
         tests.append(kept)
     return tests
 
@@ -516,42 +586,65 @@ def _without_timings(report: dict[str, Any]) -> list[dict[str, Any]]:
 def test_report_is_written_with_its_schema(project: pytest.Pytester) -> None:
     project.makepyfile(test_shop=REPORT_TESTS)
     result = run(project, "--signaltrace-report=artifacts/signals.json")
-    result.assert_outcomes(passed=6, failed=1)
+    result.assert_outcomes(passed=8, failed=1)
     path = project.path / "artifacts" / "signals.json"
-    result.stdout.fnmatch_lines([f"signaltrace: report of 7 tests written to {path}"])
+    result.stdout.fnmatch_lines(
+        [
+            "signaltrace: 9 tests, * dispatches (* reached no receiver), * receiver calls, "
+            "0 loops, 1 receiver errors",
+            "  top signals: *",
+            "  slowest receivers (total): * -> *",
+            "  slowest receivers (one call): * -> *",
+            "  no receiver: *",
+            "  busiest test: test_shop.py::test_orders[[]1] (* dispatches)",
+            "  hidden by IGNORE_SIGNALS: post_init * dispatches, 1 receivers (* calls)",
+            "  hidden by IGNORE_SIGNALS: pre_init * dispatches, 0 receivers (0 calls)",
+            f"  report (summary detail, * KB): {path}",
+        ]
+    )
     report = json.loads(path.read_text())
     _check_schema(report)
     tests = {test["nodeid"]: test for test in report["tests"]}
     assert list(tests) == sorted(tests)
-    assert report["totals"] == {
-        "tests": 7,
-        "dispatches": 18,
-        "receiver_calls": 10,
-        "loops": 0,
-        "receiver_errors": 1,
-    }
+    totals = report["totals"]
+    assert (totals["tests"], totals["loops"], totals["receiver_errors"]) == (9, 0, 1)
+    for key in ("dispatches", "receiver_calls", "empty_dispatches", "ignored_dispatches"):
+        assert totals[key] == sum(test[key] for test in report["tests"]), key
 
-    order = tests["test_shop.py::test_orders[1]"]
-    assert order["outcome"] == "passed" and order["worker"] is None
+    # The first test's set-up holds the session's: pytest-django's database set-up.
+    first = tests["test_shop.py::test_orders[1]"]
+    assert first["phases"]["setup"] > 0
+    assert first["phases"]["call"] == 4
+
+    order = tests["test_shop.py::test_orders[2]"]
+    assert order["outcome"] == "passed" and "worker" not in order
     assert order["dispatches"] == 4 and order["max_depth"] == 1 and order["receiver_calls"] == 2
-    assert order["signals"] == [
-        {"signal": "post_save", "sender": "shop.Order", "count": 1, "receiver_calls": 1, "max_depth": 0},
-        {"signal": "post_save", "sender": "shop.Receipt", "count": 1, "receiver_calls": 1, "max_depth": 1},
-        {"signal": "pre_save", "sender": "shop.Order", "count": 1, "receiver_calls": 0, "max_depth": 0},
-        {"signal": "pre_save", "sender": "shop.Receipt", "count": 1, "receiver_calls": 0, "max_depth": 1},
+    assert order["phases"] == {"call": 4}
+    assert order["top_signals"] == [
+        ["post_save", "shop.Order", 1],
+        ["post_save", "shop.Receipt", 1],
+        ["pre_save", "shop.Order", 1],
     ]
-    assert sorted(entry["receiver"] for entry in order["slowest_receivers"]) == [
+    assert sorted(entry[1] for entry in order["top_receivers"]) == [
         "shop.receivers.create_receipt",
         "shop.receivers.touch_order",
     ]
-    for entry in order["slowest_receivers"]:
-        receiver = entry["receiver"].rsplit(".", 1)[-1]
-        assert entry["location"].endswith(f"shop/receivers.py:{line_of(receiver)}")
-        assert entry["calls"] == 1
+    # post_init of each Order built is ignored, but counted.
+    assert order["ignored_dispatches"] == 2 * 2  # pre_init and post_init of the Order and its Receipt
+
+    fixture = tests["test_shop.py::test_fixture_phases"]
+    assert fixture["phases"] == {
+        "setup": 4,
+        "call": 1,
+        "teardown": 1,
+    }
+    case = tests["test_shop.py::OrderTests::test_reads"]
+    assert case["phases"]["setup"] == 4  # setUpTestData, in the class fixture
 
     error = tests["test_shop.py::test_error_swallowed"]
     assert error["receiver_errors"] == [
         {
+            "phase": "call",
             "signal": "shop.signals.order_paid",
             "sender": "shop.Order",
             "receiver": "shop.receivers.notify_accounting",
@@ -567,28 +660,110 @@ def test_report_is_written_with_its_schema(project: pytest.Pytester) -> None:
     assert tests["test_shop.py::test_fails"]["outcome"] == "failed"
     assert tests["test_shop.py::test_fails"]["dispatches"] == 4
     assert tests["test_shop.py::test_quiet"]["dispatches"] == 0
-    assert tests["test_shop.py::test_async"]["signals"] == [
-        {
-            "signal": "shop.signals.order_paid",
-            "sender": "shop.Order",
-            "count": 1,
-            "receiver_calls": 1,
-            "max_depth": 0,
-        }
+    assert tests["test_shop.py::test_quiet"]["phases"] == {}
+    assert tests["test_shop.py::test_async"]["top_signals"] == [["shop.signals.order_paid", "shop.Order", 1]]
+
+    summary = report["summary"]
+    top = {entry["signal"]: entry for entry in summary["top_signals"]["items"]}
+    assert top["shop.signals.order_paid"] == {
+        "signal": "shop.signals.order_paid",
+        "dispatches": 3,
+        "empty": 0,
+        "receiver_calls": 3,
+        "tests": 3,
+    }
+    assert top["post_save"]["tests"] == 6  # test_orders (3), test_fails, test_fixture_phases, OrderTests
+    by_total = {(e["signal"], e["receiver"]) for e in summary["receivers_by_total"]["items"]}
+    assert {
+        ("post_save", "shop.receivers.create_receipt"),
+        ("post_save", "shop.receivers.touch_order"),
+        ("shop.signals.order_paid", "shop.receivers.notify_accounting"),
+    } <= by_total
+    assert summary["no_receivers"]["count"] > 10 and len(summary["no_receivers"]["items"]) == 10
+    assert all(e["dispatches"] > 0 and e["tests"] > 0 for e in summary["no_receivers"]["items"])
+    assert summary["busiest_tests"]["items"][0]["nodeid"] == "test_shop.py::test_orders[1]"
+    ignored = {entry["signal"]: entry for entry in summary["ignored"]["items"]}
+    assert set(ignored) == {"pre_init", "post_init"}
+    assert sum(entry["dispatches"] for entry in ignored.values()) == totals["ignored_dispatches"]
+    post_init = ignored["post_init"]
+    assert {"sender": "shop.Order", "dispatches": ANY_INT} in post_init["senders"]
+    (hidden,) = post_init["receivers"]
+    assert hidden["receiver"] == "test_shop.count_instance"
+    assert hidden["location"].endswith("test_shop.py:11")
+    order_inits = next(e["dispatches"] for e in post_init["senders"] if e["sender"] == "shop.Order")
+    assert hidden["calls"] == order_inits
+    assert ignored["pre_init"]["receivers"] == []
+
+
+class _AnyInt:
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, int)
+
+
+ANY_INT = _AnyInt()
+
+
+def test_full_detail_keeps_every_tally_of_every_phase(project: pytest.Pytester) -> None:
+    project.makepyfile(test_shop=REPORT_TESTS)
+    run(project, "--signaltrace-report=full.json", "--signaltrace-report-detail=full").assert_outcomes(
+        passed=8, failed=1
+    )
+    report = json.loads((project.path / "full.json").read_text())
+    _check_schema(report)
+    assert report["detail"] == "full"
+    tests = {test["nodeid"]: test for test in report["tests"]}
+    setup = tests["test_shop.py::test_fixture_phases"]["phases"]["setup"]
+    assert [(e["signal"], e["sender"], e["count"], e["empty"]) for e in setup["signals"]] == [
+        ("post_save", "shop.Order", 1, 0),
+        ("post_save", "shop.Receipt", 1, 0),
+        ("pre_save", "shop.Order", 1, 1),
+        ("pre_save", "shop.Receipt", 1, 1),
     ]
+    assert setup["ignored"][0]["signal"] == "post_init"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="needs the core to resolve a weakly held class sender's label at record time "
+    "(signaltrace.core.store.begin_dispatch): see docs/report.md",
+)
+def test_collected_senders_keep_their_label(project: pytest.Pytester) -> None:
+    """A sender the garbage collector took during the test is still named in the report."""
+    project.makepyfile(
+        test_gone="""
+        import gc
+
+        from django.dispatch import Signal
+
+        ping = Signal()
+        ping.connect(lambda sender, **kwargs: None, weak=False)
+
+
+        def test_gone():
+            Temporary = type("Temporary", (), {"__module__": "scratch"})
+            ping.send(sender=Temporary)
+            del Temporary
+            gc.collect()
+        """
+    )
+    run(project, "--signaltrace-report=gone.json", "--signaltrace-report-detail=full").assert_outcomes(
+        passed=1
+    )
+    (test,) = json.loads((project.path / "gone.json").read_text())["tests"]
+    assert [entry["sender"] for entry in test["phases"]["call"]["signals"]] == ["scratch.Temporary"]
 
 
 @pytest.mark.skipif(not HAS_XDIST, reason="pytest-xdist is not installed")
 def test_report_merges_across_xdist_workers(project: pytest.Pytester) -> None:
     project.makepyfile(test_shop=REPORT_TESTS)
-    run(project, "--signaltrace-report=single.json").assert_outcomes(passed=6, failed=1)
+    run(project, "--signaltrace-report=single.json").assert_outcomes(passed=8, failed=1)
     result = run(project, "-n", "2", "--signaltrace-report=merged.json")
-    result.assert_outcomes(passed=6, failed=1)
+    result.assert_outcomes(passed=8, failed=1)
     single = json.loads((project.path / "single.json").read_text())
     merged = json.loads((project.path / "merged.json").read_text())
     _check_schema(merged)
     assert _without_timings(merged) == _without_timings(single)
-    assert merged["totals"] == single["totals"]
+    assert merged["totals"]["tests"] == single["totals"]["tests"]
     assert {test["worker"] for test in merged["tests"]} <= {"gw0", "gw1"}
     assert len({test["worker"] for test in merged["tests"]}) == 2
     assert not list(Path(project.path).glob("*.partial"))

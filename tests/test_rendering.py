@@ -447,3 +447,15 @@ def test_an_exception_holding_a_model_is_read_without_sql_and_redacted():
     assert len(reading) == 0
     assert "sk_live_0123456789" not in data and "Bearer ********************" in data
     assert "ValueError: ('rejected', <testapp.QueryingItem pk=42>" in data
+
+
+def test_a_small_set_of_plain_values_is_readable_and_copied(signal):
+    """``m2m_changed`` sends ``pk_set``: a set Django goes on changing after the dispatch."""
+    pk_set = {3, 4}
+    with signaltrace.record() as trace:
+        signal.send(sender=None, pk_set=pk_set, names={"a", "b"}, things={object()})
+        pk_set.add(5)
+    kwargs = trace.dispatches[0].kwargs
+    assert kwargs["pk_set"] == "frozenset({3, 4})"
+    assert kwargs["names"] in ("frozenset({'a', 'b'})", "frozenset({'b', 'a'})")
+    assert kwargs["things"] == "<set object>"  # not walked: its items are objects

@@ -290,6 +290,21 @@ def _snapshot_container_repr(value: Any, pattern: re.Pattern[str] | None, limit:
     return _snapshot_container(value, pattern, limit, True)
 
 
+def _snapshot_set(
+    value: set[Any], pattern: re.Pattern[str] | None, limit: int | None, repr_objects: bool = False
+) -> Any:
+    """A small set of plain values (``m2m_changed``'s ``pk_set``) as a frozenset copy: the
+    set itself may change after the dispatch. Otherwise as a tuple or frozenset would be."""
+    kept = _snapshot_container(value, pattern, limit, repr_objects)
+    # Kept as it is only when every item is an exact str, bytes or scalar: copying rehashes
+    # nothing but built-in values.
+    return frozenset(value) if kept is value else kept
+
+
+def _snapshot_set_repr(value: set[Any], pattern: re.Pattern[str] | None, limit: int | None) -> Any:
+    return _snapshot_set(value, pattern, limit, True)
+
+
 def _rendered_now(value: Any, pattern: re.Pattern[str] | None, limit: int | None) -> ReprText:
     """``REPR_OBJECTS``: the object rendered now, redacted and bounded."""
     if limit is None:
@@ -336,6 +351,8 @@ def _snapshot_for_type(value_type: type, repr_objects: bool) -> Any:
         return _snapshot_bytes
     if value_type is tuple or value_type is frozenset:
         return _snapshot_container_repr if repr_objects else _snapshot_container
+    if value_type is set:
+        return _snapshot_set_repr if repr_objects else _snapshot_set
     if issubclass(value_type, Model):
         label = sender_name(value_type)
         attnames = _pk_attnames(value_type)

@@ -24,7 +24,7 @@ class Markup(str):
 
 
 _TRUSTED = (Markup, int, float)
-_NO_GAPS = Markup()
+_NO_GAPS = _EMPTY = Markup()
 
 
 def format_html(template: str, *args: Any) -> Markup:
@@ -34,7 +34,7 @@ def format_html(template: str, *args: Any) -> Markup:
     )
 
 
-def _join(fragments: list[Markup]) -> Markup:
+def join(fragments: list[Markup]) -> Markup:
     """Concatenate fragments :func:`format_html` produced (so already escaped)."""
     return Markup("".join(fragments))
 
@@ -60,13 +60,13 @@ def _verdict(exception: dict[str, Any]) -> Markup:
     return format_html('<span class="st-badge {}">{}</span>', css, exception["verdict"])
 
 
-def _svg(units: int, gaps: Markup, bars: Callable[[int], list[Markup]]) -> Markup:
+def svg(units: int, gaps: Markup, bars: Callable[[int], list[Markup]]) -> Markup:
     """A waterfall cell: ``bars(axis)`` on the request axis (0) and the signals-only one
     (1); the panel shows one of them. ``gaps`` marks the compressed gaps on the latter."""
     return Markup(  # only markup built here: bars and gaps are Markup, units an int
         f'<svg class="st-wf" viewBox="0 0 {units:d} 10" preserveAspectRatio="none" aria-hidden="true">'
-        f'<g class="st-ax-request">{_join(bars(0))}</g>'
-        f'<g class="st-ax-signals">{gaps}{_join(bars(1))}</g></svg>'
+        f'<g class="st-ax-request">{join(bars(0))}</g>'
+        f'<g class="st-ax-signals">{gaps}{join(bars(1))}</g></svg>'
     )
 
 
@@ -76,7 +76,7 @@ def _waterfall(dispatch: dict[str, Any], units: int, gaps: Markup) -> Markup:
         drawn.extend(_bar(_call_css(call), call["bars"][axis], 2, 6) for call in dispatch["calls"])
         return drawn
 
-    return _svg(units, gaps, bars)
+    return svg(units, gaps, bars)
 
 
 def _signal_cell(dispatch: dict[str, Any]) -> Markup:
@@ -88,9 +88,11 @@ def _signal_cell(dispatch: dict[str, Any]) -> Markup:
         parts.append(format_html(' <span class="st-badge st-raised">{}</span>', label))
     if dispatch["slow"]:
         parts.append(format_html(' <span class="st-badge st-slow-badge">{}</span>', "slow"))
+    if dispatch.get("delete"):
+        parts.append(format_html(' <span class="st-badge st-delete-badge">in D{}</span>', dispatch["delete"]))
     if dispatch["via"]:
         parts.append(format_html('<span class="st-via">via {}</span>', dispatch["via"]))
-    return format_html('<span class="st-signal {}">{}</span>', dispatch["depth_class"], _join(parts))
+    return format_html('<span class="st-signal {}">{}</span>', dispatch["depth_class"], join(parts))
 
 
 def _call_rows(call: dict[str, Any], units: int) -> Markup:
@@ -112,7 +114,7 @@ def _call_rows(call: dict[str, Any], units: int) -> Markup:
         uid,
         "async" if call["is_async"] else "sync",
         call["duration"],
-        _svg(units, _NO_GAPS, lambda axis: [_bar(_call_css(call), call["bars"][axis], 1, 8)]),
+        svg(units, _NO_GAPS, lambda axis: [_bar(_call_css(call), call["bars"][axis], 1, 8)]),
     )
     exception = call["exception"]
     if not exception:
@@ -140,21 +142,21 @@ def _body(dispatch: dict[str, Any], units: int, gaps: Markup) -> Markup:
             format_html("<dt>{}</dt><dd><code>{}</code></dd>", name, value)
             for name, value in dispatch["kwargs"]
         ]
-        parts.append(format_html('<dl class="st-kwargs">{}</dl>', _join(items)))
+        parts.append(format_html('<dl class="st-kwargs">{}</dl>', join(items)))
     if dispatch["calls"]:
-        rows = _join([_call_rows(call, units) for call in dispatch["calls"]])
+        rows = join([_call_rows(call, units) for call in dispatch["calls"]])
         parts.append(format_html('<table class="st-calls">{}<tbody>{}</tbody></table>', _CALLS_HEAD, rows))
     else:
         parts.append(
             format_html('<p class="st-muted">{}</p>', "Sent, but no receiver was connected for this sender.")
         )
-    return _join(parts)
+    return join(parts)
 
 
 def dispatch_row(dispatch: dict[str, Any], units: int, gaps: Markup = _NO_GAPS) -> Markup:
     """One ``<details>`` row: the summary line with its waterfall, and its receivers."""
     return format_html(
-        '<details class="st-dispatch {}" data-st-filter="{}" data-st-id="{}">'
+        '<details class="st-dispatch {}" data-st-filter="{}" data-st-id="{}"{}>'
         '<summary class="st-row"><span class="st-id">{}</span>{}<span class="st-sender">{}</span>'
         '<span class="st-method">{}</span><span class="st-num">{}</span><span class="st-num">{}</span>'
         "{}</summary>"
@@ -162,6 +164,7 @@ def dispatch_row(dispatch: dict[str, Any], units: int, gaps: Markup = _NO_GAPS) 
         dispatch["classes"],
         dispatch["filter"],
         dispatch["id"],
+        format_html(' data-st-delete="{}"', dispatch["delete"]) if dispatch.get("delete") else _EMPTY,
         dispatch["id"],
         _signal_cell(dispatch),
         dispatch["sender"],
@@ -173,10 +176,29 @@ def dispatch_row(dispatch: dict[str, Any], units: int, gaps: Markup = _NO_GAPS) 
     )
 
 
-def tree(dispatches: list[dict[str, Any]], units: int, gaps: str = "") -> SafeString:
+def gap_marks(gaps: str) -> Markup:
+    """The SVG of the signals-only axis's compressed gaps (a path ``d``), drawn in every row."""
+    return format_html('<path class="st-gap" d="{}"></path>', gaps) if gaps else _NO_GAPS
+
+
+def tree(
+    dispatches: list[dict[str, Any]],
+    units: int,
+    gaps: str = "",
+    before: dict[int, list[Markup]] | None = None,
+) -> SafeString:
     """All rows, in start order (which is the tree's pre-order), safe for a template.
 
     ``gaps`` is the SVG path of the signals-only axis's compressed gaps, drawn in every row.
+    ``before`` maps a dispatch's position to rows built elsewhere (slow deletes) that go
+    just above it; a position past the last dispatch puts them at the end.
     """
-    marks = format_html('<path class="st-gap" d="{}"></path>', gaps) if gaps else _NO_GAPS
-    return mark_safe(_join([dispatch_row(dispatch, units, marks) for dispatch in dispatches]))
+    marks = gap_marks(gaps)
+    before = before or {}
+    rows: list[Markup] = []
+    for position, dispatch in enumerate(dispatches):
+        rows.extend(before.get(position, ()))
+        rows.append(dispatch_row(dispatch, units, marks))
+    for position in sorted(p for p in before if p >= len(dispatches)):
+        rows.extend(before[position])
+    return mark_safe(join(rows))

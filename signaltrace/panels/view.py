@@ -4,8 +4,9 @@ The input is only JSON (the ``trace.to_dict()`` form plus a few numbers), becaus
 the toolbar serializes stats to its store and renders the panel again from there,
 possibly in another process. Everything is computed here so the template stays
 small: the waterfall's two time axes come from :mod:`signaltrace.panels.axes`, the
-"Exceptions" entries from :mod:`signaltrace.panels.exceptions`, and the dispatch
-rows, of which there can be thousands, are built by :mod:`signaltrace.panels.rows`.
+"Exceptions" entries from :mod:`signaltrace.panels.exceptions`, the slow deletes'
+rows from :mod:`signaltrace.panels.deletes`, and the dispatch rows, of which there
+can be thousands, are built by :mod:`signaltrace.panels.rows`.
 
 Nothing here marks text safe: the template's autoescaping or ``format_html``
 escapes every value.
@@ -18,8 +19,9 @@ from typing import Any
 from signaltrace.conf import DEFAULTS
 from signaltrace.core import short_path
 from signaltrace.panels.axes import AXIS_UNITS, RequestAxis, SignalsAxis, default_axis, format_ms
+from signaltrace.panels.deletes import delete_row, delete_spans, delete_views
 from signaltrace.panels.exceptions import group_views
-from signaltrace.panels.rows import tree
+from signaltrace.panels.rows import gap_marks, tree
 
 __all__ = ["build_context", "format_ms", "subtitle", "summarize"]
 
@@ -37,6 +39,7 @@ def summarize(trace: dict[str, Any], exception_groups: list[Any] | None = None) 
     exceptions = sum(1 for d in dispatches for c in d.get("calls") or () if c.get("exception"))
     if exception_groups is not None:
         exceptions = len(exception_groups)
+    slow_deletes = trace.get("slow_deletes")
     return {
         "dispatches": len(dispatches),
         "receivers": receivers,
@@ -45,6 +48,7 @@ def summarize(trace: dict[str, Any], exception_groups: list[Any] | None = None) 
         "exceptions": exceptions,
         "loops": len(trace.get("loops") or ()),
         "dropped": trace.get("dropped") or 0,
+        "slow_deletes": len(slow_deletes) if isinstance(slow_deletes, list) else 0,
     }
 
 
@@ -132,6 +136,8 @@ def _dispatch_view(
         "id": dispatch.get("id"),
         "depth": depth,
         "depth_class": f"st-depth-{min(depth, 12)}",
+        "start_ns": dispatch.get("start_ns") or 0,
+        "delete": 0,  # the number of the slow delete it was sent in, set by delete_views
         "signal": dispatch.get("signal") or "",
         "sender": dispatch.get("sender") or "",
         "method": dispatch.get("method") or "",
@@ -177,9 +183,19 @@ def build_context(stats: dict[str, Any]) -> dict[str, Any]:
     raw = trace.get("dispatches") or []
     slow_ms = stats.get("slow_ms") or DEFAULTS["PANEL_SLOW_RECEIVER_MS"]
     slow_ns = float(slow_ms) * 1_000_000
-    request = RequestAxis(max(trace.get("duration_ns") or 0, *(_end(d) for d in raw), 1))
-    signals = SignalsAxis([(d.get("start_ns") or 0, _end(d)) for d in raw if not d.get("depth")])
+    # A slow delete's time is signal time: its span keeps its place on the signals-only
+    # axis (the rows it loads come between its dispatches) instead of being compressed.
+    deleting = delete_spans(trace)
+    request = RequestAxis(
+        max(trace.get("duration_ns") or 0, *(_end(d) for d in raw), *(e for _, e in deleting), 1)
+    )
+    signals = SignalsAxis([(d.get("start_ns") or 0, _end(d)) for d in raw if not d.get("depth")] + deleting)
     dispatches = [_dispatch_view(dispatch, raw, (request, signals), slow_ns) for dispatch in raw]
+    deletes = delete_views(trace, dispatches, (request, signals))
+    marks = gap_marks(signals.gap_path())
+    before: dict[int, list[Any]] = {}
+    for delete in deletes:
+        before.setdefault(delete["position"], []).append(delete_row(delete, AXIS_UNITS, marks))
     groups = stats.get("exception_groups")
     exceptions = group_views(dispatches, groups if isinstance(groups, list) else None)
     summary = stats.get("summary") or summarize(trace)
@@ -189,7 +205,8 @@ def build_context(stats: dict[str, Any]) -> dict[str, Any]:
         "summary": summary,
         "subtitle": subtitle(summary),
         "dispatches": dispatches,
-        "tree": tree(dispatches, AXIS_UNITS, signals.gap_path()),
+        "tree": tree(dispatches, AXIS_UNITS, signals.gap_path(), before),
+        "slow_deletes": deletes,
         "empty_count": sum(1 for dispatch in dispatches if not dispatch["receivers"]),
         "exceptions": exceptions,
         "loops": [_loop_view(loop) for loop in trace.get("loops") or ()],
@@ -200,10 +217,12 @@ def build_context(stats: dict[str, Any]) -> dict[str, Any]:
         "axis_units": AXIS_UNITS,
         "ticks": request.ticks(),
         "total": format_ms(request.total_ns),
-        "axis": default_axis(summary.get("signal_ns") or 0, request.total_ns) if raw else "request",
+        "axis": default_axis(summary.get("signal_ns") or 0, request.total_ns)
+        if raw or deletes
+        else "request",
         "signals_first": format_ms(signals.first_ns),
         "signals_last": format_ms(signals.last_ns),
-        "signals_span": format_ms(signals.total_ns if raw else 0),
+        "signals_span": format_ms(signals.total_ns if raw or deletes else 0),
         "gaps": signals.markers(),
     }
 

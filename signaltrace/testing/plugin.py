@@ -13,12 +13,17 @@ Fixtures:
 * ``django_assert_signals``: a :class:`~signaltrace.testing.DjangoAssertSignals`
   whose context managers assert on the signals of a block, with details under ``-v``.
 
-Options (also ini keys ``signaltrace = true`` and ``signaltrace_report = PATH``):
+Options (also ini keys ``signaltrace = true``, ``signaltrace_report = PATH`` and
+``signaltrace_report_detail``):
 
 * ``--signaltrace``: record every test; fail a test in which the loop guard stopped
   a loop or ``send_robust`` swallowed a receiver's error.
-* ``--signaltrace-report=PATH``: record every test and write a JSON summary of each
-  (see :mod:`signaltrace.testing.report`); merged on the controller under pytest-xdist.
+* ``--signaltrace-report=PATH``: record every phase of every test (set-up, call,
+  teardown) and write the JSON report (:mod:`signaltrace.testing.report`, schema in
+  docs/report.md); merged on the controller under pytest-xdist. A few summary lines
+  end the terminal output.
+* ``--signaltrace-report-detail=summary|full``: per-test counts and the top few
+  (default), or every tally of every phase.
 
 Marker ``@pytest.mark.signaltrace(max_depth=..., max_dispatches=..., allow_loops=False,
 allow_receiver_errors=False, enabled=True)``: record this test and enforce these
@@ -34,15 +39,22 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from signaltrace.core import record
+from signaltrace.safety import report_internal_error
 from signaltrace.testing import DjangoAssertSignals, SignalAssertions
 from signaltrace.testing.assertions import failure_message, limits
-from signaltrace.testing.report import summarize, write_report
+from signaltrace.testing.ignored import IgnoredCounter
+from signaltrace.testing.parts import recorded_part
+from signaltrace.testing.report import DETAILS, entry_of_test, text_summary, write_report
 
 if TYPE_CHECKING:
     from signaltrace.core import Trace
     from signaltrace.testing.assertions import Expectation
 
 __all__ = ["DjangoAssertSignals", "django_assert_signals", "signal_trace"]
+
+# Snapshots (``signal_snapshot``, ``--signaltrace-snapshot-update``) and the flame view
+# (``--signaltrace-trace``) are plugins of their own, loaded with this one.
+pytest_plugins = ["signaltrace.testing.snapshot_plugin", "signaltrace.testing.flame_plugin"]
 
 MORE_HINT = "add -v option to show kwargs, locations and timings"
 MARKER_ARGUMENTS = frozenset(
@@ -54,10 +66,15 @@ MARKER_ARGUMENTS = frozenset(
 class _Options:
     enabled: bool
     report_path: str | None
+    detail: str
 
 
 _OPTIONS = pytest.StashKey[_Options]()
-_TRACE = pytest.StashKey["Trace"]()
+_COUNTER = pytest.StashKey[IgnoredCounter]()
+#: The summaries of the phases of a test recorded so far, by phase.
+_PHASES = pytest.StashKey[dict[str, Any]]()
+#: The test's outcome as its phase reports say so far.
+_OUTCOME = pytest.StashKey[str]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -75,10 +92,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="PATH",
         dest="signaltrace_report",
         default=None,
-        help="Record every test and write a JSON report of their signals to PATH.",
+        help="Record every phase of every test and write a JSON report of their signals to PATH.",
+    )
+    group.addoption(
+        "--signaltrace-report-detail",
+        choices=DETAILS,
+        dest="signaltrace_report_detail",
+        default=None,
+        help="Per-test counts and the top few (summary, the default), or every tally (full).",
     )
     parser.addini("signaltrace", type="bool", default=False, help="Same as --signaltrace.")
     parser.addini("signaltrace_report", default="", help="Same as --signaltrace-report=PATH.")
+    parser.addini("signaltrace_report_detail", default="", help="Same as --signaltrace-report-detail.")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -93,9 +118,21 @@ def pytest_configure(config: pytest.Config) -> None:
     report = config.getoption("signaltrace_report") or config.getini("signaltrace_report") or None
     if report is not None:
         report = str(config.invocation_params.dir / report)
-    config.stash[_OPTIONS] = _Options(enabled=bool(enabled), report_path=report)
-    if report is not None and not hasattr(config, "workerinput"):
-        config.pluginmanager.register(_ReportWriter(report), "signaltrace-report")
+    detail = config.getoption("signaltrace_report_detail") or config.getini("signaltrace_report_detail")
+    if detail and detail not in DETAILS:
+        raise pytest.UsageError(
+            f"signaltrace_report_detail must be one of {', '.join(DETAILS)}, not {detail!r}"
+        )
+    config.stash[_OPTIONS] = _Options(enabled=bool(enabled), report_path=report, detail=detail or "summary")
+    if report is not None:
+        config.stash[_COUNTER] = IgnoredCounter()
+        if not hasattr(config, "workerinput"):
+            config.pluginmanager.register(_ReportWriter(report, detail or "summary"), "signaltrace-report")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _COUNTER in config.stash:
+        config.stash[_COUNTER].uninstall()
 
 
 def _expectations(item: pytest.Item) -> list[Expectation] | None:
@@ -136,6 +173,44 @@ def _verbose(config: pytest.Config) -> bool:
     return (config.getoption("verbose") or 0) > 0
 
 
+def _reporting(item: pytest.Item) -> bool:
+    """Whether the report records this test (not when its marker opts it out)."""
+    if item.config.stash[_OPTIONS].report_path is None:
+        return False
+    marker = item.get_closest_marker("signaltrace")
+    return marker is None or bool(marker.kwargs.get("enabled", True))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
+    """Record the set-up (fixtures, including class- and module-scoped ones set up for this test)."""
+    return (yield from _phase(item, "setup"))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """Record the teardown (fixture finalizers)."""
+    return (yield from _phase(item, "teardown"))
+
+
+def _phase(item: pytest.Item, phase: str) -> Iterator[None]:
+    if not _reporting(item):
+        return (yield)
+    counter = item.config.stash[_COUNTER]
+    counter.install()  # idempotent; at the first set-up Django is configured
+    part = None
+    try:
+        with recorded_part(counter) as part:
+            return (yield)
+    finally:
+        _keep(item, phase, part)
+
+
+def _keep(item: pytest.Item, phase: str, part: Any) -> None:
+    if part is not None and part.summary is not None:
+        item.stash.setdefault(_PHASES, {})[phase] = part.summary
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     """Record the test's call phase when asked to; enforce limits only if the test itself passed.
@@ -146,59 +221,88 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     expectations = _expectations(item)
     if expectations is None:
         return (yield)
-    reporting = item.config.stash[_OPTIONS].report_path is not None
-    with record() as trace:
+    if _reporting(item):
+        part = None
         try:
-            result = yield
+            with recorded_part(item.config.stash[_COUNTER]) as part:
+                result = yield
         finally:
-            if reporting:
-                item.stash[_TRACE] = trace
+            _keep(item, "call", part)
+        trace = part.trace
+    else:
+        with record() as trace:
+            result = yield
     message = failure_message(trace, expectations, verbose=_verbose(item.config), more_hint=MORE_HINT)
     if message is not None:
         pytest.fail(f"signaltrace: {message}", pytrace=False)
     return result
 
 
+def _outcome(previous: str | None, report: pytest.TestReport) -> str:
+    """The test's outcome as pytest's short summary names it, from its phase reports so far."""
+    if report.when == "call":
+        return report.outcome
+    if report.failed:
+        return "error" if previous in (None, "passed") else previous
+    if report.skipped and report.when == "setup":
+        return "skipped"
+    return previous or "passed"
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[pytest.TestReport]:
-    """Attach the test's summary to its call report, which xdist sends to the controller as JSON.
+    """Attach the test's entry to its teardown report, which xdist sends to the controller as JSON.
 
-    The trace is dropped here: items live until the session ends, traces need not.
+    The phase summaries are dropped from the item here: items live until the session ends.
     """
     report = yield
-    if call.when == "call" and _TRACE in item.stash:
-        trace = item.stash[_TRACE]
-        del item.stash[_TRACE]
-        workerinput = getattr(item.config, "workerinput", None)
-        summary = summarize(trace)
-        summary["worker"] = workerinput["workerid"] if workerinput else None
-        report.signaltrace = summary  # type: ignore[attr-defined]
+    if not _reporting(item):
+        return report
+    item.stash[_OUTCOME] = _outcome(item.stash.get(_OUTCOME, None), report)
+    if call.when == "teardown":
+        try:
+            workerinput = getattr(item.config, "workerinput", None)
+            phases = item.stash.get(_PHASES, {})
+            report.signaltrace = entry_of_test(  # type: ignore[attr-defined]
+                item.nodeid, item.stash[_OUTCOME], workerinput["workerid"] if workerinput else None, phases
+            )
+        except Exception:  # noqa: BLE001 - the report must never break the run
+            report_internal_error("entry_of_test")
+        item.stash[_PHASES] = {}
     return report
 
 
 class _ReportWriter:
-    """Collects summaries from call reports (local or from xdist workers) and writes the report.
+    """Collects test entries from teardown reports (local or from xdist workers) and writes the report.
 
     Registered only in the process that owns the session's output: the xdist controller,
     or the single process of a run without xdist.
     """
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, detail: str) -> None:
         self.path = path
-        self.summaries: list[dict[str, Any]] = []
+        self.detail = detail
+        self.entries: list[dict[str, Any]] = []
+        self.report: dict[str, Any] | None = None
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        summary = getattr(report, "signaltrace", None)
-        if isinstance(summary, dict):
-            self.summaries.append({"nodeid": report.nodeid, "outcome": report.outcome, **summary})
+        entry = getattr(report, "signaltrace", None)
+        if isinstance(entry, dict):
+            self.entries.append(entry)
 
-    def pytest_sessionfinish(self) -> None:
-        write_report(self.path, self.summaries)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        counter = session.config.stash[_COUNTER]
+        try:
+            hidden = counter.hidden_receivers()
+        except Exception:  # noqa: BLE001 - Django may not be configured in this process
+            hidden = {}
+        self.report = write_report(self.path, self.entries, self.detail, hidden)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        terminalreporter.write_line(
-            f"signaltrace: report of {len(self.summaries)} tests written to {self.path}"
-        )
+        if self.report is None:
+            return
+        for line in text_summary(self.report, self.path):
+            terminalreporter.write_line(line)
 
 
 @pytest.fixture

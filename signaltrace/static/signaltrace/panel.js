@@ -1,4 +1,4 @@
-// The filter box and the time-axis switch of signaltrace's debug-toolbar panel.
+// The filter box (dispatches and slow deletes) and the time-axis switch of signaltrace's debug-toolbar panel.
 // Loaded as a module each time the panel renders (a module runs once per page), so
 // it listens on the toolbar's root and handles every rendering of the panel.
 const root = document.getElementById("djDebugRoot");
@@ -16,6 +16,12 @@ function applyFilter(input) {
         if (match) {
             shown += 1;
         }
+    }
+    // A slow delete's row stays when its own words match or a dispatch it contains does.
+    for (const row of panel.querySelectorAll(".st-delete")) {
+        const text = row.dataset.stFilter || "";
+        const contains = panel.querySelector(`.st-in-delete[data-st-delete="${row.dataset.stDelete}"]:not([hidden])`);
+        row.hidden = !(words.every((word) => text.includes(word)) || (words.length && contains));
     }
     const counter = panel.querySelector("[data-st-shown]");
     if (counter) {
