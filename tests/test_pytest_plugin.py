@@ -722,11 +722,6 @@ def test_full_detail_keeps_every_tally_of_every_phase(project: pytest.Pytester) 
     assert setup["ignored"][0]["signal"] == "post_init"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs the core to resolve a weakly held class sender's label at record time "
-    "(signaltrace.core.store.begin_dispatch): see docs/report.md",
-)
 def test_collected_senders_keep_their_label(project: pytest.Pytester) -> None:
     """A sender the garbage collector took during the test is still named in the report."""
     project.makepyfile(

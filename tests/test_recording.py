@@ -136,7 +136,7 @@ def test_hostile_reprs_never_break_the_app_and_are_not_called_by_default():
     dispatch = trace.dispatches[0]
     assert dispatch.kwargs["payload"] == "<tests.test_recording.Hostile object>"
     assert dispatch.sender is None  # the sender was a temporary, weakly held
-    assert dispatch.sender_name == "<collected tests.test_recording.Hostile object>"
+    assert dispatch.sender_name == "<tests.test_recording.Hostile object>"  # as while it lived
     assert len(dispatch.kwargs["text"]) <= 200 and dispatch.kwargs["text"].endswith("…")
     with override_settings(SIGNALTRACE={"REPR_OBJECTS": True}), signaltrace.record() as trace:
         signal.send(sender=None, payload=Hostile())

@@ -17,6 +17,7 @@ never raised into the dispatch.
 
 from __future__ import annotations
 
+import types
 import weakref
 from collections.abc import Sequence
 from contextvars import ContextVar
@@ -35,7 +36,7 @@ from signaltrace.core.naming import (
     sender_name,
     signal_name,
 )
-from signaltrace.core.rendering import render_kwargs, snapshot_kwargs
+from signaltrace.core.rendering import MAX_CACHED, render_kwargs, snapshot_kwargs
 from signaltrace.core.trace import Dispatch, ReceiverCall, is_swallowed
 from signaltrace.safety import report_internal_error
 
@@ -49,7 +50,7 @@ if TYPE_CHECKING:
     D_SIGNAL,
     D_SENDER,
     D_SENDER_IS_WEAK,
-    D_SENDER_TYPE,
+    D_SENDER_GONE,  # what names a weakly held sender once it is gone: its label, or its type
     D_METHOD,
     D_PARENT_CALL,
     D_DEPTH,
@@ -434,6 +435,30 @@ def is_watched() -> bool:
     return observed is not None or is_recording()
 
 
+# id(sender) -> (weak reference, label) for class and function senders of kept records:
+# the label outlives the sender. The reference's callback drops the entry when the sender
+# dies, before its id can be reused; the reference is also the record's hold on it.
+_sender_labels: dict[int, tuple[weakref.ref[Any], str]] = {}
+# sender type -> whether its instances are named by a label (classes and functions).
+_labelled_kinds: dict[type, bool] = {}
+_LABELLED = (type, types.FunctionType, types.MethodType, types.BuiltinFunctionType)
+
+
+def _is_labelled_kind(sender_type: type) -> bool:
+    labelled = issubclass(sender_type, _LABELLED)
+    if len(_labelled_kinds) >= MAX_CACHED:
+        _labelled_kinds.clear()
+    _labelled_kinds[sender_type] = labelled
+    return labelled
+
+
+def _remember_label(sender: Any) -> tuple[weakref.ref[Any], str]:
+    key = id(sender)
+    entry = (weakref.ref(sender, lambda _ref, key=key: _sender_labels.pop(key, None)), sender_name(sender))
+    _sender_labels[key] = entry
+    return entry
+
+
 _NO_KWARGS: tuple[tuple[str, ...], list[Any]] = ((), [])
 # Kwargs not snapshotted: nothing records the dispatch and no observer needs them.
 _UNRECORDED_KWARGS: tuple[tuple[str, ...], list[Any]] = ((), [])
@@ -502,18 +527,30 @@ def begin_dispatch(
             kwargs = (
                 snapshot_kwargs(named, innermost.sensitive, innermost.repr_objects) if named else _NO_KWARGS
             )
-        if keeping and sender is not None and type(sender).__weakrefoffset__:
+        sender_type = type(sender)
+        if keeping and sender is not None and sender_type.__weakrefoffset__:
             # A kept record outlives the dispatch: it holds the sender weakly.
-            sender_value, sender_is_weak = weakref.ref(sender), True
+            sender_is_weak = True
+            named_by_label = _labelled_kinds.get(sender_type)
+            if named_by_label is None:
+                named_by_label = _is_labelled_kind(sender_type)
+            if named_by_label:
+                # A class or function: named now, so the trace names it after it is gone.
+                entry = _sender_labels.get(id(sender))
+                if entry is None or entry[0]() is not sender:
+                    entry = _remember_label(sender)
+                sender_value, sender_gone = entry
+            else:
+                sender_value, sender_gone = weakref.ref(sender), sender_type
         else:
             # Otherwise nothing of ours keeps the record after the dispatch.
-            sender_value, sender_is_weak = sender, False
+            sender_value, sender_is_weak, sender_gone = sender, False, sender_type
         parent_call = None if parent is None else parent[F_CALL]
         record = [
             signal,
             sender_value,
             sender_is_weak,
-            type(sender),
+            sender_gone,
             method,
             parent_call,
             0 if parent is None else depth_of(parent),
@@ -666,10 +703,10 @@ def _sender_label(record: Record) -> str:
     if record[D_SENDER_IS_WEAK]:
         sender = sender()
         if sender is None:
-            sender_type = record[D_SENDER_TYPE]
-            if isinstance(sender_type, type) and issubclass(sender_type, type):
-                return "<collected class>"
-            return f"<collected {dotted_path(sender_type)} object>"
+            gone = record[D_SENDER_GONE]
+            # A class or function was named when sent; any other object by its type, as
+            # sender_name() names it while it lives.
+            return gone if type(gone) is str else f"<{dotted_path(gone)} object>"
     try:
         return sender_name(sender)
     except Exception:  # noqa: BLE001
