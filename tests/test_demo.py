@@ -10,11 +10,7 @@ for a visitor, and the page tests run against the demo's real apps and migration
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from io import StringIO
-from pathlib import Path
 
 import pytest
 from django.conf import settings
@@ -22,43 +18,17 @@ from django.core.management import call_command
 from django.dispatch import Signal
 
 import signaltrace
+from tests.demo_launcher import (
+    assert_only_the_launcher_skipped,
+    demo_only,
+    launcher,
+    run_under_demo,
+)
 
-ROOT = Path(__file__).resolve().parent.parent
-DEMO = ROOT / "demo_project"
-UNDER_DEMO = settings.SETTINGS_MODULE == "demo_site.settings"
 
-demo_only = pytest.mark.skipif(not UNDER_DEMO, reason="runs in the subprocess under the demo's settings")
-
-
-@pytest.mark.skipif(UNDER_DEMO, reason="this is the launcher")
+@launcher
 def test_demo_pages_pass_under_the_demo_settings() -> None:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(DEMO), str(ROOT), env.get("PYTHONPATH")]))
-    env["DJANGO_SETTINGS_MODULE"] = "demo_site.settings"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            "--ds=demo_site.settings",
-            "-o",
-            "django_debug_mode=true",
-            str(Path(__file__).relative_to(ROOT)),
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output
-    summary = output.strip().splitlines()[-1]
-    assert " passed" in summary and "failed" not in summary and "error" not in summary, output
-    assert " 1 skipped" in summary  # only the launcher itself
+    assert_only_the_launcher_skipped(run_under_demo(__file__, "-o", "django_debug_mode=true"))
 
 
 # ----------------------------------------------------------------- demo pages

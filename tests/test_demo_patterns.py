@@ -6,22 +6,15 @@ As tests/test_demo.py does, the main run launches this file again in a subproces
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from django.conf import settings
 from django.core.management import call_command
 
 import signaltrace
-
-ROOT = Path(__file__).resolve().parent.parent
-DEMO = ROOT / "demo_project"
-UNDER_DEMO = settings.SETTINGS_MODULE == "demo_site.settings"
-
-demo_only = pytest.mark.skipif(not UNDER_DEMO, reason="runs in the subprocess under the demo's settings")
+from tests.demo_launcher import DEMO, assert_only_the_launcher_skipped, demo_only, launcher, run_under_demo
 
 PATTERN_SLUGS = [
     "file-cleanup",
@@ -38,19 +31,9 @@ PATTERN_SLUGS = [
 ]
 
 
-@pytest.mark.skipif(UNDER_DEMO, reason="this is the launcher")
+@launcher
 def test_pattern_pages_pass_under_the_demo_settings() -> None:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(DEMO), str(ROOT), env.get("PYTHONPATH")]))
-    env["DJANGO_SETTINGS_MODULE"] = "demo_site.settings"
-    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--ds=demo_site.settings"]
-    command += ["-o", "django_debug_mode=true", str(Path(__file__).relative_to(ROOT))]
-    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output
-    summary = output.strip().splitlines()[-1]
-    assert " passed" in summary and "failed" not in summary and "error" not in summary, output
-    assert " 1 skipped" in summary  # only the launcher itself
+    assert_only_the_launcher_skipped(run_under_demo(__file__, "-o", "django_debug_mode=true"))
 
 
 # ----------------------------------------------------------------- pattern pages

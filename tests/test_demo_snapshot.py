@@ -15,54 +15,29 @@ the demo's settings, where the snapshot test itself runs.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
-from django.conf import settings
 
-ROOT = Path(__file__).resolve().parent.parent
-DEMO = ROOT / "demo_project"
-UNDER_DEMO = settings.SETTINGS_MODULE == "demo_site.settings"
+from tests.demo_launcher import demo_only, launcher, run_under_demo
+
 PASSWORD = "a-long-demo-passphrase-42"
 
 
-@pytest.mark.skipif(UNDER_DEMO, reason="this is the launcher")
+@launcher
 def test_demo_snapshot_passes_under_the_demo_settings() -> None:
-    env = {key: value for key, value in os.environ.items() if key != "SIGNALTRACE_SNAPSHOT_UPDATE"}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(DEMO), str(ROOT), env.get("PYTHONPATH")]))
-    env["DJANGO_SETTINGS_MODULE"] = "demo_site.settings"
     update = ["--signaltrace-snapshot-update"] if os.environ.get("SIGNALTRACE_SNAPSHOT_UPDATE") else []
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            "-p",
-            "no:randomly",
-            "-p",
-            "signaltrace.testing.snapshot_plugin",
-            "--ds=demo_site.settings",
-            *update,
-            str(Path(__file__).relative_to(ROOT)),
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    output = run_under_demo(
+        __file__,
+        "-p",
+        "no:randomly",
+        *update,
+        drop_env=("SIGNALTRACE_SNAPSHOT_UPDATE",),
     )
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output
     assert "1 passed, 1 skipped" in output, output
     assert "wrote signal snapshot" not in output, "the snapshot file is missing: " + output
 
 
-@pytest.mark.skipif(not UNDER_DEMO, reason="runs in the subprocess under the demo's settings")
+@demo_only
 @pytest.mark.django_db
 def test_signup_and_login_send_the_profile_signals(client, settings, signal_snapshot) -> None:
     from accounts.models import Profile

@@ -21,11 +21,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,6 +28,7 @@ import django
 import pytest
 
 from tests.chromium import CHROMIUM, LAUNCH_ARGS
+from tests.demo_launcher import served_demo
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS_IMAGES = ROOT / "docs" / "img"
@@ -182,61 +178,12 @@ def test_panel_in_chromium(live_server, browser_page, tmp_path):
 
 # ------------------------------------------------------------------ the demo site
 
-DEMO = ROOT / "demo_project"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_until_served(url: str, server: subprocess.Popen, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise AssertionError(f"the demo server exited: {server.stderr.read() if server.stderr else ''}")
-        try:
-            with urllib.request.urlopen(url, timeout=5) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.2)
-    raise AssertionError(f"the demo server did not answer {url} in {timeout} s")
-
 
 @pytest.fixture(scope="module")
 def demo_site(tmp_path_factory) -> Iterator[str]:
     """The demo, migrated into a throwaway database, served by runserver; its base URL."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("OTEL_")}
-    env.update(
-        DJANGO_SETTINGS_MODULE="demo_site.settings",
-        DEMO_DATABASE=str(tmp_path_factory.mktemp("demo") / "db.sqlite3"),
-        PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])),
-    )
-    manage = [sys.executable, str(DEMO / "manage.py")]
-    subprocess.run([*manage, "migrate", "--noinput", "-v", "0"], env=env, check=True, timeout=180)
-    port = _free_port()
-    server = subprocess.Popen(
-        [*manage, "runserver", "--noreload", f"127.0.0.1:{port}"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        url = f"http://127.0.0.1:{port}"
-        _wait_until_served(f"{url}/", server)
+    with served_demo(tmp_path_factory.mktemp("demo"), "/") as url:
         yield url
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        if server.stderr:
-            server.stderr.close()
 
 
 def test_demo_signup_panel_shows_the_signals_only_axis(demo_site, browser_page, tmp_path):
