@@ -54,3 +54,8 @@ DEBUG_TOOLBAR_PANELS = [
     "debug_toolbar.panels.sql.SQLPanel",
     "signaltrace.panels.SignalTracePanel",
 ]
+
+# Django's "django" logger without its mail_admins handler. On Django 4.2 that handler
+# renders an HTML report of every logged error (a failed send_robust receiver among them),
+# whether or not ADMINS is set: a template_rendered dispatch in the middle of a test's trace.
+LOGGING = {"version": 1, "disable_existing_loggers": False, "loggers": {"django": {"handlers": []}}}
