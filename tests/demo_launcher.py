@@ -50,6 +50,16 @@ def assert_only_the_launcher_skipped(output: str) -> None:
     assert " 1 skipped" in summary, output  # only the launcher itself
 
 
+def run_lab_scenario(client, slug: str) -> str:
+    """Post a loop-lab scenario with Django's test client; the result page, with the toolbar."""
+    response = client.post(f"/lab/{slug}/")
+    assert response.status_code == 200
+    content = response.content.decode()
+    assert 'id="djDebug"' in content
+    assert "What signaltrace reveals" in content
+    return content
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -24,6 +24,9 @@ from tests.demo_launcher import (
     launcher,
     run_under_demo,
 )
+from tests.demo_launcher import (
+    run_lab_scenario as run,
+)
 
 
 @launcher
@@ -165,15 +168,6 @@ def test_loop_lab_lists_every_scenario(client) -> None:
     content = client.get("/lab/").content.decode()
     for slug in ("ping-pong", "self-resave", "guarded-resave", "robust", "slow", "bulk-create", "photo"):
         assert f'action="/lab/{slug}/"' in content
-
-
-def run(client, slug: str) -> str:
-    response = client.post(f"/lab/{slug}/")
-    assert response.status_code == 200
-    content = response.content.decode()
-    assert 'id="djDebug"' in content
-    assert "What signaltrace reveals" in content
-    return content
 
 
 @demo_only

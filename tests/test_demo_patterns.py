@@ -15,6 +15,7 @@ from django.core.management import call_command
 
 import signaltrace
 from tests.demo_launcher import DEMO, assert_only_the_launcher_skipped, demo_only, launcher, run_under_demo
+from tests.demo_launcher import run_lab_scenario as run
 
 PATTERN_SLUGS = [
     "file-cleanup",
@@ -45,15 +46,6 @@ pytestmark = pytest.mark.django_db
 def _lab_media(settings, tmp_path) -> None:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.MEDIA_ROOT = str(tmp_path / "media")
-
-
-def run(client, slug: str) -> str:
-    response = client.post(f"/lab/{slug}/")
-    assert response.status_code == 200
-    content = response.content.decode()
-    assert 'id="djDebug"' in content
-    assert "What signaltrace reveals" in content
-    return content
 
 
 @demo_only
