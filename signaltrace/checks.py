@@ -18,6 +18,8 @@ from django.core.checks import Warning as CheckWarning
 
 from signaltrace.conf import DEFAULTS, RULES, get_config, invalid, user_settings
 from signaltrace.core import connection_problems, discover_signals, signal_name
+from signaltrace.core.side_effect_scan import TASK, SideEffectCall, scan_receivers
+from signaltrace.safety import report_internal_error
 
 # Keys holding dotted paths of signals (the keys of OTEL_SAMPLE_RATES), and the id
 # a path reports with when it does not import or is not a Signal. Such entries are
@@ -229,3 +231,49 @@ def check_connections(app_configs: Any = None, **kwargs: Any) -> list[CheckMessa
         )
         for problem in connection_problems()
     ]
+
+
+_SIDE_EFFECT_FIXES = {
+    TASK: "transaction.on_commit(lambda: task.delay(...)), or Celery's task.delay_on_commit(...) "
+    "(apply_async_on_commit)",
+}
+_MAIL_FIX = "transaction.on_commit(lambda: send_mail(...)) (or functools.partial)"
+
+
+def _side_effect_warning(found: SideEffectCall) -> CheckMessage:
+    fix = _SIDE_EFFECT_FIXES.get(found.kind, _MAIL_FIX)
+    return CheckWarning(
+        f"Receiver {found.receiver} ({found.location}) calls {found.call} outside "
+        f"transaction.on_commit() (connected to {', '.join(found.signals)}).",
+        hint=(
+            "A static hint, read from the receiver's source, not from a run: if the signal is sent "
+            "inside a transaction, this runs before the commit, and also when it rolls back. "
+            f"Fix: {fix}. signaltrace.record() and the debug-toolbar panel show whether a dispatch "
+            "really ran inside a transaction. If it is intended, add 'signaltrace.W102' to "
+            "SILENCED_SYSTEM_CHECKS."
+        ),
+        id="signaltrace.W102",
+    )
+
+
+def _in_apps(receiver: str, app_configs: Any) -> bool:
+    """Whether a receiver's dotted path is in one of ``app_configs`` (all apps when None)."""
+    if app_configs is None:
+        return True
+    return any(receiver == app.name or receiver.startswith(app.name + ".") for app in app_configs)
+
+
+@register(Tags.signals)
+def check_side_effects_outside_on_commit(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """W102: the project's receivers whose source publishes a Celery task or sends mail
+    outside ``transaction.on_commit`` (see :mod:`signaltrace.core.side_effect_scan`).
+
+    Static: the receivers connected in this process are read, never run.
+    """
+    try:
+        return [
+            _side_effect_warning(found) for found in scan_receivers() if _in_apps(found.receiver, app_configs)
+        ]
+    except Exception:  # noqa: BLE001 - a check must not fail on a broken receiver
+        report_internal_error("checks.side_effects")
+        return []

@@ -17,6 +17,10 @@ Delete cost
     :func:`install_delete_watch`, :func:`uninstall_delete_watch`,
     :func:`is_delete_watch_installed`: deletes that took Django's slow path because
     of delete receivers, kept as :class:`SlowDelete` while recording.
+Transactions and what escapes them
+    :class:`Transaction` (``Dispatch.transaction``), :class:`OnCommitCallback`,
+    :class:`SideEffect`, :class:`BypassedWrite`, :class:`Hazard` and
+    :class:`ReceiverRef`; :func:`watch_test_case` (``captureOnCommitCallbacks``).
 Live observers
     :class:`DispatchObserver` with :class:`LiveDispatch` and :class:`LiveCall`
     views, :func:`add_observer`, :func:`remove_observer`.
@@ -28,6 +32,17 @@ Names and safe rendering
 
 from signaltrace.core.connections import connection_problems
 from signaltrace.core.deletes import install_delete_watch, is_delete_watch_installed, uninstall_delete_watch
+from signaltrace.core.effects import (
+    BYPASSED_WRITE,
+    MAIL_BEFORE_COMMIT,
+    TASK_BEFORE_COMMIT,
+    BypassedWrite,
+    Hazard,
+    OnCommitCallback,
+    ReceiverRef,
+    SideEffect,
+    Transaction,
+)
 from signaltrace.core.hooks import install, is_installed, uninstall
 from signaltrace.core.loops import Loop, LoopStep, format_cycle
 from signaltrace.core.naming import (
@@ -71,18 +86,28 @@ from signaltrace.core.trace import (
     is_swallowed,
     str_or_repr,
 )
+from signaltrace.core.transactions import watch_test_case
 
 __all__ = [
+    "BYPASSED_WRITE",
+    "MAIL_BEFORE_COMMIT",
+    "TASK_BEFORE_COMMIT",
+    "BypassedWrite",
     "DeleteReceiver",
     "Dispatch",
     "DispatchObserver",
+    "Hazard",
     "LiveCall",
     "LiveDispatch",
     "Loop",
     "LoopStep",
+    "OnCommitCallback",
     "ReceiverCall",
+    "ReceiverRef",
+    "SideEffect",
     "SlowDelete",
     "Trace",
+    "Transaction",
     "add_observer",
     "connection_problems",
     "discover_signals",
@@ -117,4 +142,5 @@ __all__ = [
     "truncate",
     "uninstall",
     "uninstall_delete_watch",
+    "watch_test_case",
 ]

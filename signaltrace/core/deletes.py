@@ -25,7 +25,7 @@ import threading
 from time import perf_counter_ns
 from typing import TYPE_CHECKING, Any
 
-from signaltrace.core.naming import receiver_info, sender_name, signal_name
+from signaltrace.core.effects import receiver_refs
 from signaltrace.core.rendering import safe_repr
 from signaltrace.core.store import is_watched, keep_finding
 from signaltrace.core.trace import DeleteReceiver, SlowDelete
@@ -133,18 +133,7 @@ def _slow_path_facts(collector: Collector) -> tuple[Any, ...] | None:
 def _delete_receivers(model: Any) -> list[DeleteReceiver]:
     from django.db.models.signals import post_delete, pre_delete
 
-    found = []
-    for signal in (pre_delete, post_delete):
-        if not signal.has_listeners(model):
-            continue
-        live = signal._live_receivers(model)
-        # Django 5.0+ returns (sync receivers, async receivers); 4.2 one list.
-        groups = live if isinstance(live, tuple) else (live,)
-        for group in groups:
-            for receiver in group:
-                name, file, line = receiver_info(receiver)
-                found.append(DeleteReceiver(signal_name(signal), sender_name(model), name, file, line))
-    return found
+    return receiver_refs(pre_delete, model) + receiver_refs(post_delete, model)
 
 
 def _origin(collector: Collector, data: dict[Any, Any]) -> tuple[str, str | None]:

@@ -62,6 +62,7 @@ from signaltrace.core.frames import (
     frame_cell,
 )
 from signaltrace.core.loops import check_for_loop, report_swallowed_loop
+from signaltrace.core.side_effects import install_side_effect_watch, uninstall_side_effect_watch
 from signaltrace.core.store import (
     active_recorders,
     begin_call,
@@ -70,6 +71,7 @@ from signaltrace.core.store import (
     end_dispatch,
     record_empty_dispatch,
 )
+from signaltrace.core.transactions import install_transaction_watch, uninstall_transaction_watch
 from signaltrace.errors import SignalLoopError
 from signaltrace.safety import report_internal_error
 
@@ -603,10 +605,11 @@ def install() -> None:
             _installed_before[name] = method
         _installed.update(replacements)
         _active = True
-    try:
-        install_delete_watch()
-    except Exception:  # noqa: BLE001
-        report_internal_error("install")
+    for install_watch in (install_delete_watch, install_transaction_watch, install_side_effect_watch):
+        try:
+            install_watch()
+        except Exception:  # noqa: BLE001
+            report_internal_error("install")
 
 
 def uninstall() -> None:
@@ -622,6 +625,8 @@ def uninstall() -> None:
         _installed.clear()
         _active = False
     uninstall_delete_watch()
+    uninstall_transaction_watch()
+    uninstall_side_effect_watch()
 
 
 def is_installed() -> bool:

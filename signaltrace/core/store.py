@@ -19,14 +19,16 @@ from __future__ import annotations
 
 import types
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextvars import ContextVar
 from time import perf_counter_ns
 from typing import TYPE_CHECKING, Any
 
 from signaltrace import conf
 from signaltrace.conf import ignored_signals, repr_limit, sensitive_pattern, setting
-from signaltrace.core.frames import CELL_FRAME, F_CALL, depth_of, frame_cell
+from signaltrace.core.atomics import block_for, open_blocks
+from signaltrace.core.effects import transaction_of
+from signaltrace.core.frames import CELL_FRAME, F_CALL, F_NAMED, depth_of, frame_cell
 from signaltrace.core.naming import (
     cached_receiver_info,
     dispatch_uids,
@@ -43,6 +45,7 @@ from signaltrace.safety import report_internal_error
 if TYPE_CHECKING:
     from django.dispatch import Signal
 
+    from signaltrace.core.effects import Transaction
     from signaltrace.core.loops import Loop
 
 # Dispatch record fields.
@@ -62,7 +65,8 @@ if TYPE_CHECKING:
     D_RECEIVER_COUNT,
     D_OBSERVERS,  # the _ObserverSet the dispatch started under, or None when unobserved
     D_VIEWS,  # its LiveDispatch view (one observer) or list of views (one per observer of that set)
-) = range(15)
+    D_TX,  # the AtomicBlock it ran in, or its ``using`` alias (autocommit), or None
+) = range(16)
 
 # Receiver call record fields.
 (
@@ -120,9 +124,17 @@ class Recorder:
         self.end_ns = perf_counter_ns()
         self.bytes_left = -1  # begin_dispatch then takes its slow path, which skips closed recorders
 
-    def build_dispatches(self) -> list[Dispatch]:
-        """The public objects for every record kept so far, linked to each other."""
-        return _Builder(self).build()
+    def build_dispatches(self, calls: dict[int, ReceiverCall] | None = None) -> list[Dispatch]:
+        """The public objects for every record kept so far, linked to each other.
+
+        ``calls``, if given, is filled with ``id(call record) -> ReceiverCall``, for
+        findings that name the receiver call they happened in (:func:`current_receiver`).
+        """
+        builder = _Builder(self)
+        built = builder.build()
+        if calls is not None:
+            calls.update(builder.calls_by_record)
+        return built
 
 
 # (the ignored signals conf returned, their ids): signals are compared by identity,
@@ -291,6 +303,11 @@ class LiveDispatch:
         return self._record[D_LOOP]
 
     @property
+    def transaction(self) -> Transaction | None:
+        """The transaction it runs in (model signals, or any signal inside an atomic block)."""
+        return transaction_of(self._record[D_TX])
+
+    @property
     def parent(self) -> LiveCall | None:
         """This observer's view of the receiver call this dispatch was sent from (None at depth 0)."""
         call = self._record[D_PARENT_CALL]
@@ -407,11 +424,12 @@ _ITEM_BYTES = 150
 _FINDING_BYTES = 400
 
 
-def keep_finding(finding: Any, size: int = _FINDING_BYTES) -> None:
+def keep_finding(finding: Any, size: int = _FINDING_BYTES, public: Callable[[], Any] | None = None) -> None:
     """Keep ``finding`` in every open ``record()`` block of this context, and tell observers.
 
     ``size`` is its estimated cost in bytes, counted against ``MAX_TRACE_BYTES``; a
-    block with no room left drops it (counted in ``Trace.dropped``).
+    block with no room left drops it (counted in ``Trace.dropped``). Observers are
+    given ``public()`` when the kept object is an internal record (see :func:`announce`).
     """
     for recorder in active_recorders.get() or ():
         if recorder.end_ns is not None:
@@ -421,13 +439,52 @@ def keep_finding(finding: Any, size: int = _FINDING_BYTES) -> None:
             continue
         recorder.bytes_left -= size
         recorder.findings.append(finding)
+    announce(finding if public is None else public)
+
+
+def announce(finding: Any) -> None:
+    """Tell observers about a finding, new or changed (an ``on_commit`` callback that ran).
+
+    ``finding`` may be a callable that makes the object observers get: it is called
+    only when someone observes.
+    """
     observer_set = observed
-    if observer_set is not None:
-        for _index, handler in observer_set.found:
-            try:
-                handler(finding)
-            except Exception:  # noqa: BLE001 - an observer must not break the host
-                _observer_failed(handler)
+    if observer_set is None:
+        return
+    if callable(finding):
+        try:
+            finding = finding()
+        except Exception:  # noqa: BLE001
+            report_internal_error("announce")
+            return
+    for _index, handler in observer_set.found:
+        try:
+            handler(finding)
+        except Exception:  # noqa: BLE001 - an observer must not break the host
+            _observer_failed(handler)
+
+
+def current_receiver() -> tuple[Record | None, dict[str, Any] | None]:
+    """``(call record, dispatch kwargs)`` of the receiver running now in this context.
+
+    The record is None when nothing records or observes the dispatch; both are None
+    outside receivers.
+    """
+    cell = frame_cell.get()
+    frame = None if cell is None else cell[CELL_FRAME]
+    if frame is None:
+        return None, None
+    return frame[F_CALL], frame[F_NAMED]
+
+
+def transaction_now(named: dict[str, Any] | None) -> Any:
+    """What :func:`~signaltrace.core.atomics.block_for` says for a dispatch with ``named``
+    kwargs sent now (an ``AtomicBlock``, an alias, or None)."""
+    blocks = open_blocks.get()
+    if blocks is None:
+        using = None if named is None else named.get("using")
+        return using if type(using) is str else None
+    return block_for(blocks, named or {})
 
 
 def is_watched() -> bool:
@@ -546,6 +603,12 @@ def begin_dispatch(
             # Otherwise nothing of ours keeps the record after the dispatch.
             sender_value, sender_is_weak, sender_gone = sender, False, sender_type
         parent_call = None if parent is None else parent[F_CALL]
+        blocks = open_blocks.get()
+        if blocks is None:  # autocommit: a model signal's alias, kept only if it is a name
+            using = named.get("using")
+            transaction = using if type(using) is str else None
+        else:
+            transaction = block_for(blocks, named)
         record = [
             signal,
             sender_value,
@@ -562,6 +625,7 @@ def begin_dispatch(
             receiver_count,
             observer_set,
             None,
+            transaction,
         ]
         if keeping:
             if parent_call is not None:
@@ -776,6 +840,7 @@ class _Builder:
             duration_ns=end - record[D_START],
             kwargs=render_kwargs(record[D_KWARGS], self.repr_limit),
             loop=record[D_LOOP],
+            transaction=transaction_of(record[D_TX]),
             _sender=record[D_SENDER],
             _sender_is_weak=record[D_SENDER_IS_WEAK],
         )

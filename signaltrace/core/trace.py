@@ -13,6 +13,15 @@ from dataclasses import dataclass, field, replace
 from time import perf_counter_ns
 from typing import TYPE_CHECKING, Any
 
+from signaltrace.core.effects import (
+    BypassedWrite,
+    Hazard,
+    OnCommitCallback,
+    ReceiverRef,
+    SideEffect,
+    Transaction,
+    hazard_of,
+)
 from signaltrace.core.rendering import redact_credentials, safe_repr, truncate
 
 if TYPE_CHECKING:
@@ -44,6 +53,12 @@ class ReceiverCall:
     exception: BaseException | None
     dispatch: Dispatch | None = field(default=None, repr=False)
     dispatches: list[Dispatch] = field(default_factory=list, repr=False)
+    #: Callbacks this receiver registered with ``on_commit`` (docs/transactions.md).
+    on_commit_callbacks: list[OnCommitCallback] = field(default_factory=list, repr=False)
+    #: Celery tasks it published and e-mails it sent.
+    side_effects: list[SideEffect] = field(default_factory=list, repr=False)
+    #: ``bulk_create``/``bulk_update``/``update`` calls it made that skipped save receivers.
+    bypassed_writes: list[BypassedWrite] = field(default_factory=list, repr=False)
 
     @property
     def swallowed(self) -> bool:
@@ -70,6 +85,9 @@ class Dispatch:
     calls: list[ReceiverCall] = field(default_factory=list)
     parent: ReceiverCall | None = field(default=None, repr=False)
     loop: Loop | None = None
+    #: The transaction it ran in: for model signals (autocommit or not), and for any
+    #: signal sent inside an application ``atomic()`` block; else None.
+    transaction: Transaction | None = None
     _sender: Any = field(default=None, repr=False)
     _sender_is_weak: bool = field(default=False, repr=False)
 
@@ -234,17 +252,44 @@ class Trace:
 
     def __init__(self, recorder: Recorder) -> None:
         self._recorder = recorder
-        self._built: list[Dispatch] | None = None
+        self._built: tuple[list[Dispatch], list[Any]] | None = None
+
+    def _read(self) -> tuple[list[Dispatch], list[Any]]:
+        """The dispatches and the transaction findings, linked to the receiver calls."""
+        if self._built is not None:
+            return self._built
+        calls: dict[int, ReceiverCall] = {}
+        dispatches = self._recorder.build_dispatches(calls)
+        effects = _effects(self._recorder.findings, self._recorder.start_ns, calls)
+        if self._recorder.end_ns is not None:
+            self._built = (dispatches, effects)
+        return dispatches, effects
 
     @property
     def dispatches(self) -> list[Dispatch]:
         """Every dispatch kept, in start order, nested ones included."""
-        if self._built is not None:
-            return self._built
-        built = self._recorder.build_dispatches()
-        if self._recorder.end_ns is not None:
-            self._built = built
-        return built
+        return self._read()[0]
+
+    @property
+    def on_commit_callbacks(self) -> list[OnCommitCallback]:
+        """Callbacks registered with ``on_commit`` while recording, with their fate."""
+        return [found for found in self._read()[1] if type(found) is OnCommitCallback]
+
+    @property
+    def side_effects(self) -> list[SideEffect]:
+        """Celery tasks published and e-mails sent by receivers."""
+        return [found for found in self._read()[1] if type(found) is SideEffect]
+
+    @property
+    def bypassed_writes(self) -> list[BypassedWrite]:
+        """Bulk writes and ``update()`` calls that skipped connected save receivers."""
+        return [found for found in self._read()[1] if type(found) is BypassedWrite]
+
+    @property
+    def hazards(self) -> list[Hazard]:
+        """The problems found (docs/transactions.md): side effects inside a transaction,
+        writes that skipped receivers. Each has a kind, a message with the fix, and a place."""
+        return [hazard for hazard in map(hazard_of, self._read()[1]) if hazard is not None]
 
     @property
     def roots(self) -> list[Dispatch]:
@@ -263,8 +308,10 @@ class Trace:
 
     @property
     def findings(self) -> list[Any]:
-        """What the core found beside the dispatches (such as slow deletes), in order."""
-        return list(self._recorder.findings)
+        """What the core found beside the dispatches, in order, with ``perf_counter_ns``
+        times: :class:`SlowDelete`, :class:`OnCommitCallback`, :class:`SideEffect`,
+        :class:`BypassedWrite` (see the properties for each, timed from the block's start)."""
+        return [_public(found) for found in self._recorder.findings]
 
     @property
     def slow_deletes(self) -> list[SlowDelete]:
@@ -291,6 +338,10 @@ class Trace:
             "loops": [loop.to_dict() for loop in self.loops],
             "dispatches": [_dispatch_dict(d, number, index) for number, d in enumerate(dispatches)],
             "slow_deletes": [delete.to_dict(index) for delete in self.slow_deletes],
+            "on_commit_callbacks": [found.to_dict() for found in self.on_commit_callbacks],
+            "side_effects": [found.to_dict() for found in self.side_effects],
+            "bypassed_writes": [found.to_dict() for found in self.bypassed_writes],
+            "hazards": [hazard.to_dict() for hazard in self.hazards],
         }
 
 
@@ -338,6 +389,7 @@ def _dispatch_dict(dispatch: Dispatch, number: int, index: dict[int, int]) -> di
         "kwargs": dispatch.kwargs,
         "parent": parent,
         "loop": dispatch.loop.to_dict() if dispatch.loop is not None else None,
+        "transaction": None if dispatch.transaction is None else dispatch.transaction.to_dict(),
         "calls": [
             {
                 "receiver": call.receiver_name,
@@ -358,19 +410,9 @@ def _dispatch_dict(dispatch: Dispatch, number: int, index: dict[int, int]) -> di
 # ------------------------------------------------------------------ slow deletes
 
 
-@dataclass(frozen=True)
-class DeleteReceiver:
-    """One receiver that kept a delete off Django's fast path."""
-
-    signal: str
-    sender: str
-    receiver: str
-    file: str
-    line: int
-
-    @property
-    def location(self) -> str:
-        return f"{self.file}:{self.line}" if self.file else ""
+#: One receiver that kept a delete off Django's fast path (the same shape as any
+#: connected receiver a finding names).
+DeleteReceiver = ReceiverRef
 
 
 @dataclass(frozen=True)
@@ -453,3 +495,33 @@ def _slow_deletes(trace: Trace) -> list[SlowDelete]:
         inside = tuple(d for d in dispatches if start <= d.start_ns <= end)
         relative.append(replace(delete, start_ns=start, dispatches=inside))
     return relative
+
+
+# ------------------------------------------------------------------ transaction findings
+
+
+def _public(found: Any) -> Any:
+    """The public object for a kept finding: internal records make theirs (raw times)."""
+    make = getattr(found, "public", None)
+    return found if make is None else make()
+
+
+def _effects(findings: list[Any], origin: int, calls: dict[int, ReceiverCall]) -> list[Any]:
+    """Public transaction findings, timed from ``origin`` and linked to their receiver calls."""
+    made = []
+    for found in list(findings):
+        make = getattr(found, "public", None)
+        if make is None:
+            continue
+        call_record = getattr(found, "call", None)
+        receiver = None if call_record is None else calls.get(id(call_record))
+        public = make(receiver, origin)
+        made.append(public)
+        if receiver is not None:
+            if type(public) is OnCommitCallback:
+                receiver.on_commit_callbacks.append(public)
+            elif type(public) is SideEffect:
+                receiver.side_effects.append(public)
+            elif type(public) is BypassedWrite:
+                receiver.bypassed_writes.append(public)
+    return made

@@ -1,0 +1,409 @@
+"""Which transaction each dispatch runs in, and what becomes of ``on_commit`` callbacks.
+
+Installed with the hooks, this wraps four of Django's methods:
+
+* ``Atomic.__enter__``/``__exit__``: push and pop an
+  :class:`~signaltrace.core.atomics.AtomicBlock` for every block the application
+  opens (``TestCase``'s own blocks are skipped), always, so a ``record()`` block
+  opened inside a transaction knows it. That is one ``ContextVar`` read and set per
+  block, next to a ``SAVEPOINT`` or ``BEGIN``. At exit, a block that a record points
+  at learns its outcome: committed, released, or rolled back.
+* ``BaseDatabaseWrapper.on_commit``: while recording or observed, an
+  ``on_commit`` registration (also through ``transaction.on_commit`` and Celery's
+  ``delay_on_commit``) becomes an :class:`~signaltrace.core.effects.OnCommitCallback`
+  finding, linked to the receiver that registered it.
+* ``BaseDatabaseWrapper.run_and_clear_commit_hooks``: times the callbacks it
+  watches as Django runs them after the commit. They are called through a small
+  stand-in that passes every attribute (``__qualname__`` for Django's log line)
+  to the callback and raises what it raises.
+* ``TestCase.captureOnCommitCallbacks`` (when ``django.test`` is loaded): marks the
+  callbacks it runs with ``execute=True``.
+
+A watched callback that leaves Django's list without running (a rollback) is
+marked discarded when the block that dropped it exits. Django's return values and
+exceptions pass through unchanged; errors of signaltrace's own are logged.
+"""
+
+from __future__ import annotations
+
+import sys
+import weakref
+from contextlib import contextmanager
+from time import perf_counter_ns
+from typing import Any
+
+from signaltrace.core import patches
+from signaltrace.core.atomics import COMMITTED, RELEASED, ROLLED_BACK, AtomicBlock, innermost, open_blocks
+from signaltrace.core.effects import DISCARDED, PENDING, RAN, RAN_AT_ONCE, OnCommitCallback, transaction_of
+from signaltrace.core.naming import receiver_info
+from signaltrace.core.store import announce, current_receiver, is_watched, keep_finding
+from signaltrace.safety import report_internal_error
+
+GROUP = "transactions"
+_DEFAULT_ALIAS = "default"
+# Watched callbacks still in a connection's list: connection -> [_Registration].
+_waiting: weakref.WeakKeyDictionary[Any, list[_Registration]] = weakref.WeakKeyDictionary()
+# At most this many callbacks are watched per connection; older ones are forgotten (still pending).
+MAX_WAITING = 1000
+
+
+class _Registration:
+    """One ``on_commit`` registration while recording or observed (mutable: its fate changes)."""
+
+    __slots__ = (
+        "alias",
+        "block",
+        "call",
+        "duration_ns",
+        "entry",
+        "exception",
+        "fate",
+        "func",
+        "info",
+        "ran_ns",
+        "registered_ns",
+        "robust",
+    )
+
+    def __init__(self, func: Any, robust: bool, alias: str, block: Any, call: Any) -> None:
+        self.func = func
+        self.info = _callback_info(func)
+        self.robust = robust
+        self.alias = alias
+        #: The AtomicBlock it was registered in, or None (autocommit, or only TestCase's blocks).
+        self.block = block
+        #: The store's record of the receiver call that registered it (opaque), or None.
+        self.call = call
+        self.registered_ns = perf_counter_ns()
+        self.entry: Any = None  # Django's (savepoint ids, func, robust) tuple for it
+        self.fate = PENDING
+        self.ran_ns: int | None = None
+        self.duration_ns: int | None = None
+        self.exception: BaseException | None = None
+
+    def public(self, receiver: Any = None, origin: int = 0) -> OnCommitCallback:
+        name, file, line = self.info
+        transaction = transaction_of(self.block) if self.block is not None else None
+        return OnCommitCallback(
+            callback=name,
+            file=file,
+            line=line,
+            alias=self.alias,
+            robust=self.robust,
+            registered_ns=self.registered_ns - origin,
+            transaction=transaction,
+            fate=self.fate,
+            ran_ns=None if self.ran_ns is None else self.ran_ns - origin,
+            duration_ns=self.duration_ns,
+            exception=self.exception,
+            receiver=receiver,
+        )
+
+    def settle(self, fate: str, start: int | None = None, end: int | None = None) -> None:
+        self.fate = fate
+        if start is not None:
+            self.ran_ns = start
+            self.duration_ns = None if end is None else end - start
+        announce(self.public)
+
+
+def _callback_info(func: Any) -> tuple[str, str, int]:
+    """``(name, file, line)`` of a callback: a ``partial``'s function, and a Celery task's
+    ``delay``/``apply_async`` named after the task."""
+    try:
+        inner = func
+        for _ in range(5):
+            wrapped = getattr(inner, "func", None)  # functools.partial
+            if wrapped is None or not callable(wrapped):
+                break
+            inner = wrapped
+        name, file, line = receiver_info(inner)
+        task = getattr(getattr(inner, "__self__", None), "name", None)
+        if type(task) is str and getattr(inner, "__name__", "") in ("delay", "apply_async"):
+            name = f"{task}.{inner.__name__}"
+        return name, file, line
+    except Exception:  # noqa: BLE001
+        report_internal_error("on_commit callback name")
+        return type(func).__name__, "", 0
+
+
+class _TimedCallback:
+    """Stands in for a watched callback while Django runs the commit hooks: times it."""
+
+    __slots__ = ("_func", "_registration")
+
+    def __init__(self, func: Any, registration: _Registration) -> None:
+        self._func = func
+        self._registration = registration
+
+    def __call__(self) -> Any:
+        start = perf_counter_ns()
+        try:
+            return self._func()
+        except BaseException as error:
+            self._registration.exception = error
+            raise
+        finally:
+            _forget(self._registration)
+            self._registration.settle(RAN, start, perf_counter_ns())
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._func, name)
+
+
+def _forget(registration: _Registration) -> None:
+    for connection, waiting in list(_waiting.items()):
+        if registration in waiting:
+            waiting.remove(registration)
+            if not waiting:
+                _waiting.pop(connection, None)
+            return
+
+
+# ------------------------------------------------------------------ atomic blocks
+
+
+def _push(atomic: Any) -> None:
+    alias = atomic.using or _DEFAULT_ALIAS
+    blocks = open_blocks.get()
+    parent = None if blocks is None else innermost(blocks, alias)
+    block = AtomicBlock(alias, atomic, parent, bool(atomic.durable), perf_counter_ns())
+    open_blocks.set((block,) if blocks is None else (*blocks, block))
+
+
+def _pop(atomic: Any) -> AtomicBlock | None:
+    """Take ``atomic``'s innermost block off this context's stack (None if it is not there)."""
+    blocks = open_blocks.get()
+    if blocks is None:
+        return None
+    for index in range(len(blocks) - 1, -1, -1):
+        if blocks[index].atomic is atomic:
+            block = blocks[index]
+            rest = blocks[:index] + blocks[index + 1 :]
+            open_blocks.set(rest or None)
+            return block
+    return None
+
+
+def _make_enter(django_enter: Any) -> Any:
+    def __enter__(self: Any) -> Any:
+        result = django_enter(self)  # raises: no block was opened, none is pushed
+        if not getattr(self, "_from_testcase", False):
+            try:
+                _push(self)
+            except Exception:  # noqa: BLE001
+                report_internal_error("atomic block")
+        return result
+
+    __enter__.__wrapped__ = django_enter  # type: ignore[attr-defined]
+    return __enter__
+
+
+def _make_exit(django_exit: Any) -> Any:
+    def __exit__(self: Any, exc_type: Any, exc_value: Any, traceback: Any) -> Any:
+        # Popped first: what runs after the commit (on_commit callbacks) is outside it.
+        block = None if getattr(self, "_from_testcase", False) else _pop(self)
+        if (block is None or not block.watched) and not _waiting:
+            return django_exit(self, exc_type, exc_value, traceback)
+        return _watched_exit(self, block, exc_type, exc_value, traceback, django_exit)
+
+    __exit__.__wrapped__ = django_exit  # type: ignore[attr-defined]
+    return __exit__
+
+
+def _watched_exit(
+    atomic: Any, block: AtomicBlock | None, exc_type: Any, exc_value: Any, traceback: Any, django_exit: Any
+) -> Any:
+    connection = rolled_back = None
+    try:
+        from django.db.transaction import get_connection
+
+        connection = get_connection(atomic.using)
+        rolled_back = exc_type is not None or connection.needs_rollback or connection.closed_in_transaction
+    except Exception:  # noqa: BLE001
+        report_internal_error("atomic block")
+    try:
+        result = django_exit(atomic, exc_type, exc_value, traceback)
+    except BaseException:
+        rolled_back = True  # the commit (or the release) failed: Django rolled back
+        raise
+    finally:
+        try:
+            if block is not None and rolled_back is not None:
+                block.end_ns = perf_counter_ns()
+                block.state = (
+                    ROLLED_BACK if rolled_back else (COMMITTED if block.parent is None else RELEASED)
+                )
+            if connection is not None and _waiting:
+                _settle_dropped(connection)
+        except Exception:  # noqa: BLE001
+            report_internal_error("atomic block")
+    return result
+
+
+def _settle_dropped(connection: Any) -> None:
+    """Mark the watched callbacks a rollback took out of ``connection``'s list as discarded."""
+    waiting = _waiting.get(connection)
+    if not waiting:
+        return
+    still_listed = {id(entry) for entry in connection.run_on_commit}
+    dropped = [found for found in waiting if id(found.entry) not in still_listed]
+    if not dropped:
+        return
+    now = perf_counter_ns()
+    for found in dropped:
+        waiting.remove(found)
+        found.settle(DISCARDED, now)
+    if not waiting:
+        _waiting.pop(connection, None)
+
+
+# ------------------------------------------------------------------ on_commit
+
+
+def _make_on_commit(django_on_commit: Any) -> Any:
+    def on_commit(self: Any, func: Any, *args: Any, **kwargs: Any) -> Any:
+        if not is_watched():
+            return django_on_commit(self, func, *args, **kwargs)
+        return _watched_on_commit(self, func, args, kwargs, django_on_commit)
+
+    on_commit.__wrapped__ = django_on_commit  # type: ignore[attr-defined]
+    return on_commit
+
+
+def _watched_on_commit(connection: Any, func: Any, args: Any, kwargs: Any, django_on_commit: Any) -> Any:
+    try:
+        robust = bool(kwargs.get("robust", args[0] if args else False))
+        alias = connection.alias
+        in_block = connection.in_atomic_block
+        listed = len(connection.run_on_commit)
+        blocks = open_blocks.get()
+        block = None if blocks is None else innermost(blocks, alias)
+        if block is not None:
+            block.watch()
+        call, _named = current_receiver()
+        found = _Registration(func, robust, alias, block, call)
+    except Exception:  # noqa: BLE001
+        report_internal_error("on_commit")
+        return django_on_commit(connection, func, *args, **kwargs)
+    if not in_block:
+        # Django runs it now (or refuses: no transaction and no autocommit).
+        start = perf_counter_ns()
+        try:
+            return django_on_commit(connection, func, *args, **kwargs)
+        except BaseException as error:
+            found.exception = error
+            raise
+        finally:
+            found.fate, found.ran_ns, found.duration_ns = RAN_AT_ONCE, start, perf_counter_ns() - start
+            keep_finding(found, public=found.public)
+    result = django_on_commit(connection, func, *args, **kwargs)
+    try:
+        if len(connection.run_on_commit) > listed:
+            found.entry = connection.run_on_commit[-1]
+            waiting = _waiting.setdefault(connection, [])
+            if len(waiting) >= MAX_WAITING:
+                del waiting[0]
+            waiting.append(found)
+        keep_finding(found, public=found.public)
+    except Exception:  # noqa: BLE001
+        report_internal_error("on_commit")
+    return result
+
+
+def _make_run_hooks(django_run: Any) -> Any:
+    def run_and_clear_commit_hooks(self: Any) -> Any:
+        waiting = _waiting.get(self) if _waiting else None
+        if not waiting:
+            return django_run(self)
+        return _watched_run(self, waiting, django_run)
+
+    run_and_clear_commit_hooks.__wrapped__ = django_run  # type: ignore[attr-defined]
+    return run_and_clear_commit_hooks
+
+
+def _watched_run(connection: Any, waiting: list[_Registration], django_run: Any) -> Any:
+    running: list[_Registration] = []
+    try:
+        by_entry = {id(found.entry): found for found in waiting}
+        hooks = []
+        for entry in connection.run_on_commit:
+            found = by_entry.get(id(entry))
+            if found is None:
+                hooks.append(entry)
+            else:
+                running.append(found)
+                hooks.append((entry[0], _TimedCallback(entry[1], found), *entry[2:]))
+        connection.run_on_commit = hooks
+    except Exception:  # noqa: BLE001
+        report_internal_error("on_commit hooks")
+    try:
+        return django_run(connection)
+    finally:
+        # A callback that raised (not robust) stops Django's loop: the rest never run.
+        now = perf_counter_ns()
+        for found in running:
+            if found.fate == PENDING:
+                _forget(found)
+                found.settle(DISCARDED, now)
+
+
+# ------------------------------------------------------------------ TestCase
+
+
+def _make_capture(django_capture: Any) -> Any:
+    capture = django_capture.__func__
+
+    @contextmanager
+    def captureOnCommitCallbacks(cls: Any, *, using: str = _DEFAULT_ALIAS, execute: bool = False) -> Any:
+        with capture(cls, using=using, execute=execute) as callbacks:
+            yield callbacks
+        if execute and _waiting:
+            _settle_captured(using, callbacks)
+
+    captureOnCommitCallbacks.__wrapped__ = capture  # type: ignore[attr-defined]
+    return classmethod(captureOnCommitCallbacks)
+
+
+def _settle_captured(using: str, callbacks: list[Any]) -> None:
+    try:
+        from django.db import connections
+
+        waiting = _waiting.get(connections[using])
+        if not waiting:
+            return
+        ran = {id(callback) for callback in callbacks}
+        now = perf_counter_ns()
+        for found in [found for found in waiting if id(found.func) in ran]:
+            _forget(found)
+            found.settle(RAN, now)
+    except Exception:  # noqa: BLE001
+        report_internal_error("captureOnCommitCallbacks")
+
+
+# ------------------------------------------------------------------ install
+
+
+def install_transaction_watch() -> None:
+    """Wrap Django's atomic blocks and ``on_commit`` (idempotent). Called by ``install()``."""
+    from django.db.backends.base.base import BaseDatabaseWrapper
+    from django.db.transaction import Atomic
+
+    patches.wrap(GROUP, Atomic, "__enter__", _make_enter)
+    patches.wrap(GROUP, Atomic, "__exit__", _make_exit)
+    patches.wrap(GROUP, BaseDatabaseWrapper, "on_commit", _make_on_commit)
+    patches.wrap(GROUP, BaseDatabaseWrapper, "run_and_clear_commit_hooks", _make_run_hooks)
+    watch_test_case()
+
+
+def watch_test_case() -> None:
+    """Wrap ``TestCase.captureOnCommitCallbacks`` once ``django.test`` is loaded (idempotent)."""
+    testcases = sys.modules.get("django.test.testcases")
+    if testcases is not None and patches.is_wrapped(GROUP):
+        patches.wrap(GROUP, testcases.TestCase, "captureOnCommitCallbacks", _make_capture)
+
+
+def uninstall_transaction_watch() -> None:
+    """Put Django's methods back (idempotent). Blocks already open stay on their stacks."""
+    patches.restore(GROUP)
+    _waiting.clear()
