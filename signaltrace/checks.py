@@ -17,8 +17,13 @@ from django.core.checks import CheckMessage, Error, Tags, register
 from django.core.checks import Warning as CheckWarning
 
 from signaltrace.conf import DEFAULTS, RULES, get_config, invalid, user_settings
-from signaltrace.core import connection_problems, discover_signals, signal_name
-from signaltrace.core.side_effect_scan import TASK, SideEffectCall, scan_receivers
+from signaltrace.core import (
+    SideEffectCall,
+    connection_problems,
+    discover_signals,
+    scan_receivers,
+    signal_name,
+)
 from signaltrace.safety import report_internal_error
 
 # Keys holding dotted paths of signals (the keys of OTEL_SAMPLE_RATES), and the id
@@ -233,15 +238,15 @@ def check_connections(app_configs: Any = None, **kwargs: Any) -> list[CheckMessa
     ]
 
 
-_SIDE_EFFECT_FIXES = {
-    TASK: "transaction.on_commit(lambda: task.delay(...)), or Celery's task.delay_on_commit(...) "
-    "(apply_async_on_commit)",
-}
+_TASK_FIX = (
+    "transaction.on_commit(lambda: task.delay(...)), or Celery's task.delay_on_commit(...) "
+    "(apply_async_on_commit)"
+)
 _MAIL_FIX = "transaction.on_commit(lambda: send_mail(...)) (or functools.partial)"
 
 
 def _side_effect_warning(found: SideEffectCall) -> CheckMessage:
-    fix = _SIDE_EFFECT_FIXES.get(found.kind, _MAIL_FIX)
+    fix = _TASK_FIX if found.kind == "task" else _MAIL_FIX
     return CheckWarning(
         f"Receiver {found.receiver} ({found.location}) calls {found.call} outside "
         f"transaction.on_commit() (connected to {', '.join(found.signals)}).",

@@ -20,7 +20,8 @@ Delete cost
 Transactions and what escapes them
     :class:`Transaction` (``Dispatch.transaction``), :class:`OnCommitCallback`,
     :class:`SideEffect`, :class:`BypassedWrite`, :class:`Hazard` and
-    :class:`ReceiverRef`; :func:`watch_test_case` (``captureOnCommitCallbacks``).
+    :class:`ReceiverRef`; :func:`watch_test_case` (``captureOnCommitCallbacks``);
+    :func:`scan_receivers` (:class:`SideEffectCall`): the static hint behind check W102.
 Live observers
     :class:`DispatchObserver` with :class:`LiveDispatch` and :class:`LiveCall`
     views, :func:`add_observer`, :func:`remove_observer`.
@@ -75,6 +76,7 @@ from signaltrace.core.rendering import (
     snapshot_value,
     truncate,
 )
+from signaltrace.core.side_effect_scan import SideEffectCall, scan_receivers
 from signaltrace.core.trace import (
     DeleteReceiver,
     Dispatch,
@@ -105,6 +107,7 @@ __all__ = [
     "ReceiverCall",
     "ReceiverRef",
     "SideEffect",
+    "SideEffectCall",
     "SlowDelete",
     "Trace",
     "Transaction",
@@ -133,6 +136,7 @@ __all__ = [
     "render_kwargs",
     "render_value",
     "safe_repr",
+    "scan_receivers",
     "sender_name",
     "sender_type_name",
     "short_path",

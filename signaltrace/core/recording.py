@@ -11,8 +11,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from signaltrace.core.hooks import install, is_installed
+from signaltrace.core.side_effects import watch_celery
 from signaltrace.core.store import Recorder, active_recorders, is_recording
 from signaltrace.core.trace import Trace
+from signaltrace.core.transactions import watch_test_case
 
 __all__ = ["is_recording", "record"]
 
@@ -27,6 +29,8 @@ def record() -> Iterator[Trace]:
     """
     if not is_installed():
         install()
+    watch_test_case()  # django.test and Celery may have been loaded after install()
+    watch_celery()
     recorder = Recorder()
     outer = active_recorders.get()
     token = active_recorders.set((*outer, recorder) if outer else (recorder,))

@@ -19,7 +19,6 @@ exceptions pass through unchanged; errors of signaltrace's own are logged.
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from contextvars import ContextVar
 from time import perf_counter_ns
@@ -105,20 +104,32 @@ def _task_published(sender: Any = None, **_kwargs: Any) -> None:
         note_side_effect("celery_task", sender if type(sender) is str else safe_repr(sender, 120))
 
 
-def connect_celery() -> bool:
-    """Listen to Celery's ``before_task_publish`` if Celery is installed (idempotent)."""
-    if "celery" not in sys.modules and importlib.util.find_spec("celery") is None:
-        return False
-    from celery.signals import before_task_publish
-
-    before_task_publish.connect(_task_published, weak=False, dispatch_uid=_CELERY_UID)
-    return True
+_celery = {"connected": False}
 
 
-def disconnect_celery() -> None:
+def watch_celery() -> None:
+    """Listen to Celery's ``before_task_publish`` once Celery is imported (idempotent, cheap).
+
+    Celery is never imported by signaltrace (it costs a few hundred milliseconds):
+    projects import their Celery app in the project package (Celery's Django guide),
+    before Django's apps are ready; ``record()`` looks again for later imports.
+    """
+    if _celery["connected"] or "celery" not in sys.modules or not patches.is_wrapped(GROUP):
+        return
+    try:
+        from celery.signals import before_task_publish
+
+        before_task_publish.connect(_task_published, weak=False, dispatch_uid=_CELERY_UID)
+        _celery["connected"] = True
+    except Exception:  # noqa: BLE001
+        report_internal_error("Celery")
+
+
+def _disconnect_celery() -> None:
     celery_signals = sys.modules.get("celery.signals")
-    if celery_signals is not None:
+    if _celery["connected"] and celery_signals is not None:
         celery_signals.before_task_publish.disconnect(_task_published, dispatch_uid=_CELERY_UID)
+    _celery["connected"] = False
 
 
 # ------------------------------------------------------------------ mail
@@ -214,15 +225,12 @@ def install_side_effect_watch() -> None:
         patches.wrap(
             GROUP, QuerySet, operation, lambda method, operation=operation: _make_bulk(operation, method)
         )
-    try:
-        connect_celery()
-    except Exception:  # noqa: BLE001
-        report_internal_error("Celery")
+    watch_celery()
 
 
 def uninstall_side_effect_watch() -> None:
     patches.restore(GROUP)
     try:
-        disconnect_celery()
+        _disconnect_celery()
     except Exception:  # noqa: BLE001
         report_internal_error("Celery")

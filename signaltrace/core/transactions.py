@@ -55,7 +55,6 @@ class _Registration:
         "block",
         "call",
         "duration_ns",
-        "entry",
         "exception",
         "fate",
         "func",
@@ -75,7 +74,6 @@ class _Registration:
         #: The store's record of the receiver call that registered it (opaque), or None.
         self.call = call
         self.registered_ns = perf_counter_ns()
-        self.entry: Any = None  # Django's (savepoint ids, func, robust) tuple for it
         self.fate = PENDING
         self.ran_ns: int | None = None
         self.duration_ns: int | None = None
@@ -241,13 +239,36 @@ def _watched_exit(
     return result
 
 
+def _listed(connection: Any) -> dict[int, int]:
+    """How many times each callback (by ``id``) is in ``connection``'s list now.
+
+    Callbacks are matched by the function, not by Django's entry: a savepoint rollback
+    rebuilds the entries. The same function registered twice is counted twice.
+    """
+    counts: dict[int, int] = {}
+    for entry in connection.run_on_commit:
+        key = id(entry[1])
+        counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
 def _settle_dropped(connection: Any) -> None:
-    """Mark the watched callbacks a rollback took out of ``connection``'s list as discarded."""
+    """Mark the watched callbacks a rollback took out of ``connection``'s list as discarded.
+
+    When a function is listed fewer times than it is watched, its latest registrations
+    are the dropped ones (a savepoint rollback drops what was registered inside it).
+    """
     waiting = _waiting.get(connection)
     if not waiting:
         return
-    still_listed = {id(entry) for entry in connection.run_on_commit}
-    dropped = [found for found in waiting if id(found.entry) not in still_listed]
+    listed = _listed(connection)
+    dropped = []
+    for found in waiting:
+        key = id(found.func)
+        if listed.get(key, 0) > 0:
+            listed[key] -= 1
+        else:
+            dropped.append(found)
     if not dropped:
         return
     now = perf_counter_ns()
@@ -300,7 +321,6 @@ def _watched_on_commit(connection: Any, func: Any, args: Any, kwargs: Any, djang
     result = django_on_commit(connection, func, *args, **kwargs)
     try:
         if len(connection.run_on_commit) > listed:
-            found.entry = connection.run_on_commit[-1]
             waiting = _waiting.setdefault(connection, [])
             if len(waiting) >= MAX_WAITING:
                 del waiting[0]
@@ -325,13 +345,16 @@ def _make_run_hooks(django_run: Any) -> Any:
 def _watched_run(connection: Any, waiting: list[_Registration], django_run: Any) -> Any:
     running: list[_Registration] = []
     try:
-        by_entry = {id(found.entry): found for found in waiting}
+        by_func: dict[int, list[_Registration]] = {}
+        for found in waiting:
+            by_func.setdefault(id(found.func), []).append(found)
         hooks = []
         for entry in connection.run_on_commit:
-            found = by_entry.get(id(entry))
-            if found is None:
+            matches = by_func.get(id(entry[1]))
+            if not matches:
                 hooks.append(entry)
             else:
+                found = matches.pop(0)
                 running.append(found)
                 hooks.append((entry[0], _TimedCallback(entry[1], found), *entry[2:]))
         connection.run_on_commit = hooks
