@@ -20,7 +20,7 @@ graph:
 	  echo "=== graph: making $(DEMO_VENV) with $$("$$python" --version) (as make demo does)" >&2; \
 	  "$$python" -m venv "$(DEMO_VENV)" \
 	  && "$(DEMO_VENV)/bin/python" -m pip install --quiet --upgrade pip \
-	  && "$(DEMO_VENV)/bin/python" -m pip install --quiet -e ".[toolbar,otel]" \
+	  && "$(DEMO_VENV)/bin/python" -m pip install --quiet -e ".[toolbar,otel,celery]" \
 	    opentelemetry-exporter-otlp-proto-http opentelemetry-instrumentation-django >&2 \
 	  || { echo "make graph: could not set up $(DEMO_VENV); see the pip output above." >&2; exit 1; }; \
 	fi

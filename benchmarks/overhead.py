@@ -49,7 +49,7 @@ settings.configure(
 )
 django.setup()
 
-from django.db import connection, models  # noqa: E402
+from django.db import connection, models, transaction  # noqa: E402
 from django.db.models.signals import post_init, post_save  # noqa: E402
 from django.dispatch import Signal  # noqa: E402
 
@@ -82,6 +82,10 @@ def on_row_saved_too(sender, instance, **kwargs):
 
 def on_row_loaded(sender, instance, **kwargs):
     return None
+
+
+def noop() -> None:
+    pass
 
 
 def make_signal(count: int, connect_async: bool = False) -> Signal:
@@ -149,6 +153,20 @@ def cases(batch: int) -> dict[str, tuple[Callable[[], None], int]]:
                     row.counter += 1
                     row.save(update_fields=["counter"])
 
+    def run_atomic_save() -> None:
+        # Issue 13: an atomic block, a save and an on_commit callback per operation:
+        # the block's wrapper, the transaction of each dispatch, the callback's fate.
+        for _ in range(batch // 20):
+            with transaction.atomic():
+                row.counter += 1
+                row.save(update_fields=["counter"])
+                transaction.on_commit(noop)
+
+    def run_bulk_create() -> None:
+        # Issue 13: bulk_create on a model with post_save receivers (a bypassed write).
+        for _ in range(batch // 200):
+            Row.objects.bulk_create([Row(name="bulk") for _ in range(10)])
+
     def run_load() -> None:
         for _ in range(batch // 200):
             list(Row.objects.all()[:100])
@@ -162,6 +180,8 @@ def cases(batch: int) -> dict[str, tuple[Callable[[], None], int]]:
         "save(), 2 post_save receivers": (run_save, batch // 20),
         SAVE_BLOCKS: (run_save_blocks, (batch // 200) * 200),
         "load 100 rows, post_init receiver": (run_load, batch // 200),
+        "atomic() + save() + on_commit()": (run_atomic_save, batch // 20),
+        "bulk_create 10 rows, post_save receivers": (run_bulk_create, batch // 200),
     }
 
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make demo`: set up and run the demo site from a fresh clone.
 #
-# Creates a virtualenv (.venv-demo), installs signaltrace with the toolbar and otel extras,
+# Creates a virtualenv (.venv-demo), installs signaltrace with the toolbar, otel and celery extras,
 # migrates the SQLite database, seeds demo data and serves the site on
 # http://127.0.0.1:8000/ (Ctrl-C stops it).
 #
@@ -29,7 +29,7 @@ fi
 echo "=== demo: $("$python" --version) in $venv"
 [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
 "$venv/bin/python" -m pip install --quiet --upgrade pip
-"$venv/bin/python" -m pip install --quiet -e ".[toolbar,otel]" \
+"$venv/bin/python" -m pip install --quiet -e ".[toolbar,otel,celery]" \
   opentelemetry-exporter-otlp-proto-http opentelemetry-instrumentation-django
 "$venv/bin/python" demo_project/manage.py migrate --noinput
 "$venv/bin/python" demo_project/manage.py seed_demo

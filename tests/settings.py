@@ -1,5 +1,7 @@
 """Django settings of the test project (pytest-django loads them)."""
 
+import os
+
 SECRET_KEY = "signaltrace-tests-only"
 DEBUG = False
 USE_TZ = True
@@ -30,6 +32,20 @@ DATABASES = {
     }
 }
 
+# PostgreSQL as a second alias when tests/scripts/postgres.sh started it (tests/databases.py
+# parametrizes over both). Peer authentication over the socket as role root. The test database's
+# name carries this process's id: the legs of tests/scripts/test.sh (and anyone else's run) use one
+# server at once, and each run drops and recreates a test database of its own name; pytest-xdist's
+# workers are processes of their own, and pytest-django adds _gw<N> besides.
+if os.environ.get("SIGNALTRACE_TEST_POSTGRES") == "1":
+    DATABASES["postgres"] = {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": "signaltrace",
+        "HOST": "",
+        "USER": "root",
+        "TEST": {"NAME": f"test_signaltrace_{os.getpid()}"},
+    }
+
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
@@ -59,3 +75,7 @@ DEBUG_TOOLBAR_PANELS = [
 # renders an HTML report of every logged error (a failed send_robust receiver among them),
 # whether or not ADMINS is set: a template_rendered dispatch in the middle of a test's trace.
 LOGGING = {"version": 1, "disable_existing_loggers": False, "loggers": {"django": {"handlers": []}}}
+
+# Django 6.1 deprecates the default mailer (EMAIL_BACKEND) for MAILERS: name one, so
+# sending mail in tests warns nothing; the test runner swaps in locmem either way.
+MAILERS = {"default": {"BACKEND": "django.core.mail.backends.locmem.EmailBackend"}}

@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from unittest import mock
 
 import factory
 import pytest
+from django.core import mail
+from django.db import transaction
 from django.db.models.signals import post_save, pre_init, pre_save
 from django.dispatch import Signal
 from django.test import override_settings
 
+import signaltrace
+from signaltrace.core import BYPASSED_WRITE, MAIL_BEFORE_COMMIT, TASK_BEFORE_COMMIT
 from signaltrace.testing import (
     SignalAssertionError,
     assert_max_signal_depth,
     assert_no_receiver_errors,
+    assert_no_signal_hazards,
     assert_no_signal_loops,
     assert_receiver_called,
     assert_receiver_not_called,
@@ -23,6 +29,7 @@ from signaltrace.testing import (
     assert_signal_sent,
     assert_signals,
 )
+from signaltrace.testing.assertions import hazard_lines
 from tests.testapp.models import Item, Ping
 from tests.testapp.signals import item_viewed
 
@@ -414,3 +421,121 @@ def test_no_bulk_hint_for_a_save_signal_sent_too_many_times(signal: Any) -> None
     message = failure_of(block)
     assert "to be sent once, but it was sent 2 times." in message
     assert "Hint" not in message
+
+
+# ------------------------------------------------------------------ hazards
+
+
+def mail_welcome(sender: Any, instance: Item, created: bool, **kwargs: Any) -> None:
+    if created:
+        mail.send_mail("Welcome", "Hello", None, ["ada@example.com"])
+
+
+def line_of(marker: str) -> int:
+    """The line of this file that ends with ``# hazard: <marker>``."""
+    lines = Path(__file__).read_text().splitlines()
+    [number] = [n for n, line in enumerate(lines, 1) if line.rstrip().endswith(f"# hazard: {marker}")]
+    return number
+
+
+def bulk_items() -> None:
+    Item.objects.bulk_create([Item(name="a"), Item(name="b")])  # hazard: bulk
+
+
+def test_no_hazards_fails_with_the_message_and_place_of_a_mail_sent_inside_a_transaction(
+    connect: Any,
+) -> None:
+    connect(post_save, mail_welcome, sender=Item)
+    with pytest.raises(SignalAssertionError) as info:
+        with assert_no_signal_hazards() as trace, transaction.atomic():
+            Item.objects.create(name="ada")
+    assert len(mail.outbox) == 1  # the mail is real, and went out before the commit
+    [hazard] = trace.hazards
+    assert hazard.kind == MAIL_BEFORE_COMMIT
+    assert hazard.place.endswith(f"test_assertions.py:{mail_welcome.__code__.co_firstlineno}")
+    lines = str(info.value).splitlines()
+    assert lines[:2] == [
+        "Expected no signal hazards, but 1 hazard was found:",
+        f"  mail_before_commit at {hazard.place}: {hazard.message}",
+    ]
+    assert "tests.test_assertions.mail_welcome" in lines[1]
+    assert "sent e-mail 'Welcome' to 1 recipient inside a transaction" in lines[1]
+    assert "Fix: send it after the commit: transaction.on_commit(" in lines[1]
+    assert "ada@example.com" not in str(info.value)  # recipients are counted, never shown
+    assert lines[2] == "Dispatched signals (2):"
+    assert (
+        "  post_save(sender=testapp.Item) depth=0 receivers: tests.test_assertions.mail_welcome"
+        "  <- hazard: mail_before_commit"
+    ) in lines
+
+
+def test_a_mail_sent_in_autocommit_is_no_hazard(connect: Any) -> None:
+    connect(post_save, mail_welcome, sender=Item)
+    with assert_no_signal_hazards() as trace:
+        Item.objects.create(name="ada")
+    assert len(mail.outbox) == 1 and len(trace.side_effects) == 1
+
+
+def test_no_hazards_fails_with_the_message_and_place_of_a_bulk_create(receivers: None) -> None:
+    with pytest.raises(SignalAssertionError) as info:
+        with assert_no_signal_hazards() as trace:
+            bulk_items()
+    [hazard] = trace.hazards
+    assert hazard.kind == BYPASSED_WRITE
+    assert hazard.place.endswith(f"test_assertions.py:{line_of('bulk')}")
+    lines = str(info.value).splitlines()
+    assert lines == [
+        "Expected no signal hazards, but 1 hazard was found:",
+        f"  bypassed_write at {hazard.place}: {hazard.message}",
+        "No signals were dispatched.",
+    ]
+    assert lines[1].startswith(
+        f"  bypassed_write at {hazard.place}: bulk_create of 2 testapp.Item rows: "
+        "1 post_save receiver did not run (tests.test_assertions.create_ping"
+    )
+    assert Item.objects.count() == 2 and not Ping.objects.exists()  # the receiver really did not run
+
+
+def test_no_hazards_of_some_kinds_only(receivers: None, connect: Any) -> None:
+    connect(post_save, mail_welcome, sender=Item)
+    with assert_no_signal_hazards([MAIL_BEFORE_COMMIT, TASK_BEFORE_COMMIT]):
+        bulk_items()
+
+    def block() -> None:
+        with assert_no_signal_hazards(BYPASSED_WRITE), transaction.atomic():
+            Item.objects.create(name="ada")  # a mail hazard: not asked about
+            bulk_items()
+
+    lines = failure_of(block).splitlines()
+    assert lines[0] == "Expected no signal hazards (bypassed_write), but 1 hazard was found:"
+    assert lines[1].startswith("  bypassed_write at ")
+    assert f"test_assertions.py:{line_of('bulk')}: bulk_create of 2 testapp.Item rows: " in lines[1]
+    assert "2 post_save receivers did not run" in lines[1]
+    assert lines[2] == "Dispatched signals (4):"
+    assert not any("mail_before_commit" in line for line in lines)
+
+
+@pytest.mark.parametrize("kinds", ["mail", ["bypassed_write", "deadlock"], []])
+def test_unknown_hazard_kinds_are_refused(kinds: Any) -> None:
+    with pytest.raises(ValueError, match="Expected hazard kinds among task_before_commit, "):
+        assert_no_signal_hazards(kinds)
+
+
+def test_a_hazard_listing_that_fails_is_logged_not_raised(
+    receivers: None,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    fresh_internal_errors: None,
+) -> None:
+    """``--signaltrace-hazards=warn`` lists hazards after a test that passed: an internal error
+    while reading them must not fail that test."""
+    with signaltrace.record() as trace:
+        bulk_items()
+    assert [line.split(" at ", 1)[0] for line in hazard_lines(trace)] == ["bypassed_write"]
+
+    def broken(self: Any) -> list[Any]:
+        raise RuntimeError("internal")
+
+    monkeypatch.setattr(signaltrace.Trace, "hazards", property(broken))
+    assert hazard_lines(trace) == []
+    assert "signaltrace internal error in hazard list" in caplog.text

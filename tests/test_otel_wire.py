@@ -162,6 +162,8 @@ def test_spans_arrive_over_otlp_http(collector: Collector) -> None:
         "signaltrace.method": "send",
         "signaltrace.depth": 0,
         "signaltrace.receiver_count": 1,
+        "signaltrace.transaction.alias": "default",
+        "signaltrace.transaction.in_atomic": False,
         "error.type": "ValueError",
     }
     assert saved_receiver.parent_span_id == saved.span_id

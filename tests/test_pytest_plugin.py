@@ -398,7 +398,7 @@ def test_marker_limits_without_the_option(project: pytest.Pytester) -> None:
         [
             "*_ test_typo _*",
             "@pytest.mark.signaltrace takes only keyword arguments among allow_loops, "
-            "allow_receiver_errors, enabled, max_depth, max_dispatches; got max_deep",
+            "allow_receiver_errors, enabled, hazards, max_depth, max_dispatches; got max_deep",
         ],
         ["*_ test_bad_value _*", "@pytest.mark.signaltrace: Expected a count >= 0, got -1"],
     ):
@@ -411,8 +411,9 @@ def test_marker_is_registered(project: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(
         [
             "@pytest.mark.signaltrace(max_depth=None, max_dispatches=None, allow_loops=False, "
-            "allow_receiver_errors=False, enabled=True): "
-            "record this test's signals and fail it past these limits."
+            "allow_receiver_errors=False, hazards=None, enabled=True): "
+            "record this test's signals and fail it past these limits "
+            "(hazards: fail, warn or off, overriding --signaltrace-hazards)."
         ]
     )
     project.makepyfile(
@@ -426,6 +427,245 @@ def test_marker_is_registered(project: pytest.Pytester) -> None:
     )
     strict = run(project, "--strict-markers")
     strict.assert_outcomes(passed=1)
+
+
+# ------------------------------------------------------------------ hazards
+
+# Django 6.1 warns when mail is sent without MAILERS; older versions ignore the setting.
+MAIL_SETTINGS = """
+MAILERS = {"default": {"BACKEND": "django.core.mail.backends.locmem.EmailBackend"}}
+"""
+
+HAZARD_TESTS = """
+import pytest
+from django.core.mail import send_mail
+from django.db import transaction
+from django.db.models.signals import post_save
+from shop.models import Order, Receipt
+
+pytestmark = pytest.mark.django_db
+
+
+def mail_receipt(sender, instance, created, **kwargs):
+    send_mail("Your receipt", "Thanks", None, ["ada@example.com"])
+
+
+post_save.connect(mail_receipt, sender=Receipt)
+
+
+def test_clean():
+    Order.objects.create(number=1)  # the mail goes out in autocommit: no hazard
+
+
+def test_mail_in_transaction():
+    with transaction.atomic():
+        Order.objects.create(number=2)
+
+
+def test_bulk_create():
+    Order.objects.bulk_create([Order(number=3), Order(number=4)])  # hazard: bulk
+
+
+@pytest.mark.signaltrace(hazards="off")
+def test_opted_out():
+    Order.objects.bulk_create([Order(number=5)])
+
+
+@pytest.mark.signaltrace(enabled=False)
+def test_disabled():
+    Order.objects.bulk_create([Order(number=6)])
+"""
+
+
+def hazard_project(project: pytest.Pytester) -> pytest.Pytester:
+    """The plugin project with mail configured and HAZARD_TESTS as test_hazards.py."""
+    project.makepyfile(proj_settings=SETTINGS + MAIL_SETTINGS, test_hazards=HAZARD_TESTS)
+    return project
+
+
+def hazard_line(marker: str) -> int:
+    """The line of test_hazards.py that starts or ends with ``marker``."""
+    # pytester drops HAZARD_TESTS' empty first line: index in these lines == line number.
+    lines = HAZARD_TESTS.splitlines()
+    return lines.index(next(line for line in lines if line.startswith(marker) or line.endswith(marker)))
+
+
+def test_no_hazards_fixture_fails_with_each_hazard_s_message_and_place(project: pytest.Pytester) -> None:
+    project.makepyfile(
+        proj_settings=SETTINGS + MAIL_SETTINGS,
+        test_shop="""
+        import pytest
+        from django.db import transaction
+
+        from shop.models import Order
+
+        pytestmark = pytest.mark.django_db
+
+
+        def test_clean(django_assert_signals):
+            with django_assert_signals.no_hazards():
+                Order.objects.create(number=1)
+
+
+        def test_bulk(django_assert_signals):
+            with django_assert_signals.no_hazards(), transaction.atomic():
+                Order.objects.bulk_create([Order(number=2)])
+        """,
+    )
+    result = run(project)
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        raised(
+            "signaltrace.testing.assertions.SignalAssertionError: "
+            "Expected no signal hazards, but 1 hazard was found:",
+            "  bypassed_write at *test_shop.py:*: bulk_create of 1 shop.Order rows: "
+            "1 post_save receiver did not run "
+            f"(shop.receivers.create_receipt (*shop/receivers.py:{line_of('create_receipt')})); "
+            "called at *test_shop.py:*. Fix: save() each object, *",
+            "No signals were dispatched.",
+        ),
+        consecutive=True,
+    )
+
+
+def test_hazards_option_fails_or_lists_tests_with_hazards(project: pytest.Pytester) -> None:
+    hazard_project(project)
+    run(project).assert_outcomes(passed=5)
+    mail_line, bulk_line = hazard_line("def mail_receipt("), hazard_line("# hazard: bulk")
+
+    result = run(project, "--signaltrace-hazards=fail")
+    result.assert_outcomes(passed=3, failed=2)
+    result.stdout.fnmatch_lines(
+        literal(
+            "*_ test_mail_in_transaction _*",
+            "signaltrace: Expected no signal hazards, but 1 hazard was found:",
+            f"  mail_before_commit at *test_hazards.py:{mail_line}: test_hazards.mail_receipt "
+            f"(*test_hazards.py:{mail_line}) sent e-mail 'Your receipt' to 1 recipient inside a transaction: "
+            "atomic block (depth 1) on 'default', committed; it goes out even if the transaction is "
+            "rolled back. Fix: send it after the commit: transaction.on_commit(lambda: send_mail(...)).",
+            "Dispatched signals (4):",
+            "  pre_save(sender=shop.Order) depth=0 receivers: none",
+            "  post_save(sender=shop.Order) depth=0 receivers: shop.receivers.create_receipt",
+            "    pre_save(sender=shop.Receipt) depth=1 receivers: none",
+            "    post_save(sender=shop.Receipt) depth=1 receivers: shop.receivers.touch_order, "
+            "test_hazards.mail_receipt  <- hazard: mail_before_commit",
+        ),
+        consecutive=True,
+    )
+    result.stdout.fnmatch_lines(
+        literal(
+            "*_ test_bulk_create _*",
+            "signaltrace: Expected no signal hazards, but 1 hazard was found:",
+            f"  bypassed_write at *test_hazards.py:{bulk_line}: bulk_create of 2 shop.Order rows: *",
+            "No signals were dispatched.",
+        ),
+        consecutive=True,
+    )
+    result.stdout.fnmatch_lines(
+        ["FAILED test_hazards.py::test_mail_in_transaction*", "FAILED test_hazards.py::test_bulk_create*"]
+    )
+    assert "signaltrace hazards" not in result.stdout.str()
+
+    # warn: nothing fails, even with warnings as errors; the hazards are listed after the run.
+    listed = run(project, "--signaltrace-hazards=warn", "-W", "error")
+    listed.assert_outcomes(passed=5)
+    listed.stdout.fnmatch_lines(
+        literal(
+            "*- signaltrace hazards -*",
+            "test_hazards.py::test_bulk_create",
+            f"  bypassed_write at *test_hazards.py:{bulk_line}: bulk_create of 2 shop.Order rows: *",
+            "test_hazards.py::test_mail_in_transaction",
+            f"  mail_before_commit at *test_hazards.py:{mail_line}: test_hazards.mail_receipt *",
+            "signaltrace: 2 hazards in 2 tests (--signaltrace-hazards=fail fails them)",
+        ),
+        consecutive=True,
+    )
+    assert "warning" not in listed.stdout.str().lower()
+
+    ini = project.path / "tox.ini"
+    ini.write_text(ini.read_text() + "\nsignaltrace_hazards = fail\n")
+    run(project).assert_outcomes(passed=3, failed=2)
+    run(project, "--signaltrace-hazards=off").assert_outcomes(passed=5)
+
+
+@pytest.mark.skipif(not HAS_XDIST, reason="pytest-xdist is not installed")
+def test_hazards_listed_across_xdist_workers(project: pytest.Pytester) -> None:
+    """The hazards travel with the call reports from the workers to the controller's list."""
+    hazard_project(project)
+    result = run(project, "-n", "2", "--signaltrace-hazards=warn")
+    result.assert_outcomes(passed=5)
+    result.stdout.fnmatch_lines(
+        literal(
+            "*- signaltrace hazards -*",
+            "test_hazards.py::test_bulk_create",
+            "  bypassed_write at *",
+            "test_hazards.py::test_mail_in_transaction",
+            "  mail_before_commit at *",
+            "signaltrace: 2 hazards in 2 tests (--signaltrace-hazards=fail fails them)",
+        ),
+        consecutive=True,
+    )
+
+
+def test_hazards_marker_and_bad_values(project: pytest.Pytester) -> None:
+    project.makepyfile(
+        proj_settings=SETTINGS + MAIL_SETTINGS,
+        test_shop="""
+        import pytest
+        from shop.models import Order
+
+        pytestmark = pytest.mark.django_db
+
+
+        @pytest.mark.signaltrace(hazards="fail")
+        def test_strict():
+            Order.objects.bulk_create([Order(number=1)])
+
+
+        @pytest.mark.signaltrace(hazards="warn")
+        def test_listed():
+            Order.objects.bulk_create([Order(number=2)])
+
+
+        def test_unmarked():
+            Order.objects.bulk_create([Order(number=3)])
+
+
+        @pytest.mark.signaltrace(hazards=True)
+        def test_bad_value():
+            pass
+        """,
+    )
+    result = run(project)
+    result.assert_outcomes(passed=2, failed=2)
+    result.stdout.fnmatch_lines(
+        literal(
+            "*_ test_strict _*",
+            "signaltrace: Expected no signal hazards, but 1 hazard was found:",
+        ),
+        consecutive=True,
+    )
+    result.stdout.fnmatch_lines(
+        literal(
+            "*_ test_bad_value _*",
+            "@pytest.mark.signaltrace: hazards must be one of fail, warn, off, not True",
+        ),
+        consecutive=True,
+    )
+    result.stdout.fnmatch_lines(
+        literal(
+            "*- signaltrace hazards -*",
+            "test_shop.py::test_listed",
+            "  bypassed_write at *test_shop.py:*: bulk_create of 1 shop.Order rows: *",
+            "signaltrace: 1 hazard in 1 test (--signaltrace-hazards=fail fails them)",
+        ),
+        consecutive=True,
+    )
+    assert "test_unmarked" not in result.stdout.str()
+
+    bad = run(project, "-o", "signaltrace_hazards=loud")
+    assert bad.ret == pytest.ExitCode.USAGE_ERROR
+    bad.stderr.fnmatch_lines(["*signaltrace_hazards must be one of fail, warn, off, not 'loud'"])
 
 
 # ------------------------------------------------------------------ the JSON report
@@ -496,6 +736,7 @@ class OrderTests(TestCase):
 """
 
 TEST_KEYS = {
+    "hazards",
     "nodeid",
     "outcome",
     "worker",
@@ -525,6 +766,7 @@ def _check_schema(report: dict[str, Any]) -> None:
         "ignored_dispatches",
         "loops",
         "receiver_errors",
+        "hazards",
     }
     assert all(isinstance(value, int) for value in report["totals"].values())
     summary = report["summary"]
@@ -535,6 +777,7 @@ def _check_schema(report: dict[str, Any]) -> None:
         "no_receivers",
         "busiest_tests",
         "ignored",
+        "hazards",
     }
     for section in summary.values():
         assert set(section) == {"count", "items"} and len(section["items"]) <= min(section["count"], 10)
@@ -543,8 +786,9 @@ def _check_schema(report: dict[str, Any]) -> None:
         if full:
             assert set(test) - {"slow_deletes"} == TEST_KEYS, test["nodeid"]
         else:  # empty lists and a None worker left out
-            keys = TEST_KEYS - {"loops", "receiver_errors", "worker"} | {"top_signals", "top_receivers"}
-            assert keys <= set(test) <= keys | {"loops", "receiver_errors", "worker"}, test["nodeid"]
+            optional = {"loops", "receiver_errors", "hazards", "worker"}
+            keys = TEST_KEYS - optional | {"top_signals", "top_receivers"}
+            assert keys <= set(test) <= keys | optional, test["nodeid"]
         assert test["outcome"] in {"passed", "failed", "skipped", "error"}
         for key in ("duration_ns", "dispatches", "dropped", "max_depth", "receiver_calls"):
             assert isinstance(test[key], int) and test[key] >= 0
@@ -569,6 +813,8 @@ def _check_schema(report: dict[str, Any]) -> None:
                 "message",
                 "swallowed",
             }
+        for entry in test.get("hazards", []):
+            assert set(entry) == {"phase", "kind", "place", "message", "count"}
     assert report["totals"]["tests"] == len(report["tests"])
     assert report["totals"]["dispatches"] == sum(test["dispatches"] for test in report["tests"])
 
@@ -591,7 +837,7 @@ def test_report_is_written_with_its_schema(project: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(
         [
             "signaltrace: 9 tests, * dispatches (* reached no receiver), * receiver calls, "
-            "0 loops, 1 receiver errors",
+            "0 loops, 1 receiver errors, 0 hazards",
             "  top signals: *",
             "  slowest receivers (total): * -> *",
             "  slowest receivers (one call): * -> *",
@@ -762,6 +1008,59 @@ def test_report_merges_across_xdist_workers(project: pytest.Pytester) -> None:
     assert {test["worker"] for test in merged["tests"]} <= {"gw0", "gw1"}
     assert len({test["worker"] for test in merged["tests"]}) == 2
     assert not list(Path(project.path).glob("*.partial"))
+
+
+def test_report_lists_hazards_per_test_and_counts_them(project: pytest.Pytester) -> None:
+    hazard_project(project)
+    result = run(project, "--signaltrace-report=hazards.json", "--signaltrace-hazards=fail")
+    result.assert_outcomes(passed=3, failed=2)
+    mail_line, bulk_line = hazard_line("def mail_receipt("), hazard_line("# hazard: bulk")
+    opted_out_line = hazard_line("    Order.objects.bulk_create([Order(number=5)])")
+    result.stdout.fnmatch_lines(
+        [
+            "signaltrace: 4 tests, * dispatches (* reached no receiver), * receiver calls, "
+            "0 loops, 0 receiver errors, 3 hazards",
+            f"  hazards: bypassed_write at *test_hazards.py:{bulk_line} (1x in 1 tests), "
+            f"bypassed_write at *test_hazards.py:{opted_out_line} (1x in 1 tests)",
+        ]
+    )
+    report = json.loads((project.path / "hazards.json").read_text())
+    _check_schema(report)
+    tests = {test["nodeid"]: test for test in report["tests"]}
+    assert "test_hazards.py::test_disabled" not in tests  # enabled=False: not recorded
+    assert "hazards" not in tests["test_hazards.py::test_clean"]
+    mail = tests["test_hazards.py::test_mail_in_transaction"]
+    assert mail["outcome"] == "failed"
+    [hazard] = mail["hazards"]
+    assert (hazard["phase"], hazard["kind"], hazard["count"]) == ("call", "mail_before_commit", 1)
+    assert hazard["place"].endswith(f"test_hazards.py:{mail_line}")
+    assert hazard["message"].startswith("test_hazards.mail_receipt (")
+    assert "sent e-mail 'Your receipt' to 1 recipient inside a transaction" in hazard["message"]
+    [bulk] = tests["test_hazards.py::test_bulk_create"]["hazards"]
+    assert (bulk["kind"], bulk["place"].rsplit(":", 1)[1]) == ("bypassed_write", str(bulk_line))
+    assert bulk["message"].startswith("bulk_create of 2 shop.Order rows: 1 post_save receiver did not run")
+    assert tests["test_hazards.py::test_opted_out"]["outcome"] == "passed"
+    assert len(tests["test_hazards.py::test_opted_out"]["hazards"]) == 1
+
+    assert report["totals"]["hazards"] == 3
+    section = report["summary"]["hazards"]
+    assert section["count"] == 3
+    assert [(e["kind"], e["place"].rsplit(":", 1)[1], e["count"], e["tests"]) for e in section["items"]] == [
+        ("bypassed_write", str(bulk_line), 1, 1),
+        ("bypassed_write", str(opted_out_line), 1, 1),
+        ("mail_before_commit", str(mail_line), 1, 1),
+    ]
+
+    run(project, "--signaltrace-report=full.json", "--signaltrace-report-detail=full").assert_outcomes(
+        passed=5
+    )
+    full = json.loads((project.path / "full.json").read_text())
+    _check_schema(full)
+    tests = {test["nodeid"]: test for test in full["tests"]}
+    assert tests["test_hazards.py::test_clean"]["hazards"] == []
+    assert [h["kind"] for h in tests["test_hazards.py::test_bulk_create"]["phases"]["call"]["hazards"]] == [
+        "bypassed_write"
+    ]
 
 
 # ------------------------------------------------------------------ runs without Django settings

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.db.models.signals import post_init, pre_init
+from django.db.models.signals import post_init, post_save, pre_init
 from django.dispatch import Signal
 
 from signaltrace.testing.ignored import IgnoredCounter
@@ -27,7 +27,7 @@ from signaltrace.testing.report import (
     text_summary,
     write_report,
 )
-from tests.testapp.models import Item
+from tests.testapp.models import Item, Ping
 
 ping = Signal()
 pong = Signal()
@@ -211,3 +211,68 @@ def test_ignored_counter_counts_by_sender_and_receiver_and_removes_its_shadows()
     )
     (post,) = [item for item in hidden_section["ignored"]["items"] if item["signal"] == "post_init"]
     assert post["receivers"] == [{"receiver": "tests.test_report._noticed", "location": "x:1", "calls": 2}]
+
+
+# ------------------------------------------------------------------ hazards
+
+
+def _create_ping(sender: Any, instance: Item, created: bool, **kwargs: Any) -> None:
+    Ping.objects.create(name=instance.name)
+
+
+def _bulk_parts(connect: Any, *batches: int) -> dict[str, Any]:
+    """A part in which each batch is one ``bulk_create`` of Items, from one line."""
+    connect(post_save, _create_ping, sender=Item)
+    with recorded_part() as recorded:
+        for rows in batches:
+            Item.objects.bulk_create([Item(name=str(row)) for row in range(rows)])  # hazard: bulk
+    assert recorded.summary is not None
+    return recorded.summary
+
+
+def _bulk_line() -> int:
+    lines = Path(__file__).read_text().splitlines()
+    [number] = [n for n, line in enumerate(lines, 1) if line.rstrip().endswith("# hazard: bulk")]
+    return number
+
+
+@pytest.mark.django_db
+def test_a_part_lists_each_distinct_hazard_once_with_a_count(connect: Any) -> None:
+    summary = _bulk_parts(connect, 2, 2, 1)
+    assert [(e["kind"], e["count"]) for e in summary["hazards"]] == [
+        ("bypassed_write", 2),
+        ("bypassed_write", 1),
+    ]
+    first = summary["hazards"][0]
+    assert set(first) == {"kind", "place", "message", "count"}
+    assert first["place"].endswith(f"test_report.py:{_bulk_line()}")
+    assert first["message"].startswith("bulk_create of 2 testapp.Item rows: 1 post_save receiver did not run")
+    assert not Ping.objects.exists()
+    json.dumps(summary)
+
+
+@pytest.mark.django_db
+def test_hazards_are_merged_listed_per_test_and_counted_in_the_summary(connect: Any, tmp_path: Path) -> None:
+    one, two = _bulk_parts(connect, 2), _bulk_parts(connect, 2, 3)
+    merged = merge_parts([one, two])
+    assert [e["count"] for e in merged["hazards"]] == [2, 1]  # the same hazard in both parts, added
+    assert merge_parts([part("a"), part("b")])["hazards"] == []
+    tests = [
+        entry_of_test("t.py::test_bulk", "passed", None, {"setup": one, "call": two}),
+        entry_of_test("t.py::test_quiet", "passed", None, {"call": part("a")}),
+    ]
+    report = write_report(tmp_path / "report.json", tests)
+    assert report["totals"]["hazards"] == 3
+    bulk, quiet = report["tests"]
+    assert [(e["phase"], e["count"]) for e in bulk["hazards"]] == [("setup", 1), ("call", 1), ("call", 1)]
+    assert "hazards" not in quiet
+    # The suite counts by kind and place: three bulk writes from one line, in one test.
+    section = report["summary"]["hazards"]
+    assert section["count"] == 1
+    assert [(e["kind"], e["count"], e["tests"]) for e in section["items"]] == [("bypassed_write", 3, 1)]
+    assert section["items"][0]["place"].endswith(f"test_report.py:{_bulk_line()}")
+    full = build_report(tests, "full")
+    assert full["tests"][1]["hazards"] == [] and full["totals"] == report["totals"]
+    lines = text_summary(report, tmp_path / "report.json")
+    assert lines[0].endswith(", 0 loops, 0 receiver errors, 3 hazards")
+    assert lines[1].startswith("  hazards: bypassed_write at ") and "(3x in 1 tests)" in lines[1]

@@ -18,6 +18,7 @@ from signaltrace.testing import (
     SignalAssertionsMixin,
     assert_max_signal_depth,
     assert_no_receiver_errors,
+    assert_no_signal_hazards,
     assert_no_signal_loops,
     assert_receiver_called,
     assert_receiver_not_called,
@@ -120,6 +121,25 @@ class MixinTests(ReceiversMixin, SignalAssertionsMixin, TestCase):
         self.assertTrue(lines[4].startswith("      tests.test_testing.reject at "), lines[4])
         self.assertFalse(lines[-1].startswith("(set signaltrace_verbose"))
 
+    def test_hazards_fail_with_their_message_and_place(self) -> None:
+        with self.assertRaises(self.failureException) as caught:
+            with self.assertNoSignalHazards() as trace:
+                Item.objects.bulk_create([Item(name="ada")])  # create_ping does not run
+        [hazard] = trace.hazards
+        self.assertEqual(hazard.kind, "bypassed_write")
+        self.assertEqual(
+            str(caught.exception).splitlines(),
+            [
+                "Expected no signal hazards, but 1 hazard was found:",
+                f"  bypassed_write at {hazard.place}: {hazard.message}",
+                "No signals were dispatched.",
+            ],
+        )
+        self.assertIn("bulk_create of 1 testapp.Item rows: 1 post_save receiver did not run", hazard.message)
+        self.assertIn("tests.test_testing.create_ping", hazard.message)
+        with self.assertNoSignalHazards(["task_before_commit", "mail_before_commit"]):
+            Item.objects.bulk_create([Item(name="grace")])
+
     async def test_async_code(self) -> None:
         with self.assertSignalSent(invoice_sent, times=1, number=11), self.assertReceiverCalled(reject):
             await sync_to_async(invoice_sent.send_robust)(sender=Item, number=11)
@@ -175,6 +195,7 @@ def test_front_ends_are_the_one_definition() -> None:
         "max_depth": (assert_max_signal_depth, "assertMaxSignalDepth"),
         "no_loops": (assert_no_signal_loops, "assertNoSignalLoops"),
         "no_receiver_errors": (assert_no_receiver_errors, "assertNoReceiverErrors"),
+        "no_hazards": (assert_no_signal_hazards, "assertNoSignalHazards"),
     }
     methods = {name for name in vars(SignalAssertions) if not name.startswith("_")} | {"__call__"}
     assert methods == set(front_ends)

@@ -7,6 +7,8 @@ SQLite file (the smoke test uses a throwaway one).
 import os
 from pathlib import Path
 
+import django
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 SECRET_KEY = "signaltrace-demo-only-never-deploy"
@@ -94,3 +96,18 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "loggers": {"signaltrace": {"handlers": ["console"], "level": "WARNING"}},
 }
+
+# E-mail stays in memory (django.core.mail.outbox): the loop lab shows what a receiver sent.
+# Django 6.1 configures mail with MAILERS and deprecates EMAIL_BACKEND.
+if django.VERSION >= (6, 1):
+    MAILERS = {"default": {"BACKEND": "django.core.mail.backends.locmem.EmailBackend"}}
+else:
+    EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+
+# Celery (demo_site/celery.py), for the loop lab's task scenarios: the broker and the
+# results live in this process's memory and the worker is a thread of the web process
+# (looplab/worker.py), so nothing else needs to run. The worker polls the in-memory
+# queue every 50 ms (kombu's default is 1 s), so a click's task runs at once.
+CELERY_BROKER_URL = "memory://"
+CELERY_RESULT_BACKEND = "cache+memory://"
+CELERY_BROKER_TRANSPORT_OPTIONS = {"polling_interval": 0.05}

@@ -150,3 +150,53 @@ class WatchedRow(models.Model):
     """A ``post_delete`` receiver: every row is selected and sent two signals."""
 
     number = models.IntegerField()
+
+
+# ------------------------------------------------------------ transaction hazards
+
+
+class Order(models.Model):
+    """Its ``post_save`` receiver publishes a Celery task at once, before the transaction commits."""
+
+    item = models.CharField(max_length=100)
+    confirmed = models.BooleanField(default=False)
+
+
+class CommittedOrder(models.Model):
+    """The twin: its receiver publishes with ``delay_on_commit``, once the row is committed."""
+
+    item = models.CharField(max_length=100)
+    confirmed = models.BooleanField(default=False)
+
+
+class Invitation(models.Model):
+    """Its ``post_save`` receiver e-mails the guest at once: even a save that rolls back sends it."""
+
+    email = models.CharField(max_length=100)
+
+
+class CommittedInvitation(models.Model):
+    """The twin: its receiver sends the e-mail from ``transaction.on_commit``."""
+
+    email = models.CharField(max_length=100)
+
+
+class Product(models.Model):
+    """Its two ``post_save`` receivers index it and record its price; ``bulk_create`` runs neither."""
+
+    name = models.CharField(max_length=100)
+    price_cents = models.IntegerField()
+
+
+class SearchEntry(models.Model):
+    """Written by ``index_product`` for each new Product."""
+
+    product = models.ForeignKey(Product, on_delete=models.CASCADE)
+    text = models.CharField(max_length=100)
+
+
+class PriceHistory(models.Model):
+    """Written by ``record_price`` for each new Product."""
+
+    product = models.ForeignKey(Product, on_delete=models.CASCADE)
+    price_cents = models.IntegerField()

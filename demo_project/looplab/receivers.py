@@ -5,9 +5,11 @@ Several are wrong on purpose; each says what a correct version would do.
 
 import asyncio
 import time
+from functools import partial
 from typing import Any
 
 from accounts.models import Profile
+from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models.signals import m2m_changed, post_delete, post_save, pre_delete
 from django.dispatch import receiver
@@ -17,13 +19,20 @@ from looplab.models import (
     Attachment,
     Bookmark,
     CommittedAttachment,
+    CommittedInvitation,
+    CommittedOrder,
     DeletionLog,
     Document,
+    Invitation,
     Member,
     Note,
+    Order,
     Ping,
     Pong,
     Post,
+    PriceHistory,
+    Product,
+    SearchEntry,
     Subscriber,
     Tag,
     WatchedRow,
@@ -182,3 +191,65 @@ def queue_member_welcome(sender: Any, instance: Member, **kwargs: Any) -> None:
 @receiver(post_delete, sender=WatchedRow)
 def forget_watched_row(sender: Any, instance: WatchedRow, **kwargs: Any) -> None:
     """Does nothing at all; being connected is enough to cost every delete its fast path."""
+
+
+# ------------------------------------------------------------ transaction hazards
+# The task receivers import their task when they run: Celery is an optional extra of the
+# demo (demo_site/__init__.py), and these receivers run only in its task scenarios.
+
+
+@receiver(post_save, sender=Order)
+def publish_order_confirmation(sender: Any, instance: Order, created: bool, **kwargs: Any) -> None:
+    """Publish the confirmation task at once. Wrong: inside a transaction, the worker can run it
+    before the commit, on its own connection, and not find the row."""
+    from looplab.tasks import confirm_order
+
+    if created:
+        confirm_order.delay(instance.pk)
+
+
+@receiver(post_save, sender=CommittedOrder)
+def publish_committed_order_confirmation(
+    sender: Any, instance: CommittedOrder, created: bool, **kwargs: Any
+) -> None:
+    """Publish the task once the row is committed: ``delay_on_commit`` (Celery 5.4+) waits for it."""
+    from looplab.tasks import confirm_committed_order
+
+    if created:
+        confirm_committed_order.delay_on_commit(instance.pk)
+
+
+INVITATION_SUBJECT = "Your invitation"
+INVITATION_BODY = "You are invited to the signaltrace launch."
+
+
+@receiver(post_save, sender=Invitation)
+def mail_invitation(sender: Any, instance: Invitation, created: bool, **kwargs: Any) -> None:
+    """Mail the guest at once. Wrong: if the transaction rolls back, the mail is out for a row that is not."""
+    if created:
+        send_mail(INVITATION_SUBJECT, INVITATION_BODY, "lab@example.com", [instance.email])
+
+
+@receiver(post_save, sender=CommittedInvitation)
+def mail_committed_invitation(
+    sender: Any, instance: CommittedInvitation, created: bool, **kwargs: Any
+) -> None:
+    """Mail the guest once the row is committed: a save that rolls back sends nothing."""
+    if created:
+        transaction.on_commit(
+            partial(send_mail, INVITATION_SUBJECT, INVITATION_BODY, "lab@example.com", [instance.email])
+        )
+
+
+@receiver(post_save, sender=Product)
+def index_product(sender: Any, instance: Product, created: bool, **kwargs: Any) -> None:
+    """Add the new product to the search index. ``bulk_create()`` never calls it."""
+    if created:
+        SearchEntry.objects.create(product=instance, text=instance.name)
+
+
+@receiver(post_save, sender=Product)
+def record_price(sender: Any, instance: Product, created: bool, **kwargs: Any) -> None:
+    """Start the new product's price history. ``bulk_create()`` never calls it either."""
+    if created:
+        PriceHistory.objects.create(product=instance, price_cents=instance.price_cents)

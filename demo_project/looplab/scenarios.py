@@ -6,7 +6,7 @@ from typing import Any
 from django.db import transaction
 
 import signaltrace
-from looplab import patterns, receivers
+from looplab import hazards, patterns, receivers
 from looplab.models import Article, Note, Ping, Tag
 from looplab.signals import order_paid, report_requested
 
@@ -169,6 +169,66 @@ PATTERNS = [
     ),
 ]
 
+HAZARDS = [
+    Scenario(
+        "task-before-commit",
+        "A Celery task published before the commit",
+        "Order's post_save receiver calls confirm_order.delay(order.pk) while the view's "
+        "transaction.atomic() is still open. A real Celery worker (a thread of this process, in-memory "
+        "broker) takes the task on its own database connection, where the row is not committed yet: "
+        "the task fails with DoesNotExist. The view keeps its transaction open until the worker has "
+        "answered, as a slow request would; in production it is a race the worker wins now and then.",
+        "A Hazards box in the panel: the receiver looplab.receivers.publish_order_confirmation (file and "
+        "line) published the task looplab.tasks.confirm_order inside the transaction on 'default' "
+        "(depth 1), which then committed; the fix: confirm_order.delay_on_commit(...).",
+        twin="task-on-commit",
+    ),
+    Scenario(
+        "task-on-commit",
+        "delay_on_commit publishes after the commit (the fix)",
+        "CommittedOrder's receiver calls confirm_committed_order.delay_on_commit(order.pk) (Celery 5.4+): "
+        "the task is handed to transaction.on_commit and published once the row is committed, so the "
+        "worker finds it and confirms the order.",
+        "No hazard: the on_commit callback as a row with its fate (ran), and the task published after "
+        "the commit, outside any receiver.",
+    ),
+    Scenario(
+        "mail-then-rollback",
+        "An e-mail sent, then the transaction rolled back",
+        "Invitation's post_save receiver sends the invitation with send_mail() at once. A later step of "
+        "the same transaction fails and everything rolls back: the row is gone, the e-mail is not.",
+        "A Hazards box: the receiver looplab.receivers.mail_invitation (file and line) sent mail to "
+        "grace@example.com inside the transaction on 'default' (depth 1), which rolled back; the fix: "
+        "transaction.on_commit(partial(send_mail, ...)).",
+        twin="mail-on-commit",
+    ),
+    Scenario(
+        "mail-on-commit",
+        "The e-mail sent on commit (the fix)",
+        "CommittedInvitation's receiver hands send_mail() to transaction.on_commit: the save that rolls "
+        "back sends nothing; a save that commits sends its e-mail after the commit.",
+        "The on_commit callbacks as rows with their fate: discarded with the rollback, ran after the commit.",
+    ),
+    Scenario(
+        "bulk-create-skips",
+        "bulk_create skips the receivers",
+        "Product has two post_save receivers: one adds a search entry, one starts the price history. "
+        "bulk_create() inserts three products without calling save(), so neither runs: no search "
+        "entries, no prices, and no error to say so.",
+        "A row 'bulk_create of 3 looplab.Product rows: post_save receivers did not run', naming "
+        "index_product and record_price with file and line.",
+        twin="save-each-row",
+    ),
+    Scenario(
+        "save-each-row",
+        "save() for each row runs them (the fix)",
+        "The same three products created with save(), one at a time: each save sends post_save and both "
+        "receivers run, for one INSERT and one dispatch per row. Where bulk_create() is needed for speed, "
+        "do the receivers' work in bulk too.",
+        "Three post_save dispatches of looplab.Product, each calling index_product and record_price.",
+    ),
+]
+
 ASYNC_SCENARIO = Scenario(
     "photo",
     "Async receivers from an async view",
@@ -177,7 +237,7 @@ ASYNC_SCENARIO = Scenario(
     "Every receiver, async or not, with its duration; the dispatch's method is asend.",
 )
 
-BY_SLUG = {scenario.slug: scenario for scenario in [*SCENARIOS, *PATTERNS, ASYNC_SCENARIO]}
+BY_SLUG = {scenario.slug: scenario for scenario in [*SCENARIOS, *PATTERNS, *HAZARDS, ASYNC_SCENARIO]}
 
 
 def run_ping_pong() -> list[str]:
@@ -236,6 +296,7 @@ RUNNERS: dict[str, Any] = {
     "slow": run_slow,
     "bulk-create": run_bulk_create,
     **patterns.RUNNERS,
+    **hazards.RUNNERS,
 }
 
 

@@ -5,13 +5,18 @@ from django.shortcuts import render
 from django.views.decorators.http import require_POST
 
 import signaltrace
-from looplab.scenarios import ASYNC_SCENARIO, BY_SLUG, PATTERNS, RUNNERS, SCENARIOS, run_scenario
+from looplab.scenarios import ASYNC_SCENARIO, BY_SLUG, HAZARDS, PATTERNS, RUNNERS, SCENARIOS, run_scenario
 from looplab.signals import photo_uploaded
 from looplab.tracing import summarize
 
 
 def index(request: HttpRequest) -> HttpResponse:
-    context = {"scenarios": SCENARIOS, "patterns": PATTERNS, "async_scenario": ASYNC_SCENARIO}
+    context = {
+        "scenarios": SCENARIOS,
+        "patterns": PATTERNS,
+        "hazards": HAZARDS,
+        "async_scenario": ASYNC_SCENARIO,
+    }
     return render(request, "looplab/index.html", context)
 
 

@@ -7,14 +7,19 @@ transaction the dispatch ran in. Blocks Django's ``TestCase`` opens for itself
 (``Atomic._from_testcase``) are never pushed, so a test does not look as if
 everything ran inside a transaction.
 
-A context's stack is an immutable tuple in a ``ContextVar`` (None when empty), the
-innermost block last: one read per dispatch, and contexts copied into other
-threads or tasks (``sync_to_async``) see the blocks open where they were copied.
+Where a context's stack lives: a ``ContextVar`` holds a small mutable cell
+``[blocks, thread id]``, the innermost block last, as the frame chain does
+(:mod:`signaltrace.core.frames`): ``ContextVar.set`` on every block would cost more
+than the rest of the wrapper. It is safe because a block opens and closes in
+synchronous code on one thread (Django's ``atomic()`` cannot be held across an
+``await``), and a context copied into another thread (``sync_to_async``) gets a cell
+of its own there, starting with the blocks open where it was copied.
 """
 
 from __future__ import annotations
 
 from contextvars import ContextVar
+from threading import get_ident
 from typing import Any
 
 #: A block's ``state``: still open, released into an enclosing block (a savepoint
@@ -25,11 +30,9 @@ OPEN, RELEASED, COMMITTED, ROLLED_BACK = "open", "released", "committed", "rolle
 class AtomicBlock:
     """One ``atomic()`` block the application opened on one database alias."""
 
-    __slots__ = ("alias", "atomic", "depth", "durable", "end_ns", "parent", "start_ns", "state", "watched")
+    __slots__ = ("alias", "atomic", "depth", "durable", "parent", "state", "watched")
 
-    def __init__(
-        self, alias: str, atomic: Any, parent: AtomicBlock | None, durable: bool, start_ns: int
-    ) -> None:
+    def __init__(self, alias: str, atomic: Any, parent: AtomicBlock | None, durable: bool) -> None:
         self.alias = alias
         #: Django's ``Atomic`` object (one object can be entered several times).
         self.atomic = atomic
@@ -38,8 +41,6 @@ class AtomicBlock:
         #: 1 for the outermost application block on its alias.
         self.depth = 1 if parent is None else parent.depth + 1
         self.durable = durable
-        self.start_ns = start_ns
-        self.end_ns: int | None = None
         self.state = OPEN
         #: Whether a record points at this block (only then is its outcome read at exit).
         self.watched = False
@@ -69,11 +70,27 @@ class AtomicBlock:
         return OPEN, None  # pragma: no cover - the loop returns at the outermost block
 
 
-#: The application's open blocks in this context, innermost last; None when there are none.
-open_blocks: ContextVar[tuple[AtomicBlock, ...] | None] = ContextVar("signaltrace_open_blocks", default=None)
+#: ``[the application's open blocks, innermost last; the thread that owns the cell]``.
+block_cell: ContextVar[list[Any] | None] = ContextVar("signaltrace_block_cell", default=None)
 
 
-def innermost(blocks: tuple[AtomicBlock, ...], alias: str | None) -> AtomicBlock | None:
+def open_blocks() -> list[AtomicBlock] | None:
+    """The application's open blocks in this context (read only; None or empty: none)."""
+    cell = block_cell.get()
+    return None if cell is None else cell[0]
+
+
+def own_blocks() -> list[AtomicBlock]:
+    """This context's stack, to push to or pop from: a new cell in a thread that did not make it."""
+    cell = block_cell.get()
+    thread = get_ident()
+    if cell is None or cell[1] != thread:
+        cell = [[] if cell is None else list(cell[0]), thread]
+        block_cell.set(cell)
+    return cell[0]
+
+
+def innermost(blocks: list[AtomicBlock], alias: str | None) -> AtomicBlock | None:
     """The innermost open block on ``alias`` (any alias when None)."""
     if alias is None:
         return blocks[-1]
@@ -83,7 +100,7 @@ def innermost(blocks: tuple[AtomicBlock, ...], alias: str | None) -> AtomicBlock
     return None
 
 
-def block_for(blocks: tuple[AtomicBlock, ...], named: dict[str, Any]) -> Any:
+def block_for(blocks: list[AtomicBlock], named: dict[str, Any]) -> Any:
     """What a dispatch with kwargs ``named`` ran in, while ``blocks`` are open.
 
     A model signal (it has ``using``) runs in the innermost block on that alias, or in

@@ -480,8 +480,8 @@ def current_receiver() -> tuple[Record | None, dict[str, Any] | None]:
 def transaction_now(named: dict[str, Any] | None) -> Any:
     """What :func:`~signaltrace.core.atomics.block_for` says for a dispatch with ``named``
     kwargs sent now (an ``AtomicBlock``, an alias, or None)."""
-    blocks = open_blocks.get()
-    if blocks is None:
+    blocks = open_blocks()
+    if not blocks:
         using = None if named is None else named.get("using")
         return using if type(using) is str else None
     return block_for(blocks, named or {})
@@ -603,8 +603,8 @@ def begin_dispatch(
             # Otherwise nothing of ours keeps the record after the dispatch.
             sender_value, sender_is_weak, sender_gone = sender, False, sender_type
         parent_call = None if parent is None else parent[F_CALL]
-        blocks = open_blocks.get()
-        if blocks is None:  # autocommit: a model signal's alias, kept only if it is a name
+        blocks = open_blocks()
+        if not blocks:  # autocommit: a model signal's alias, kept only if it is a name
             using = named.get("using")
             transaction = using if type(using) is str else None
         else:

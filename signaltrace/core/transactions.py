@@ -33,7 +33,15 @@ from time import perf_counter_ns
 from typing import Any
 
 from signaltrace.core import patches
-from signaltrace.core.atomics import COMMITTED, RELEASED, ROLLED_BACK, AtomicBlock, innermost, open_blocks
+from signaltrace.core.atomics import (
+    COMMITTED,
+    RELEASED,
+    ROLLED_BACK,
+    AtomicBlock,
+    innermost,
+    open_blocks,
+    own_blocks,
+)
 from signaltrace.core.effects import DISCARDED, PENDING, RAN, RAN_AT_ONCE, OnCommitCallback, transaction_of
 from signaltrace.core.naming import receiver_info
 from signaltrace.core.store import announce, current_receiver, is_watched, keep_finding
@@ -43,6 +51,8 @@ GROUP = "transactions"
 _DEFAULT_ALIAS = "default"
 # Watched callbacks still in a connection's list: connection -> [_Registration].
 _waiting: weakref.WeakKeyDictionary[Any, list[_Registration]] = weakref.WeakKeyDictionary()
+# How many callbacks _waiting holds: the quick "is anything watched" test of every block's exit.
+_waiting_count = [0]
 # At most this many callbacks are watched per connection; older ones are forgotten (still pending).
 MAX_WAITING = 1000
 
@@ -148,6 +158,10 @@ class _TimedCallback:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._func, name)
 
+    def __repr__(self) -> str:
+        # Django logs a robust callback's failure as its __qualname__, or (a partial) its repr.
+        return repr(self._func)
+
 
 def _forget(registration: _Registration) -> None:
     for connection, waiting in list(_waiting.items()):
@@ -155,42 +169,38 @@ def _forget(registration: _Registration) -> None:
             waiting.remove(registration)
             if not waiting:
                 _waiting.pop(connection, None)
+            _count_waiting()
             return
+
+
+def _count_waiting() -> None:
+    _waiting_count[0] = sum(len(waiting) for waiting in list(_waiting.values()))
 
 
 # ------------------------------------------------------------------ atomic blocks
 
 
-def _push(atomic: Any) -> None:
-    alias = atomic.using or _DEFAULT_ALIAS
-    blocks = open_blocks.get()
-    parent = None if blocks is None else innermost(blocks, alias)
-    block = AtomicBlock(alias, atomic, parent, bool(atomic.durable), perf_counter_ns())
-    open_blocks.set((block,) if blocks is None else (*blocks, block))
-
-
 def _pop(atomic: Any) -> AtomicBlock | None:
     """Take ``atomic``'s innermost block off this context's stack (None if it is not there)."""
-    blocks = open_blocks.get()
-    if blocks is None:
-        return None
+    blocks = own_blocks()
     for index in range(len(blocks) - 1, -1, -1):
         if blocks[index].atomic is atomic:
-            block = blocks[index]
-            rest = blocks[:index] + blocks[index + 1 :]
-            open_blocks.set(rest or None)
-            return block
+            return blocks.pop(index)
     return None
 
 
 def _make_enter(django_enter: Any) -> Any:
     def __enter__(self: Any) -> Any:
         result = django_enter(self)  # raises: no block was opened, none is pushed
-        if not getattr(self, "_from_testcase", False):
-            try:
-                _push(self)
-            except Exception:  # noqa: BLE001
-                report_internal_error("atomic block")
+        if self._from_testcase:
+            return result
+        try:
+            alias = self.using or _DEFAULT_ALIAS
+            blocks = own_blocks()
+            parent = innermost(blocks, alias) if blocks else None
+            blocks.append(AtomicBlock(alias, self, parent, self.durable))
+        except Exception:  # noqa: BLE001
+            report_internal_error("atomic block")
         return result
 
     __enter__.__wrapped__ = django_enter  # type: ignore[attr-defined]
@@ -200,8 +210,11 @@ def _make_enter(django_enter: Any) -> Any:
 def _make_exit(django_exit: Any) -> Any:
     def __exit__(self: Any, exc_type: Any, exc_value: Any, traceback: Any) -> Any:
         # Popped first: what runs after the commit (on_commit callbacks) is outside it.
-        block = None if getattr(self, "_from_testcase", False) else _pop(self)
-        if (block is None or not block.watched) and not _waiting:
+        blocks = open_blocks()
+        block = None
+        if blocks and not self._from_testcase:
+            block = _pop(self)
+        if (block is None or not block.watched) and not _waiting_count[0]:
             return django_exit(self, exc_type, exc_value, traceback)
         return _watched_exit(self, block, exc_type, exc_value, traceback, django_exit)
 
@@ -228,11 +241,10 @@ def _watched_exit(
     finally:
         try:
             if block is not None and rolled_back is not None:
-                block.end_ns = perf_counter_ns()
                 block.state = (
                     ROLLED_BACK if rolled_back else (COMMITTED if block.parent is None else RELEASED)
                 )
-            if connection is not None and _waiting:
+            if connection is not None and _waiting_count[0]:
                 _settle_dropped(connection)
         except Exception:  # noqa: BLE001
             report_internal_error("atomic block")
@@ -277,6 +289,7 @@ def _settle_dropped(connection: Any) -> None:
         found.settle(DISCARDED, now)
     if not waiting:
         _waiting.pop(connection, None)
+    _count_waiting()
 
 
 # ------------------------------------------------------------------ on_commit
@@ -298,8 +311,8 @@ def _watched_on_commit(connection: Any, func: Any, args: Any, kwargs: Any, djang
         alias = connection.alias
         in_block = connection.in_atomic_block
         listed = len(connection.run_on_commit)
-        blocks = open_blocks.get()
-        block = None if blocks is None else innermost(blocks, alias)
+        blocks = open_blocks()
+        block = innermost(blocks, alias) if blocks else None
         if block is not None:
             block.watch()
         call, _named = current_receiver()
@@ -325,6 +338,7 @@ def _watched_on_commit(connection: Any, func: Any, args: Any, kwargs: Any, djang
             if len(waiting) >= MAX_WAITING:
                 del waiting[0]
             waiting.append(found)
+            _count_waiting()
         keep_finding(found, public=found.public)
     except Exception:  # noqa: BLE001
         report_internal_error("on_commit")
@@ -333,7 +347,7 @@ def _watched_on_commit(connection: Any, func: Any, args: Any, kwargs: Any, djang
 
 def _make_run_hooks(django_run: Any) -> Any:
     def run_and_clear_commit_hooks(self: Any) -> Any:
-        waiting = _waiting.get(self) if _waiting else None
+        waiting = _waiting.get(self) if _waiting_count[0] else None
         if not waiting:
             return django_run(self)
         return _watched_run(self, waiting, django_run)
@@ -381,7 +395,7 @@ def _make_capture(django_capture: Any) -> Any:
     def captureOnCommitCallbacks(cls: Any, *, using: str = _DEFAULT_ALIAS, execute: bool = False) -> Any:
         with capture(cls, using=using, execute=execute) as callbacks:
             yield callbacks
-        if execute and _waiting:
+        if execute and _waiting_count[0]:
             _settle_captured(using, callbacks)
 
     captureOnCommitCallbacks.__wrapped__ = capture  # type: ignore[attr-defined]
@@ -430,3 +444,4 @@ def uninstall_transaction_watch() -> None:
     """Put Django's methods back (idempotent). Blocks already open stay on their stacks."""
     patches.restore(GROUP)
     _waiting.clear()
+    _count_waiting()

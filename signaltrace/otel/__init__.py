@@ -44,6 +44,17 @@ never an instance's repr), ``signaltrace.method``, ``signaltrace.depth`` and
 ``OTEL_RECORD_KWARGS`` is on, and then only as signaltrace renders them: redacted,
 truncated, objects by type.
 
+A dispatch with a transaction (model signals; any signal inside an application
+``atomic()`` block) has ``signaltrace.transaction.alias`` and
+``signaltrace.transaction.in_atomic``, and inside a block ``signaltrace.transaction.depth``
+and ``signaltrace.transaction.durable``. What happens beside dispatches becomes events
+on the span current there (:mod:`signaltrace.otel.events`):
+``signaltrace.on_commit.registered`` / ``.ran`` / ``.discarded``,
+``signaltrace.hazard`` (a task published or a mail sent by a receiver inside a
+transaction), ``signaltrace.bypassed_write`` (a bulk write past save receivers, a
+hazard too) and ``signaltrace.slow_delete``. They are on by default: rare, cheap next
+to a span, and never a span or a trace of their own. A hazard changes no status.
+
 Errors: a receiver that raises gets status ERROR, ``error.type`` and an exception
 event. Its dispatch span is ERROR too when the exception left the dispatch; under
 ``send_robust`` it did not, and the receiver span says ``signaltrace.swallowed``.

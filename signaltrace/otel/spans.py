@@ -5,7 +5,8 @@ when a dispatch (with live receivers, of a signal not ignored) and each of its
 receiver calls start and finish, and it opens and closes one span for each. The
 open span is the observer's state for that dispatch or call (what
 ``dispatch_started``/``call_started`` return), so nesting comes from the core's
-own records (``dispatch.parent.state``), not from a second mechanism.
+own records (``dispatch.parent.state``), not from a second mechanism. What the core
+finds beside dispatches (``found``) becomes span events: see :mod:`signaltrace.otel.events`.
 
 This runs for every dispatch of a traced application, so it computes what is the
 same for every dispatch of a signal, or every call of a receiver, once: span
@@ -36,17 +37,16 @@ from signaltrace.core import (
     DispatchObserver,
     LiveCall,
     LiveDispatch,
-    SlowDelete,
     known_signal_name,
     make_id,
     receiver_info,
     receivers_and_uids,
     sender_type_name,
-    short_path,
     signal_name,
     str_or_repr,
 )
 from signaltrace.errors import SignalLoopError
+from signaltrace.otel.events import add_finding_event, error_type
 from signaltrace.otel.selection import current_selection
 
 # The observer's state while a span is open. A dispatch's: a list [span, context its
@@ -81,13 +81,6 @@ def read_clock_offset() -> tuple[int, int]:
     """(when, in ``perf_counter_ns`` time; wall clock minus ``perf_counter_ns``)."""
     now = perf_counter_ns()
     return now, time_ns() - now
-
-
-def error_type(exception: BaseException) -> str:
-    """``error.type``: the exception class, qualified unless it is a builtin."""
-    cls = type(exception)
-    module = cls.__module__
-    return cls.__qualname__ if module == "builtins" else f"{module}.{cls.__qualname__}"
 
 
 #: The exception being handled in this thread or task now (None: none), as Python 3.11's
@@ -284,6 +277,11 @@ def def_line(file: str, first_line: int) -> int:
     return found
 
 
+#: A dispatch span's cache key: sender name, method, depth, receiver count, and the
+#: transaction's (alias, in an atomic block, block depth, durable), or None without one.
+_DispatchKey = tuple[str, str, int, int, tuple[str, bool, int, bool] | None]
+
+
 class _SignalFacts:
     """What every traced dispatch of one signal shares: its name, its span names and attributes,
     and what the production defaults decide for it."""
@@ -298,24 +296,31 @@ class _SignalFacts:
         self.root_hidden = signal is request_started or signal is request_finished
         self.span_names = {method: f"{method} {self.name}" for method in _METHODS}
         self.ref: Any = None
-        #: (sender name, method, depth, receiver count) -> (span name, attributes):
-        #: the values a dispatch span's name and attributes are made of, so one
-        #: lookup gives both. Senders are mostly a few model classes, depths and
-        #: receiver counts a few small numbers.
-        self.dispatch_fields: dict[tuple[str, str, int, int], tuple[str, dict[str, Any]]] = {}
+        #: (sender name, method, depth, receiver count, transaction) -> (span name,
+        #: attributes): the values a dispatch span's name and attributes are made of,
+        #: so one lookup gives both. Senders are mostly a few model classes, depths and
+        #: receiver counts a few small numbers, transactions a few aliases and depths.
+        self.dispatch_fields: dict[_DispatchKey, tuple[str, dict[str, Any]]] = {}
         #: The names and attributes of its receiver spans, for the receivers it has now.
         self.receivers = _ReceiverSpans(None)
 
-    def fields_for(self, key: tuple[str, str, int, int]) -> tuple[str, dict[str, Any]]:
+    def fields_for(self, key: _DispatchKey) -> tuple[str, dict[str, Any]]:
         """The span name and attributes of a dispatch with this key (cached)."""
-        sender, method, depth, receiver_count = key
-        attributes = {
+        sender, method, depth, receiver_count, transaction = key
+        attributes: dict[str, Any] = {
             "signaltrace.signal": self.name,
             "signaltrace.sender": sender,
             "signaltrace.method": method,
             "signaltrace.depth": depth,
             "signaltrace.receiver_count": receiver_count,
         }
+        if transaction is not None:
+            alias, in_atomic, transaction_depth, durable = transaction
+            attributes["signaltrace.transaction.alias"] = alias
+            attributes["signaltrace.transaction.in_atomic"] = in_atomic
+            if in_atomic:
+                attributes["signaltrace.transaction.depth"] = transaction_depth
+                attributes["signaltrace.transaction.durable"] = durable
         if len(self.dispatch_fields) >= _MAX_CACHED:
             self.dispatch_fields.clear()
         name = self.span_names.get(method) or f"{method} {self.name}"
@@ -447,7 +452,16 @@ class SpanObserver(DispatchObserver):
         else:
             known = _sender_names.get(id(sender))
             sender_label = known[1] if known is not None else _name_of_sender(sender)
-        key = (sender_label, dispatch.method, dispatch.depth, dispatch.receiver_count)
+        transaction = dispatch.transaction
+        key = (
+            sender_label,
+            dispatch.method,
+            dispatch.depth,
+            dispatch.receiver_count,
+            None
+            if transaction is None
+            else (transaction.alias, transaction.in_atomic, transaction.depth, transaction.durable),
+        )
         name, attributes = facts.dispatch_fields.get(key) or facts.fields_for(key)
         if selection.record_kwargs:
             attributes = attributes.copy()
@@ -566,26 +580,19 @@ class SpanObserver(DispatchObserver):
             span.end(end)
 
     def found(self, finding: Any) -> None:
-        """A slow delete is one event on the current span (the request's, or the caller's)."""
-        if type(finding) is not SlowDelete:
-            return
+        """An ``on_commit`` callback, a hazard or a slow delete: events on the current span.
+
+        Called where it happened (same thread or task), so the current span is the
+        request's, the caller's, or a sync receiver's. Nothing when no span records.
+        See :mod:`signaltrace.otel.events`.
+        """
         span = trace.get_current_span()
         if not span.is_recording():
             return
-        span.add_event(
-            "signaltrace.slow_delete",
-            {
-                "signaltrace.delete.model": finding.model,
-                "signaltrace.delete.summary": finding.summary,
-                "signaltrace.delete.rows": finding.row_count,
-                "signaltrace.delete.signals_sent": finding.signals_sent,
-                "signaltrace.delete.duration_ms": finding.duration_ns / 1e6,
-                "signaltrace.delete.receivers": [
-                    f"{why.signal} {why.receiver} ({short_path(why.file)}:{why.line})"
-                    for why in finding.receivers
-                ],
-            },
-        )
+        clock = self.clock
+        if perf_counter_ns() - clock[0] > CLOCK_OFFSET_MAX_AGE_NS:
+            clock = self.clock = read_clock_offset()
+        add_finding_event(span, finding, clock[1])
 
     @staticmethod
     def _note_escaping_error(call: LiveCall, exception: BaseException) -> None:

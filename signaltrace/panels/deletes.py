@@ -78,6 +78,7 @@ def _delete_view(
         "signals_sent": _int(delete.get("signals_sent")),
         "receivers": receivers,
         "duration": format_ms(duration_ns),
+        "start_ns": start_ns,
         "bars": [axis.bar(start_ns, duration_ns) for axis in axes],
         "members": members,
         "member_ids": [dispatches[index]["id"] for index in members],

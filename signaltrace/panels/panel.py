@@ -8,9 +8,10 @@ frame, before and after the rest of the request (sync ``__call__`` or async
 concurrent requests never see each other's dispatches. No global receiver is
 connected.
 
-Stats are ``trace.to_dict()`` plus a few numbers and the indexes of the calls that
-recorded the same exception object: JSON only, because the toolbar serializes them to
-its store and renders the panel again from there.
+Stats are ``trace.to_dict()`` plus a few numbers, the indexes of the calls that
+recorded the same exception object, and those of the receiver call that registered
+each ``on_commit`` callback or made each bypassed write: JSON only, because the
+toolbar serializes them to its store and renders the panel again from there.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from django.templatetags.static import static
 
 import signaltrace
 from signaltrace.conf import DEFAULTS, setting
+from signaltrace.panels.effect_rows import OWNERS_KEY, effect_owners
 from signaltrace.panels.exceptions import exception_groups
 from signaltrace.panels.view import build_context, subtitle, summarize
 from signaltrace.safety import report_internal_error
@@ -39,7 +41,7 @@ def _slow_ms() -> float:
 
 
 class SignalTracePanel(Panel):
-    """Every signal dispatch of the request: tree, waterfall, exceptions, loops."""
+    """Every signal dispatch of the request: tree, waterfall, exceptions, loops, hazards."""
 
     title = "Signal trace"
     template = "signaltrace/panel.html"
@@ -99,6 +101,7 @@ class SignalTracePanel(Panel):
         try:
             data = trace.to_dict()
             groups = exception_groups(trace)
+            owners = effect_owners(trace)
         except Exception:  # noqa: BLE001 - never break the request
             report_internal_error("SignalTracePanel.generate_stats")
             self.record_stats({"error": "Reading the trace failed; the 'signaltrace' logger says why."})
@@ -107,6 +110,7 @@ class SignalTracePanel(Panel):
             {
                 "trace": data,
                 "exception_groups": groups,
+                OWNERS_KEY: owners,
                 "summary": summarize(data, groups),
                 "slow_ms": _slow_ms(),
                 "max_dispatches": setting("MAX_DISPATCHES"),

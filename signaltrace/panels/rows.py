@@ -90,6 +90,20 @@ def _signal_cell(dispatch: dict[str, Any]) -> Markup:
         parts.append(format_html(' <span class="st-badge st-slow-badge">{}</span>', "slow"))
     if dispatch.get("delete"):
         parts.append(format_html(' <span class="st-badge st-delete-badge">in D{}</span>', dispatch["delete"]))
+    transaction = dispatch.get("transaction")
+    if transaction:
+        parts.append(
+            format_html(
+                ' <span class="st-badge st-tx-badge" title="{}">in transaction</span>', transaction["summary"]
+            )
+        )
+        if transaction["rolled_back"]:
+            parts.append(
+                format_html(
+                    ' <span class="st-badge st-raised st-rollback-badge" title="{}">rolled back</span>',
+                    transaction["summary"],
+                )
+            )
     if dispatch["via"]:
         parts.append(format_html('<span class="st-via">via {}</span>', dispatch["via"]))
     return format_html('<span class="st-signal {}">{}</span>', dispatch["depth_class"], join(parts))

@@ -4,9 +4,11 @@ The input is only JSON (the ``trace.to_dict()`` form plus a few numbers), becaus
 the toolbar serializes stats to its store and renders the panel again from there,
 possibly in another process. Everything is computed here so the template stays
 small: the waterfall's two time axes come from :mod:`signaltrace.panels.axes`, the
-"Exceptions" entries from :mod:`signaltrace.panels.exceptions`, the slow deletes'
-rows from :mod:`signaltrace.panels.deletes`, and the dispatch rows, of which there
-can be thousands, are built by :mod:`signaltrace.panels.rows`.
+"Exceptions" entries from :mod:`signaltrace.panels.exceptions`, the "Hazards" box
+and the transaction badges from :mod:`signaltrace.panels.hazards`, the slow deletes'
+rows from :mod:`signaltrace.panels.deletes`, the ``on_commit`` callbacks' and
+bypassed writes' rows from :mod:`signaltrace.panels.effect_rows`, and the dispatch
+rows, of which there can be thousands, are built by :mod:`signaltrace.panels.rows`.
 
 Nothing here marks text safe: the template's autoescaping or ``format_html``
 escapes every value.
@@ -20,7 +22,9 @@ from signaltrace.conf import DEFAULTS
 from signaltrace.core import short_path
 from signaltrace.panels.axes import AXIS_UNITS, RequestAxis, SignalsAxis, default_axis, format_ms
 from signaltrace.panels.deletes import delete_row, delete_spans, delete_views
+from signaltrace.panels.effect_rows import CALLBACKS, WRITES, effect_rows, effect_spans
 from signaltrace.panels.exceptions import group_views
+from signaltrace.panels.hazards import hazard_views, transaction_badges
 from signaltrace.panels.rows import gap_marks, tree
 
 __all__ = ["build_context", "format_ms", "subtitle", "summarize"]
@@ -49,7 +53,14 @@ def summarize(trace: dict[str, Any], exception_groups: list[Any] | None = None) 
         "loops": len(trace.get("loops") or ()),
         "dropped": trace.get("dropped") or 0,
         "slow_deletes": len(slow_deletes) if isinstance(slow_deletes, list) else 0,
+        "hazards": _count(trace.get("hazards")),
+        "on_commit_callbacks": _count(trace.get(CALLBACKS)),
+        "bypassed_writes": _count(trace.get(WRITES)),
     }
+
+
+def _count(value: Any) -> int:
+    return len(value) if isinstance(value, list) else 0
 
 
 def subtitle(summary: dict[str, Any]) -> str:
@@ -131,6 +142,9 @@ def _dispatch_view(
         classes.append("st-has-error")
     if dispatch.get("loop"):
         classes.append("st-has-loop")
+    transaction = transaction_badges(dispatch.get("transaction"))
+    if transaction and transaction["rolled_back"]:
+        classes.append("st-rolled-back")
     depth = dispatch.get("depth") or 0
     return {
         "id": dispatch.get("id"),
@@ -148,6 +162,7 @@ def _dispatch_view(
         "calls": calls,
         "via": via,
         "loop": dispatch.get("loop"),
+        "transaction": transaction,
         "classes": " ".join(classes),
         "errors": sum(1 for call in calls if call["exception"]),
         "slow": sum(1 for call in calls if call["slow"]),
@@ -185,17 +200,20 @@ def build_context(stats: dict[str, Any]) -> dict[str, Any]:
     slow_ns = float(slow_ms) * 1_000_000
     # A slow delete's time is signal time: its span keeps its place on the signals-only
     # axis (the rows it loads come between its dispatches) instead of being compressed.
-    deleting = delete_spans(trace)
+    # So is an on_commit callback's run and a bypassed write: each has a row.
+    extra = delete_spans(trace) + effect_spans(trace)
     request = RequestAxis(
-        max(trace.get("duration_ns") or 0, *(_end(d) for d in raw), *(e for _, e in deleting), 1)
+        max(trace.get("duration_ns") or 0, *(_end(d) for d in raw), *(e for _, e in extra), 1)
     )
-    signals = SignalsAxis([(d.get("start_ns") or 0, _end(d)) for d in raw if not d.get("depth")] + deleting)
+    signals = SignalsAxis([(d.get("start_ns") or 0, _end(d)) for d in raw if not d.get("depth")] + extra)
     dispatches = [_dispatch_view(dispatch, raw, (request, signals), slow_ns) for dispatch in raw]
     deletes = delete_views(trace, dispatches, (request, signals))
     marks = gap_marks(signals.gap_path())
+    placed = [(d["position"], d["start_ns"], delete_row(d, AXIS_UNITS, marks)) for d in deletes]
+    placed += effect_rows(stats, dispatches, (request, signals), AXIS_UNITS, marks)
     before: dict[int, list[Any]] = {}
-    for delete in deletes:
-        before.setdefault(delete["position"], []).append(delete_row(delete, AXIS_UNITS, marks))
+    for position, _, row in sorted(placed, key=lambda item: item[:2]):
+        before.setdefault(position, []).append(row)
     groups = stats.get("exception_groups")
     exceptions = group_views(dispatches, groups if isinstance(groups, list) else None)
     summary = stats.get("summary") or summarize(trace)
@@ -207,6 +225,8 @@ def build_context(stats: dict[str, Any]) -> dict[str, Any]:
         "dispatches": dispatches,
         "tree": tree(dispatches, AXIS_UNITS, signals.gap_path(), before),
         "slow_deletes": deletes,
+        "effect_rows": len(placed) - len(deletes),
+        "hazards": hazard_views(trace),
         "empty_count": sum(1 for dispatch in dispatches if not dispatch["receivers"]),
         "exceptions": exceptions,
         "loops": [_loop_view(loop) for loop in trace.get("loops") or ()],
@@ -217,12 +237,10 @@ def build_context(stats: dict[str, Any]) -> dict[str, Any]:
         "axis_units": AXIS_UNITS,
         "ticks": request.ticks(),
         "total": format_ms(request.total_ns),
-        "axis": default_axis(summary.get("signal_ns") or 0, request.total_ns)
-        if raw or deletes
-        else "request",
+        "axis": default_axis(summary.get("signal_ns") or 0, request.total_ns) if raw or placed else "request",
         "signals_first": format_ms(signals.first_ns),
         "signals_last": format_ms(signals.last_ns),
-        "signals_span": format_ms(signals.total_ns if raw or deletes else 0),
+        "signals_span": format_ms(signals.total_ns if raw or placed else 0),
         "gaps": signals.markers(),
     }
 

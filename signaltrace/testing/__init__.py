@@ -33,12 +33,14 @@ receivers functions or dotted names; a name without dots matches the last part o
 dotted one. Expected kwargs are a subset of those sent, compared as the trace shows
 them: model instances by label and primary key, ``unittest.mock.ANY`` for any value.
 Pass a kwarg whose name collides with a parameter (``times``, ``sender``,
-``verbose``) through ``kwargs={...}``.
+``verbose``) through ``kwargs={...}``. ``no_hazards`` (``assert_no_signal_hazards``,
+``assertNoSignalHazards``) fails on the hazards the core finds (``Trace.hazards``),
+listing each one's kind, place and message.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeAlias, TypeVar, overload
 
@@ -46,12 +48,14 @@ from signaltrace.testing.assertions import (
     Expectation,
     Expecting,
     MaxDepth,
+    NoHazards,
     NoLoops,
     NoReceiverErrors,
     ReceiverCalled,
     SignalAssertionError,
     SignalSent,
     dispatch_filter,
+    hazard_kinds,
     limits,
     receiver_matcher,
     receiver_scope,
@@ -69,6 +73,7 @@ __all__ = [
     "SignalAssertionsMixin",
     "assert_max_signal_depth",
     "assert_no_receiver_errors",
+    "assert_no_signal_hazards",
     "assert_no_signal_loops",
     "assert_receiver_called",
     "assert_receiver_not_called",
@@ -192,6 +197,14 @@ class SignalAssertions:
         """No receiver raised, including errors ``send_robust`` swallowed."""
         return self._expect(verbose, NoReceiverErrors())
 
+    def no_hazards(
+        self, kinds: str | Iterable[str] | None = None, *, verbose: bool | None = None
+    ) -> AbstractContextManager[Trace]:
+        """No hazard in ``Trace.hazards`` (only of these ``kinds``, if given): a Celery task
+        published or an e-mail sent by a receiver inside a transaction (``task_before_commit``,
+        ``mail_before_commit``), a bulk write that skipped save receivers (``bypassed_write``)."""
+        return self._expect(verbose, NoHazards(hazard_kinds(kinds)))
+
 
 #: The type of the pytest fixture ``django_assert_signals``, for annotations.
 DjangoAssertSignals: TypeAlias = SignalAssertions
@@ -206,6 +219,7 @@ assert_receiver_not_called = _functions.receiver_not_called
 assert_max_signal_depth = _functions.max_depth
 assert_no_signal_loops = _functions.no_loops
 assert_no_receiver_errors = _functions.no_receiver_errors
+assert_no_signal_hazards = _functions.no_hazards
 
 
 class _Forward(Generic[_P, _R]):
@@ -258,3 +272,4 @@ class SignalAssertionsMixin:
     assertMaxSignalDepth = _Forward(SignalAssertions.max_depth)
     assertNoSignalLoops = _Forward(SignalAssertions.no_loops)
     assertNoReceiverErrors = _Forward(SignalAssertions.no_receiver_errors)
+    assertNoSignalHazards = _Forward(SignalAssertions.no_hazards)

@@ -16,12 +16,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from unittest import mock
 
 from signaltrace.conf import REDACTED, ignored_signals, sensitive_pattern, setting
 from signaltrace.core import (
+    BYPASSED_WRITE,
+    MAIL_BEFORE_COMMIT,
+    TASK_BEFORE_COMMIT,
     is_sensitive,
     receiver_info,
     record,
@@ -32,17 +35,23 @@ from signaltrace.core import (
     str_or_repr,
 )
 from signaltrace.errors import SignalTraceError
+from signaltrace.safety import report_internal_error
 
 if TYPE_CHECKING:
     from django.dispatch import Signal
 
-    from signaltrace.core import Dispatch, ReceiverCall, Trace
+    from signaltrace.core import Dispatch, Hazard, ReceiverCall, Trace
 
 #: Model signals that ``QuerySet.update()``, ``bulk_create()`` and ``bulk_update()`` never send.
 SAVE_SIGNAL_NAMES = frozenset({"pre_save", "post_save"})
 
 #: Dispatches listed in a failure message without verbose output.
 SHORT_LISTING = 40
+
+#: Every ``Hazard.kind`` the core reports (docs/testing.md).
+HAZARD_KINDS = (TASK_BEFORE_COMMIT, MAIL_BEFORE_COMMIT, BYPASSED_WRITE)
+#: ``--signaltrace-hazards`` values (plugin and runner): fail the test, list its hazards, or neither.
+HAZARD_MODES = ("fail", "warn", "off")
 
 
 class SignalAssertionError(SignalTraceError, AssertionError):
@@ -458,6 +467,77 @@ class NoReceiverErrors(Expectation):
             dispatch = f" in {_dispatch_label(call.dispatch)}" if call.dispatch is not None else ""
             lines.append(f"  {call.receiver_name}{where} raised {_exception_text(call)}{dispatch}{swallowed}")
         return lines
+
+
+def hazard_kinds(kinds: str | Iterable[str] | None) -> frozenset[str] | None:
+    """The hazard kinds an argument names (None: every kind); ``ValueError`` for an unknown one."""
+    if kinds is None:
+        return None
+    chosen = frozenset((kinds,) if isinstance(kinds, str) else kinds)
+    unknown = sorted(kind for kind in chosen if kind not in HAZARD_KINDS)
+    if unknown or not chosen:
+        given = ", ".join(map(repr, unknown)) or "none"
+        raise ValueError(f"Expected hazard kinds among {', '.join(HAZARD_KINDS)}; got {given}")
+    return chosen
+
+
+def hazard_line(hazard: Hazard) -> str:
+    """One hazard as failures and the terminal list it: ``kind at place: message``."""
+    place = f" at {hazard.place}" if hazard.place else ""
+    return f"{hazard.kind}{place}: {hazard.message}"
+
+
+def hazard_lines(trace: Trace) -> list[str]:
+    """``--signaltrace-hazards=warn``: the trace's hazards as lines; a failure to read them is
+    logged and gives none, since a listing must never break the test."""
+    try:
+        return [hazard_line(hazard) for hazard in trace.hazards]
+    except Exception:  # noqa: BLE001
+        report_internal_error("hazard list")
+        return []
+
+
+def hazards_listed_line(count: int, tests: int) -> str:
+    """The line ending the list of hazards ``--signaltrace-hazards=warn`` prints after a run."""
+    return (
+        f"signaltrace: {_plural(count, 'hazard', 'hazards')} in {_plural(tests, 'test', 'tests')} "
+        "(--signaltrace-hazards=fail fails them)"
+    )
+
+
+@dataclass
+class NoHazards(Expectation):
+    """No hazard the core found (``Trace.hazards``): a Celery task or an e-mail sent by a receiver
+    inside a transaction, or a bulk write that skipped save receivers; only ``kinds`` if given."""
+
+    kinds: frozenset[str] | None = None
+    #: id() of the dispatches whose receivers caused a hazard, with its kinds; set by ``failure``.
+    _marked: dict[int, list[str]] = field(default_factory=dict, init=False, repr=False)
+
+    def found(self, trace: Trace) -> list[Hazard]:
+        return [hazard for hazard in trace.hazards if self.kinds is None or hazard.kind in self.kinds]
+
+    def failure(self, trace: Trace) -> list[str] | None:
+        hazards = self.found(trace)
+        self._marked = {}
+        for hazard in hazards:
+            call = getattr(hazard.finding, "receiver", None)
+            dispatch = getattr(call, "dispatch", None)
+            if dispatch is not None:
+                self._marked.setdefault(id(dispatch), []).append(hazard.kind)
+        if not hazards:
+            return None
+        which = "" if self.kinds is None else f" ({', '.join(sorted(self.kinds))})"
+        lines = [
+            f"Expected no signal hazards{which}, but "
+            f"{_plural(len(hazards), 'hazard was', 'hazards were')} found:"
+        ]
+        lines.extend(f"  {hazard_line(hazard)}" for hazard in hazards)
+        return lines
+
+    def annotate(self, dispatch: Dispatch) -> str | None:
+        kinds = self._marked.get(id(dispatch))
+        return f"hazard: {', '.join(dict.fromkeys(kinds))}" if kinds else None
 
 
 def limits(

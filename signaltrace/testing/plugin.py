@@ -13,11 +13,16 @@ Fixtures:
 * ``django_assert_signals``: a :class:`~signaltrace.testing.DjangoAssertSignals`
   whose context managers assert on the signals of a block, with details under ``-v``.
 
-Options (also ini keys ``signaltrace = true``, ``signaltrace_report = PATH`` and
-``signaltrace_report_detail``):
+Options (also ini keys ``signaltrace = true``, ``signaltrace_hazards``,
+``signaltrace_report = PATH`` and ``signaltrace_report_detail``):
 
 * ``--signaltrace``: record every test; fail a test in which the loop guard stopped
   a loop or ``send_robust`` swallowed a receiver's error.
+* ``--signaltrace-hazards=fail|warn|off``: record every test; fail a test (``fail``)
+  whose call phase had hazards (``Trace.hazards``: a task or an e-mail sent by a
+  receiver inside a transaction, a bulk write that skipped save receivers), or list
+  them after the run without failing (``warn``: a terminal section, never a Python
+  warning, so ``-W error`` changes nothing). Default ``off``.
 * ``--signaltrace-report=PATH``: record every phase of every test (set-up, call,
   teardown) and write the JSON report (:mod:`signaltrace.testing.report`, schema in
   docs/report.md); merged on the controller under pytest-xdist. A few summary lines
@@ -26,8 +31,9 @@ Options (also ini keys ``signaltrace = true``, ``signaltrace_report = PATH`` and
   (default), or every tally of every phase.
 
 Marker ``@pytest.mark.signaltrace(max_depth=..., max_dispatches=..., allow_loops=False,
-allow_receiver_errors=False, enabled=True)``: record this test and enforce these
-limits, with or without ``--signaltrace``; ``enabled=False`` opts a test out.
+allow_receiver_errors=False, hazards=None, enabled=True)``: record this test and enforce
+these limits, with or without ``--signaltrace``; ``hazards="fail"|"warn"|"off"`` overrides
+``--signaltrace-hazards`` for this test; ``enabled=False`` opts a test out of everything.
 """
 
 from __future__ import annotations
@@ -41,7 +47,14 @@ import pytest
 from signaltrace.core import record
 from signaltrace.safety import report_internal_error
 from signaltrace.testing import DjangoAssertSignals, SignalAssertions
-from signaltrace.testing.assertions import failure_message, limits
+from signaltrace.testing.assertions import (
+    HAZARD_MODES,
+    NoHazards,
+    failure_message,
+    hazard_lines,
+    hazards_listed_line,
+    limits,
+)
 from signaltrace.testing.ignored import IgnoredCounter
 from signaltrace.testing.parts import recorded_part
 from signaltrace.testing.report import DETAILS, entry_of_test, text_summary, write_report
@@ -58,7 +71,7 @@ pytest_plugins = ["signaltrace.testing.snapshot_plugin", "signaltrace.testing.fl
 
 MORE_HINT = "add -v option to show kwargs, locations and timings"
 MARKER_ARGUMENTS = frozenset(
-    {"max_depth", "max_dispatches", "allow_loops", "allow_receiver_errors", "enabled"}
+    {"max_depth", "max_dispatches", "allow_loops", "allow_receiver_errors", "hazards", "enabled"}
 )
 
 
@@ -67,6 +80,16 @@ class _Options:
     enabled: bool
     report_path: str | None
     detail: str
+    hazards: str = "off"
+
+
+@dataclass(frozen=True)
+class _Checks:
+    """What a recorded test is held to after its call phase."""
+
+    expectations: list[Expectation]
+    #: List its hazards after the run (``--signaltrace-hazards=warn``).
+    list_hazards: bool = False
 
 
 _OPTIONS = pytest.StashKey[_Options]()
@@ -75,6 +98,8 @@ _COUNTER = pytest.StashKey[IgnoredCounter]()
 _PHASES = pytest.StashKey[dict[str, Any]]()
 #: The test's outcome as its phase reports say so far.
 _OUTCOME = pytest.StashKey[str]()
+#: The hazards of a test's call phase under ``warn``, until its call report carries them.
+_LISTED = pytest.StashKey[list[str]]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -86,6 +111,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="Record the signals of every test; fail tests in which a loop was stopped "
         "or send_robust swallowed a receiver error.",
+    )
+    group.addoption(
+        "--signaltrace-hazards",
+        choices=HAZARD_MODES,
+        dest="signaltrace_hazards",
+        default=None,
+        help="Record the signals of every test; fail tests whose receivers sent a Celery task or an "
+        "e-mail inside a transaction or whose bulk writes skipped save receivers (fail), list them "
+        "after the run (warn), or not (off, the default).",
     )
     group.addoption(
         "--signaltrace-report",
@@ -102,6 +136,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="Per-test counts and the top few (summary, the default), or every tally (full).",
     )
     parser.addini("signaltrace", type="bool", default=False, help="Same as --signaltrace.")
+    parser.addini("signaltrace_hazards", default="", help="Same as --signaltrace-hazards.")
     parser.addini("signaltrace_report", default="", help="Same as --signaltrace-report=PATH.")
     parser.addini("signaltrace_report_detail", default="", help="Same as --signaltrace-report-detail.")
 
@@ -110,7 +145,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         "signaltrace(max_depth=None, max_dispatches=None, allow_loops=False, allow_receiver_errors=False, "
-        "enabled=True): record this test's signals and fail it past these limits.",
+        "hazards=None, enabled=True): record this test's signals and fail it past these limits "
+        "(hazards: fail, warn or off, overriding --signaltrace-hazards).",
     )
     enabled = config.getoption("signaltrace")
     if enabled is None:
@@ -123,7 +159,17 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(
             f"signaltrace_report_detail must be one of {', '.join(DETAILS)}, not {detail!r}"
         )
-    config.stash[_OPTIONS] = _Options(enabled=bool(enabled), report_path=report, detail=detail or "summary")
+    hazards = config.getoption("signaltrace_hazards") or config.getini("signaltrace_hazards") or "off"
+    if hazards not in HAZARD_MODES:
+        raise pytest.UsageError(
+            f"signaltrace_hazards must be one of {', '.join(HAZARD_MODES)}, not {hazards!r}"
+        )
+    config.stash[_OPTIONS] = _Options(
+        enabled=bool(enabled), report_path=report, detail=detail or "summary", hazards=hazards
+    )
+    if not hasattr(config, "workerinput"):
+        # Always: a marker can ask for the list in a run without the option.
+        config.pluginmanager.register(_HazardList(), "signaltrace-hazards")
     if report is not None:
         config.stash[_COUNTER] = IgnoredCounter()
         if not hasattr(config, "workerinput"):
@@ -135,18 +181,16 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         config.stash[_COUNTER].uninstall()
 
 
-def _expectations(item: pytest.Item) -> list[Expectation] | None:
-    """What ``item`` is held to: None when the plugin does not record it, [] to only record it.
+def _checks(item: pytest.Item) -> _Checks | None:
+    """What ``item`` is held to: None when the plugin does not record it, no expectation
+    to only record it.
 
     Limits are checked before the test runs, so a bad marker fails at once.
     """
     options = item.config.stash[_OPTIONS]
     marker = item.get_closest_marker("signaltrace")
     arguments: dict[str, Any] = {}
-    if marker is None:
-        if not options.enabled:
-            return [] if options.report_path else None
-    else:
+    if marker is not None:
         unknown = set(marker.kwargs) - MARKER_ARGUMENTS
         if marker.args or unknown:
             names = ", ".join(sorted(unknown)) or "positional arguments"
@@ -158,15 +202,33 @@ def _expectations(item: pytest.Item) -> list[Expectation] | None:
         arguments = marker.kwargs
         if not arguments.get("enabled", True):
             return None
-    problem = None
-    try:
-        limit_arguments = {name: value for name, value in arguments.items() if name != "enabled"}
-        # An error that was not swallowed reached the test already, which decided about it.
-        return limits(**limit_arguments, swallowed_errors_only=True)
-    except ValueError as error:
-        problem = str(error)
-    # Outside the except block: no chained ValueError in the report.
-    pytest.fail(f"@pytest.mark.signaltrace: {problem}", pytrace=False)
+    hazards = arguments.get("hazards")
+    if hazards is None:
+        hazards = options.hazards
+    elif hazards not in HAZARD_MODES:
+        pytest.fail(
+            f"@pytest.mark.signaltrace: hazards must be one of {', '.join(HAZARD_MODES)}, not {hazards!r}",
+            pytrace=False,
+        )
+    if marker is None and not options.enabled:
+        if hazards == "off" and not options.report_path:
+            return None
+        expectations: list[Expectation] = []
+    else:
+        problem = None
+        try:
+            names = ("enabled", "hazards")
+            limit_arguments = {name: value for name, value in arguments.items() if name not in names}
+            # An error that was not swallowed reached the test already, which decided about it.
+            expectations = limits(**limit_arguments, swallowed_errors_only=True)
+        except ValueError as error:
+            problem = str(error)
+        if problem is not None:
+            # Outside the except block: no chained ValueError in the report.
+            pytest.fail(f"@pytest.mark.signaltrace: {problem}", pytrace=False)
+    if hazards == "fail":
+        expectations.append(NoHazards())
+    return _Checks(expectations, list_hazards=hazards == "warn")
 
 
 def _verbose(config: pytest.Config) -> bool:
@@ -218,8 +280,8 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     The ``record()`` block opens and closes around the test in this same context, and
     asyncio tasks copy the context when they are created, so async tests record too.
     """
-    expectations = _expectations(item)
-    if expectations is None:
+    checks = _checks(item)
+    if checks is None:
         return (yield)
     if _reporting(item):
         part = None
@@ -232,7 +294,11 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     else:
         with record() as trace:
             result = yield
-    message = failure_message(trace, expectations, verbose=_verbose(item.config), more_hint=MORE_HINT)
+    if checks.list_hazards:
+        listed = hazard_lines(trace)
+        if listed:  # the call report carries them (pytest_runtest_makereport)
+            item.stash[_LISTED] = listed
+    message = failure_message(trace, checks.expectations, verbose=_verbose(item.config), more_hint=MORE_HINT)
     if message is not None:
         pytest.fail(f"signaltrace: {message}", pytrace=False)
     return result
@@ -256,6 +322,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     The phase summaries are dropped from the item here: items live until the session ends.
     """
     report = yield
+    if call.when == "call" and _LISTED in item.stash:
+        report.signaltrace_hazards = item.stash[_LISTED]  # type: ignore[attr-defined]
+        del item.stash[_LISTED]
     if not _reporting(item):
         return report
     item.stash[_OUTCOME] = _outcome(item.stash.get(_OUTCOME, None), report)
@@ -303,6 +372,33 @@ class _ReportWriter:
             return
         for line in text_summary(self.report, self.path):
             terminalreporter.write_line(line)
+
+
+class _HazardList:
+    """Lists after the run the hazards of tests run with ``--signaltrace-hazards=warn``.
+
+    They come with the call reports (from xdist workers too); a terminal section shows
+    them, because a Python warning would fail runs that turn warnings into errors.
+    """
+
+    def __init__(self) -> None:
+        self.tests: list[tuple[str, list[str]]] = []
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        found = getattr(report, "signaltrace_hazards", None)
+        if report.when == "call" and isinstance(found, list) and found:
+            self.tests.append((report.nodeid, found))
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if not self.tests:
+            return
+        terminalreporter.write_sep("-", "signaltrace hazards")
+        for nodeid, found in sorted(self.tests, key=lambda test: test[0]):
+            terminalreporter.write_line(nodeid)
+            for line in found:
+                terminalreporter.write_line(f"  {line}")
+        count = sum(len(found) for _, found in self.tests)
+        terminalreporter.write_line(hazards_listed_line(count, len(self.tests)))
 
 
 @pytest.fixture

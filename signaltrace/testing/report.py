@@ -16,7 +16,8 @@ test case's ``setUp``/``tearDown`` in its call phase: pytest runs them there.
 Part summaries hold every tally (signals by sender, receivers under their signal)
 as plain JSON types, so they travel from pytest-xdist workers to the controller;
 trimming to the top few happens once, when the report is built. The schema is
-documented in docs/report.md; :data:`VERSION` changes when it does.
+documented in docs/report.md; :data:`VERSION` changes when a key changes meaning or
+goes away, not when one is added (``hazards`` was added to version 2).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from signaltrace import __version__
 from signaltrace.core import exception_type_name, str_or_repr
 
 if TYPE_CHECKING:
-    from signaltrace.core import SlowDelete, Trace
+    from signaltrace.core import Hazard, SlowDelete, Trace
 
 #: The report's schema version (docs/report.md).
 VERSION = 2
@@ -116,6 +117,7 @@ def summarize(trace: Trace, ignored: Mapping[str, Any] | None = None) -> dict[st
         ],
         "loops": [loop.to_dict() for loop in trace.loops],
         "receiver_errors": errors,
+        "hazards": _hazard_entries(trace.hazards),
     }
     if ignored.get("signals"):
         part["ignored"] = ignored["signals"]
@@ -123,6 +125,28 @@ def summarize(trace: Trace, ignored: Mapping[str, Any] | None = None) -> dict[st
     if slow_deletes:
         part["slow_deletes"] = [_slow_delete_entry(delete) for delete in slow_deletes]
     return part
+
+
+def _hazard_entries(hazards: Iterable[Hazard]) -> list[dict[str, Any]]:
+    """``{kind, place, message, count}`` per distinct hazard, in the order first found: a bulk
+    write in a loop is one entry, not one per call."""
+    found: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for hazard in hazards:
+        key = (hazard.kind, hazard.place, hazard.message)
+        entry = found.get(key)
+        if entry is None:
+            found[key] = {"kind": hazard.kind, "place": hazard.place, "message": hazard.message, "count": 1}
+        else:
+            entry["count"] += 1
+    return list(found.values())
+
+
+def _merged_hazards(entries: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Hazard entries of several parts, the same hazard counted once with the counts added."""
+    found: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for entry in entries:
+        _add(found, (entry["kind"], entry["place"], entry["message"]), entry, ("count",))
+    return list(found.values())
 
 
 def _slow_delete_entry(delete: SlowDelete) -> dict[str, Any]:
@@ -163,6 +187,7 @@ def merge_parts(parts: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
         items = [item for part in parts for item in part.get(key, [])]
         if items or key in ("loops", "receiver_errors"):
             merged[key] = items
+    merged["hazards"] = _merged_hazards(item for part in parts for item in part.get("hazards", []))
     return merged
 
 
@@ -206,8 +231,8 @@ def _trimmed(entry: Mapping[str, Any], detail: str) -> dict[str, Any]:
 
     With ``summary``, phases give their dispatch counts, the top lists are arrays
     (``[signal, sender, count]``, ``[signal, receiver, calls, total_ns]``), and
-    ``worker`` (None), ``loops``, ``receiver_errors`` and ``slow_deletes`` (empty) are left out,
-    and ``slow_deletes`` lists the first few summaries (``delete of shop.Line #1: ...``).
+    ``worker`` (None), ``loops``, ``receiver_errors``, ``hazards`` and ``slow_deletes`` (empty)
+    are left out, and ``slow_deletes`` lists the first few summaries (``delete of shop.Line #1: ...``).
     """
     phases = entry["phases"]
     shown = {key: value for key, value in entry.items() if key != "phases"}
@@ -227,7 +252,7 @@ def _trimmed(entry: Mapping[str, Any], detail: str) -> dict[str, Any]:
         shown["top_receivers"] = [
             [e["signal"], e["receiver"], e["calls"], e["total_ns"]] for e in combined["receivers"][:TEST_TOP]
         ]
-    for key in ("loops", "receiver_errors"):
+    for key in ("loops", "receiver_errors", "hazards"):
         problems = _problems(phases, key)
         if problems or detail == "full":
             shown[key] = problems
@@ -258,10 +283,22 @@ def suite_summary(
     receivers: dict[tuple[str, str, str], dict[str, Any]] = {}
     unheard: dict[tuple[str, str], dict[str, Any]] = {}
     ignored: dict[str, dict[str, Any]] = {}
+    hazards: dict[tuple[str, str], dict[str, Any]] = {}
     for test in tests:
         seen_signals: set[str] = set()
         seen_unheard: set[tuple[str, str]] = set()
+        seen_hazards: set[tuple[str, str]] = set()
         for part in test["phases"].values():
+            for entry in part.get("hazards", []):
+                key = (entry["kind"], entry["place"])
+                tally = hazards.setdefault(
+                    key,
+                    {"kind": key[0], "place": key[1], "message": entry["message"], "count": 0, "tests": 0},
+                )
+                tally["count"] += entry["count"]
+                if key not in seen_hazards:
+                    seen_hazards.add(key)
+                    tally["tests"] += 1
             for entry in part["signals"]:
                 name = entry["signal"]
                 tally = signals.setdefault(
@@ -315,6 +352,7 @@ def suite_summary(
             lambda e: (-e["dispatches"], e["nodeid"]),
         ),
         "ignored": _top(list(ignored.values()), lambda e: (-e["dispatches"], e["signal"])),
+        "hazards": _top(list(hazards.values()), lambda e: (-e["count"], e["kind"], e["place"])),
     }
 
 
@@ -350,6 +388,7 @@ def build_report(
         totals[key] = sum(test[key] for test in ordered)
     totals["loops"] = sum(len(test.get("loops", ())) for test in shown)
     totals["receiver_errors"] = sum(len(test.get("receiver_errors", ())) for test in shown)
+    totals["hazards"] = sum(entry["count"] for test in shown for entry in test.get("hazards", ()))
     return {
         "version": VERSION,
         "signaltrace": __version__,
@@ -403,8 +442,17 @@ def text_summary(report: Mapping[str, Any], path: str | os.PathLike[str]) -> lis
     lines = [
         f"signaltrace: {totals['tests']} tests, {totals['dispatches']} dispatches "
         f"({totals['empty_dispatches']} reached no receiver), {totals['receiver_calls']} receiver calls, "
-        f"{totals['loops']} loops, {totals['receiver_errors']} receiver errors"
+        f"{totals['loops']} loops, {totals['receiver_errors']} receiver errors, "
+        f"{totals.get('hazards', 0)} hazards"
     ]
+    if summary.get("hazards", {}).get("items"):
+        lines.append(
+            "  hazards: "
+            + ", ".join(
+                f"{e['kind']} at {e['place'] or '?'} ({e['count']}x in {e['tests']} tests)"
+                for e in _first(summary["hazards"], 2)
+            )
+        )
     if summary["top_signals"]["items"]:
         lines.append(
             "  top signals: "

@@ -8,12 +8,16 @@ then::
 
     python manage.py test --signaltrace-report=signals.json
     python manage.py test --signaltrace          # fail tests with a stopped loop or a swallowed error
+    python manage.py test --signaltrace-hazards=fail  # fail tests with a task or mail before commit ...
 
 Options (``manage.py test --help``), the same as the pytest plugin's:
 
 * ``--signaltrace``: record every test; a test in which the loop guard stopped a loop
   or ``send_robust`` swallowed a receiver's error fails (checked after the test
   method returned, as the plugin checks the call phase).
+* ``--signaltrace-hazards=fail|warn|off``: record every test; a test whose method had
+  hazards (``Trace.hazards``) fails (``fail``), or its hazards are listed after the
+  run (``warn``: printed lines, never a Python warning). Default ``off``.
 * ``--signaltrace-report=PATH``: record every part of every test and write the JSON
   report (:mod:`signaltrace.testing.report`, schema in docs/report.md); a few summary
   lines end the output.
@@ -44,7 +48,16 @@ from django.test.utils import iter_test_cases
 
 from signaltrace.core import record
 from signaltrace.safety import report_internal_error
-from signaltrace.testing.assertions import SignalAssertionError, failure_message, limits
+from signaltrace.testing.assertions import (
+    HAZARD_MODES,
+    Expectation,
+    NoHazards,
+    SignalAssertionError,
+    failure_message,
+    hazard_lines,
+    hazards_listed_line,
+    limits,
+)
 from signaltrace.testing.ignored import IgnoredCounter
 from signaltrace.testing.parts import Part, recorded_part
 from signaltrace.testing.report import DETAILS, entry_of_test, merge_parts, text_summary, write_report
@@ -62,10 +75,13 @@ WRAPPED_LAST = (("_post_teardown", "teardown"),)
 class RunRecorder:
     """The parts recorded in one run, by test id and part; outcomes from the result hooks."""
 
-    def __init__(self, *, reporting: bool, enforce: bool, verbose: bool) -> None:
+    def __init__(self, *, reporting: bool, enforce: bool, verbose: bool, hazards: str = "off") -> None:
         self.reporting = reporting
         self.enforce = enforce
         self.verbose = verbose
+        self.hazards = hazards
+        #: ``warn``: the hazard lines of each test that had any, in the order they ran.
+        self.listed: list[tuple[str, list[str]]] = []
         self.counter = IgnoredCounter() if reporting else None
         self.parts: dict[str, dict[str, list[dict[str, Any]]]] = {}
         self.outcomes: dict[str, str] = {}
@@ -115,7 +131,7 @@ class RunRecorder:
             setattr(test, name, self._wrapped(method, test_id, "call"))
 
     def _wrapped(self, method: Callable[..., Any], test_id: str, phase: str) -> Callable[..., Any]:
-        check = self.enforce and phase == "call"
+        check = (self.enforce or self.hazards != "off") and phase == "call"
         if inspect.iscoroutinefunction(method):
 
             @functools.wraps(method)
@@ -123,7 +139,7 @@ class RunRecorder:
                 with self.part(test_id, phase) as part:
                     result = await method(*args, **kwargs)
                 if check:
-                    self._check(part.trace)
+                    self._check(test_id, part.trace)
                 return result
 
             return recorded_async
@@ -133,14 +149,21 @@ class RunRecorder:
             with self.part(test_id, phase) as part:
                 result = method(*args, **kwargs)
             if check:
-                self._check(part.trace)
+                self._check(test_id, part.trace)
             return result
 
         return recorded
 
-    def _check(self, trace: Any) -> None:
-        """``--signaltrace``: fail the test on a stopped loop or a swallowed receiver error."""
-        expectations = limits(swallowed_errors_only=True)
+    def _check(self, test_id: str, trace: Any) -> None:
+        """Fail the test on a stopped loop or a swallowed receiver error (``--signaltrace``), on a
+        hazard (``--signaltrace-hazards=fail``); keep its hazards to list them (``warn``)."""
+        expectations: list[Expectation] = limits(swallowed_errors_only=True) if self.enforce else []
+        if self.hazards == "fail":
+            expectations.append(NoHazards())
+        elif self.hazards == "warn":
+            listed = hazard_lines(trace)
+            if listed:
+                self.listed.append((test_id, listed))
         message = failure_message(trace, expectations, verbose=self.verbose, more_hint=MORE_HINT)
         if message is not None:
             raise SignalAssertionError(f"signaltrace: {message}")
@@ -152,6 +175,18 @@ class RunRecorder:
             phases = {phase: merge_parts(parts) for phase, parts in self.parts[test_id].items()}
             entries.append(entry_of_test(test_id, self.outcomes.get(test_id, "passed"), None, phases))
         return entries
+
+    def hazard_lines(self) -> list[str]:
+        """``warn``: the lines listing each test's hazards after the run (none without any)."""
+        if not self.listed:
+            return []
+        lines = []
+        for test_id, found in self.listed:
+            lines.append(f"signaltrace: hazards in {test_id}")
+            lines.extend(f"  {line}" for line in found)
+        count = sum(len(found) for _, found in self.listed)
+        lines.append(hazards_listed_line(count, len(self.listed)))
+        return lines
 
 
 def _test_id(test: Any) -> str:
@@ -217,12 +252,14 @@ class _RecordingSuite(unittest.TestSuite):
 
 
 class SignalTraceRunner(DiscoverRunner):
-    """Django's ``DiscoverRunner`` with ``--signaltrace``, ``--signaltrace-report`` and its detail."""
+    """Django's ``DiscoverRunner`` with ``--signaltrace``, ``--signaltrace-hazards``,
+    ``--signaltrace-report`` and its detail."""
 
     def __init__(
         self,
         *args: Any,
         signaltrace: bool = False,
+        signaltrace_hazards: str | None = None,
         signaltrace_report: str | None = None,
         signaltrace_report_detail: str | None = None,
         **kwargs: Any,
@@ -231,12 +268,18 @@ class SignalTraceRunner(DiscoverRunner):
         detail = signaltrace_report_detail or "summary"
         if detail not in DETAILS:
             raise ValueError(f"signaltrace_report_detail must be one of {', '.join(DETAILS)}, not {detail!r}")
+        hazards = signaltrace_hazards or "off"
+        if hazards not in HAZARD_MODES:
+            raise ValueError(f"signaltrace_hazards must be one of {', '.join(HAZARD_MODES)}, not {hazards!r}")
         self.signaltrace_report = signaltrace_report
         self.signaltrace_report_detail = detail
         self.signaltrace_run: RunRecorder | None = None
-        if signaltrace or signaltrace_report:
+        if signaltrace or signaltrace_report or hazards != "off":
             self.signaltrace_run = RunRecorder(
-                reporting=bool(signaltrace_report), enforce=signaltrace, verbose=self.verbosity >= 2
+                reporting=bool(signaltrace_report),
+                enforce=signaltrace,
+                verbose=self.verbosity >= 2,
+                hazards=hazards,
             )
         if self.signaltrace_run is not None and self.parallel > 1:
             self.log("signaltrace: recording needs one process; running with --parallel=1")
@@ -254,6 +297,13 @@ class SignalTraceRunner(DiscoverRunner):
             action="store_true",
             help="Record the signals of every test; fail tests in which a loop was stopped "
             "or send_robust swallowed a receiver error.",
+        )
+        parser.add_argument(
+            "--signaltrace-hazards",
+            choices=HAZARD_MODES,
+            help="Record the signals of every test; fail tests whose receivers sent a Celery task or an "
+            "e-mail inside a transaction or whose bulk writes skipped save receivers (fail), list them "
+            "after the run (warn), or not (off, the default).",
         )
         parser.add_argument(
             "--signaltrace-report",
@@ -285,14 +335,25 @@ class SignalTraceRunner(DiscoverRunner):
 
     def run_suite(self, suite: Any, **kwargs: Any) -> Any:
         run = self.signaltrace_run
-        if run is None or run.counter is None:
+        if run is None:
             return super().run_suite(suite, **kwargs)
+        if run.counter is None:
+            try:
+                return super().run_suite(suite, **kwargs)
+            finally:
+                self._list_hazards(run)
         run.counter.install()
         try:
             return super().run_suite(suite, **kwargs)
         finally:
+            self._list_hazards(run)
             self._write_report(run)
             run.counter.uninstall()
+
+    def _list_hazards(self, run: RunRecorder) -> None:
+        """``--signaltrace-hazards=warn``: print each test's hazards after the run."""
+        for line in run.hazard_lines():
+            self.log(line)
 
     def _write_report(self, run: RunRecorder) -> None:
         path = self.signaltrace_report

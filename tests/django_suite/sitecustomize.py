@@ -8,6 +8,9 @@ Django's tests goes through the hooks, in one of two modes:
   recorded dispatches is printed, proving the hooks were really in the path.
 * ``SIGNALTRACE_SUITE_OTEL=1``: nothing records, the OpenTelemetry instrumentor
   makes spans (the observers' path); at exit the number of spans is printed.
+  ``OTEL_ALL_DISPATCHES`` is on: in the transaction suites only Django's own
+  receivers listen (``post_migrate``'s), and the production defaults would give
+  them no spans at all.
 """
 
 import atexit
@@ -35,7 +38,10 @@ if os.environ.get("SIGNALTRACE_SUITE_OTEL") == "1":
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
 
     import signaltrace
+    from signaltrace import conf
     from signaltrace.otel import SignalInstrumentor
+
+    conf.DEFAULTS["OTEL_ALL_DISPATCHES"] = True
 
     class _CountingExporter(SpanExporter):
         def __init__(self) -> None:

@@ -4,20 +4,22 @@
 # test, toolbar and otel extras and that Django, on a Python that Django supports:
 #
 #   leg       Django  Python  virtualenv      runs
-#   django61  6.1     3.13    .venv-newest    pytest, lint-imports, Django's dispatch/signals
-#                                             suites, the demo smoke test, the package (build,
-#                                             twine check, the wheel in a clean venv), Phoenix,
-#                                             ruff, mkdocs
-#   django60  6.0     3.12    .venv-django60  pytest, Django's dispatch/signals suites
-#   django52  5.2     3.11    .venv-django52  pytest, Django's dispatch/signals suites
-#   django42  4.2     3.10    .venv-django42  pytest, Django's dispatch/signals suites
+#   django61  6.1     3.13    .venv-newest    pytest, lint-imports, Django's dispatch/signals/
+#                                             transaction suites, the demo smoke test, the
+#                                             package (build, twine check, the wheel in a clean
+#                                             venv), Phoenix, ruff, mkdocs
+#   django60  6.0     3.12    .venv-django60  pytest, Django's dispatch/signals/transaction suites
+#   django52  5.2     3.11    .venv-django52  pytest, Django's dispatch/signals/transaction suites
+#   django42  4.2     3.10    .venv-django42  pytest, Django's dispatch/signals/transaction suites
 #
 # Where a leg's Python is not found (PATH, then pyenv), it takes the next one its Django
 # supports (see leg_config). The main leg runs in the foreground; the three short legs
 # run one after another in the background meanwhile (2 cores: the main leg keeps about
 # one busy) and their output follows the main leg's (kept in .cache/legs/LEG.log). All
-# legs share pip's cache. A failing step stops nothing: the last lines give each leg's
-# Django, Python and result, and the command exits non-zero if any leg failed.
+# legs share pip's cache. Where PostgreSQL is installed, tests/scripts/postgres.sh starts it
+# and the tests and Django's transaction suites run on it too. A failing step stops nothing:
+# the last lines give each leg's Django, Python and result, and the command exits non-zero
+# if any leg failed.
 #
 # Usage: tests/scripts/test.sh           every leg (what `make test` runs)
 #        tests/scripts/test.sh LEG...    only these short legs, in the foreground
@@ -126,7 +128,7 @@ finish_leg() {  # LEGS_DIR/LEG.result: leg, Django, Python, seconds and result, 
   echo "=== leg $leg: $result"
 }
 
-run_short_leg() {  # run_short_leg LEG: pytest and Django's dispatch/signals suites
+run_short_leg() {  # run_short_leg LEG: pytest and Django's dispatch/signals/transaction suites
   leg=$1 failed=() started=$SECONDS venv=""
   if setup_leg; then
     step pytest "$venv/bin/python" -m pytest -rfEs -p no:cacheprovider  # -rfEs: failures, errors, skips with why
@@ -178,6 +180,10 @@ if [ "${1:-}" = "--background" ]; then  # (used below) the short legs, each into
 fi
 
 mkdir -p "$LEGS_DIR"
+# PostgreSQL for the tests' "postgres" database and Django's transaction suites on it (every
+# leg, the background ones too); prints why if it cannot, and then those tests skip.
+postgres=$(tests/scripts/postgres.sh)
+if [ "$postgres" = SIGNALTRACE_TEST_POSTGRES=1 ]; then export SIGNALTRACE_TEST_POSTGRES=1; fi
 if [ $# -gt 0 ]; then  # only the short legs named, in the foreground
   for name in "$@"; do rm -f "$LEGS_DIR/$name.result"; done
   write_requirements || exit 1

@@ -1,4 +1,5 @@
-// The filter box (dispatches and slow deletes) and the time-axis switch of signaltrace's debug-toolbar panel.
+// The filter box (dispatches, slow deletes, on_commit callbacks, bypassed writes) and the
+// time-axis switch of signaltrace's debug-toolbar panel.
 // Loaded as a module each time the panel renders (a module runs once per page), so
 // it listens on the toolbar's root and handles every rendering of the panel.
 const root = document.getElementById("djDebugRoot");
@@ -22,6 +23,11 @@ function applyFilter(input) {
         const text = row.dataset.stFilter || "";
         const contains = panel.querySelector(`.st-in-delete[data-st-delete="${row.dataset.stDelete}"]:not([hidden])`);
         row.hidden = !(words.every((word) => text.includes(word)) || (words.length && contains));
+    }
+    // An on_commit callback's or a bypassed write's row: its own words (the receiver that made it included).
+    for (const row of panel.querySelectorAll(".st-effect")) {
+        const text = row.dataset.stFilter || "";
+        row.hidden = !words.every((word) => text.includes(word));
     }
     const counter = panel.querySelector("[data-st-shown]");
     if (counter) {
