@@ -220,12 +220,15 @@ def test_mail_sent_by_a_receiver_inside_a_transaction_is_a_hazard(spans: Spans, 
         attributes["signaltrace.hazard.place"] == f"tests/test_otel_transactions.py:{_line_of(welcome) + 1}"
     )
     assert attributes["signaltrace.side_effect.kind"] == "email"
-    assert attributes["signaltrace.side_effect.what"] == "e-mail to 1 recipient"
-    assert attributes["signaltrace.hazard.message"] == (
-        "e-mail to 1 recipient sent inside a transaction (atomic block (depth 1) on 'default', open): "
+    assert attributes["signaltrace.side_effect.what"] == "an e-mail to 1 recipient"
+    message = attributes["signaltrace.hazard.message"]
+    assert message.startswith(f"{welcome.__qualname__.join(['tests.test_otel_transactions.', ''])} (")
+    assert (
+        f"sent an e-mail to 1 recipient at tests/test_otel_transactions.py:{_line_of(welcome) + 1} "
+        "inside a transaction: atomic block (depth 1) on 'default', open; "
         "it goes out even if the transaction is rolled back. "
-        "Fix: transaction.on_commit(lambda: send_mail(...))."
-    )
+        "Fix: send it after the commit: transaction.on_commit(lambda: send_mail(...))."
+    ) in message
     text = " ".join(str(value) for value in attributes.values())
     assert "Ada" not in text and "example.com" not in text  # neither subject nor address
     assert first.status.status_code is StatusCode.UNSET  # a warning, not an error
@@ -251,14 +254,15 @@ def test_a_task_published_inside_a_transaction_is_a_hazard_and_delay_on_commit_i
     [hazard] = now.events
     assert hazard.name == "signaltrace.hazard"
     assert hazard.attributes["signaltrace.hazard.kind"] == "task_before_commit"
-    assert hazard.attributes["signaltrace.side_effect.what"] == "tests.notify"
+    assert hazard.attributes["signaltrace.side_effect.what"] == "Celery task tests.notify"
     assert (
         hazard.attributes["signaltrace.hazard.place"]
         == f"tests/test_otel_transactions.py:{_line_of(publish) + 2}"
     )
-    assert hazard.attributes["signaltrace.hazard.message"].startswith(
-        "Celery task tests.notify published inside a transaction (atomic block (depth 1) on 'default', open)"
-    )
+    assert (
+        "published Celery task tests.notify at tests/test_otel_transactions.py:"
+        f"{_line_of(publish) + 2} inside a transaction: atomic block (depth 1) on 'default', open;"
+    ) in hazard.attributes["signaltrace.hazard.message"]
     # delay_on_commit: a callback, published after the commit (outside the transaction: no hazard).
     [registered] = later.events
     assert registered.name == "signaltrace.on_commit.registered"
@@ -286,7 +290,8 @@ def test_a_bulk_create_past_save_receivers_is_a_bypassed_write_event(spans: Span
     assert attributes["signaltrace.hazard.kind"] == "bypassed_write"
     assert attributes["signaltrace.hazard.place"] == place
     assert attributes["signaltrace.hazard.message"].startswith(
-        f"bulk_create of 3 testapp.Item rows: 1 post_save receiver did not run; called at {place}. Fix: "
+        "bulk_create of 3 testapp.Item rows: 1 post_save receiver did not run "
+        "(tests.test_otel_transactions.noted"
     )
     assert spans.named("send post_save") == []  # Django sent none
 

@@ -20,7 +20,8 @@ Delete cost
 Transactions and what escapes them
     :class:`Transaction` (``Dispatch.transaction``), :class:`OnCommitCallback`,
     :class:`SideEffect`, :class:`BypassedWrite`, :class:`Hazard` and
-    :class:`ReceiverRef`; :func:`watch_test_case` (``captureOnCommitCallbacks``);
+    :class:`ReceiverRef`; :func:`hazard_of` (a finding's hazard, if it is one);
+    :func:`watch_test_case` (``captureOnCommitCallbacks``);
     :func:`scan_receivers` (:class:`SideEffectCall`): the static hint behind check W102.
 Live observers
     :class:`DispatchObserver` with :class:`LiveDispatch` and :class:`LiveCall`
@@ -43,6 +44,7 @@ from signaltrace.core.effects import (
     ReceiverRef,
     SideEffect,
     Transaction,
+    hazard_of,
 )
 from signaltrace.core.hooks import install, is_installed, uninstall
 from signaltrace.core.loops import Loop, LoopStep, format_cycle
@@ -119,6 +121,7 @@ __all__ = [
     "exception_type_name",
     "format_cycle",
     "format_exception",
+    "hazard_of",
     "install",
     "install_delete_watch",
     "is_delete_watch_installed",

@@ -30,7 +30,7 @@ OPEN, RELEASED, COMMITTED, ROLLED_BACK = "open", "released", "committed", "rolle
 class AtomicBlock:
     """One ``atomic()`` block the application opened on one database alias."""
 
-    __slots__ = ("alias", "atomic", "depth", "durable", "parent", "state", "watched")
+    __slots__ = ("alias", "atomic", "depth", "durable", "made", "parent", "state", "watched")
 
     def __init__(self, alias: str, atomic: Any, parent: AtomicBlock | None, durable: bool) -> None:
         self.alias = alias
@@ -44,6 +44,8 @@ class AtomicBlock:
         self.state = OPEN
         #: Whether a record points at this block (only then is its outcome read at exit).
         self.watched = False
+        #: The public ``Transaction`` last made for it (:func:`~signaltrace.core.effects.transaction_of`).
+        self.made: Any = None
 
     def watch(self) -> None:
         """Ask for this block's outcome, and its enclosing blocks' (a released savepoint

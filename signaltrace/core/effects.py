@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from signaltrace.core.atomics import AtomicBlock
-from signaltrace.core.naming import receiver_info, sender_name, signal_name
+from signaltrace.core.naming import receiver_info, sender_name, short_path, signal_name
 
 #: ``Hazard.kind`` values.
 TASK_BEFORE_COMMIT = "task_before_commit"
@@ -95,11 +95,25 @@ def transaction_of(recorded: Any) -> Transaction | None:
     if recorded is None:
         return None
     if type(recorded) is str:
-        return Transaction(recorded, False, 0, False, "autocommit")
+        made = _autocommit.get(recorded)
+        if made is None:
+            if len(_autocommit) >= 64:  # aliases are few; a custom signal's "using" may not be
+                _autocommit.clear()
+            made = _autocommit[recorded] = Transaction(recorded, False, 0, False, "autocommit")
+        return made
     if isinstance(recorded, AtomicBlock):
         outcome, scope = recorded.outcome()
-        return Transaction(recorded.alias, True, recorded.depth, recorded.durable, outcome, scope)
+        cached = recorded.made
+        if cached is not None and cached.outcome == outcome and cached.rollback_scope == scope:
+            return cached
+        made = Transaction(recorded.alias, True, recorded.depth, recorded.durable, outcome, scope)
+        recorded.made = made
+        return made
     return None
+
+
+# alias -> its autocommit Transaction (immutable, so shared).
+_autocommit: dict[str, Transaction] = {}
 
 
 def _receiver_dict(receiver: Any) -> dict[str, Any] | None:
@@ -160,7 +174,8 @@ class SideEffect:
 
     ``what`` names it: the task's name, or the mail's subject and how many recipients
     (never their addresses). ``transaction`` is the one open on the receiver's alias
-    when it happened (None: not inside a receiver's dispatch).
+    when it happened. ``file``/``line`` is the line that published or sent it (outside
+    Django and Celery); ``receiver_*`` name the receiver it happened in.
     """
 
     kind: str
@@ -168,10 +183,27 @@ class SideEffect:
     start_ns: int
     transaction: Transaction | None
     receiver: Any = field(default=None, repr=False)
+    receiver_name: str = ""
+    receiver_file: str = ""
+    receiver_line: int = 0
+    file: str = ""
+    line: int = 0
 
     @property
     def in_transaction(self) -> bool:
         return self.transaction is not None and self.transaction.in_atomic
+
+    @property
+    def location(self) -> str:
+        return f"{self.file}:{self.line}" if self.file else ""
+
+    @property
+    def label(self) -> str:
+        """``Celery task shop.tasks.confirm`` or ``an e-mail to 2 recipients`` (no subject)."""
+        if self.kind == "celery_task":
+            return f"Celery task {self.what}"
+        _subject, to, recipients = self.what.rpartition(" to ")
+        return f"an e-mail to {recipients}" if to else "an e-mail"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -179,6 +211,8 @@ class SideEffect:
             "what": self.what,
             "start_ns": self.start_ns,
             "transaction": None if self.transaction is None else self.transaction.to_dict(),
+            "file": self.file,
+            "line": self.line,
             "receiver": _receiver_dict(self.receiver),
         }
 
@@ -199,6 +233,8 @@ class BypassedWrite:
     start_ns: int
     duration_ns: int
     receiver: Any = field(default=None, repr=False)
+    #: The receiver it was called in ("" outside receivers).
+    receiver_name: str = ""
 
     @property
     def location(self) -> str:
@@ -253,10 +289,9 @@ class Hazard:
         return {"kind": self.kind, "message": self.message, "place": self.place, "start_ns": self.start_ns}
 
 
-def _where(receiver: Any) -> str:
-    if receiver is None:
-        return "outside any receiver"
-    return f"{receiver.receiver_name} ({receiver.location})" if receiver.location else receiver.receiver_name
+def _named(name: str, file: str, line: int) -> str:
+    """``app.receivers.confirm (app/receivers.py:12)``, the file as short as on the import path."""
+    return f"{name} ({short_path(file)}:{line})" if file else name
 
 
 def receiver_refs(signal: Any, sender: Any) -> list[ReceiverRef]:
@@ -279,14 +314,13 @@ def hazard_of(finding: Any) -> Hazard | None:
     """The hazard a finding is, if it is one: a side effect inside an application
     transaction, or any bypassed write."""
     if isinstance(finding, SideEffect):
-        if not finding.in_transaction or finding.receiver is None:
-            return None
         transaction = finding.transaction
-        assert transaction is not None
+        if transaction is None or not transaction.in_atomic or not finding.receiver_name:
+            return None
         if finding.kind == "celery_task":
-            kind, what, risk = (
+            kind, verb, risk = (
                 TASK_BEFORE_COMMIT,
-                f"published Celery task {finding.what}",
+                "published",
                 "a worker can start it before the commit (and fail with DoesNotExist) "
                 "or run it for rows that are rolled back",
             )
@@ -295,25 +329,27 @@ def hazard_of(finding: Any) -> Hazard | None:
                 "or transaction.on_commit(lambda: task.delay(...))"
             )
         else:
-            kind, what, risk = (
+            kind, verb, risk = (
                 MAIL_BEFORE_COMMIT,
-                f"sent e-mail {finding.what}",
+                "sent",
                 "it goes out even if the transaction is rolled back",
             )
             fix = "send it after the commit: transaction.on_commit(lambda: send_mail(...))"
-        outcome = " (it was rolled back)" if transaction.rolled_back else ""
+        receiver = _named(finding.receiver_name, finding.receiver_file, finding.receiver_line)
+        at = f" at {finding.location}" if finding.location else ""
         message = (
-            f"{_where(finding.receiver)} {what} inside a transaction: {transaction.summary}{outcome}; "
+            f"{receiver} {verb} {finding.label}{at} inside a transaction: {transaction.summary}; "
             f"{risk}. Fix: {fix}."
         )
-        return Hazard(kind, message, finding.receiver.location, finding.start_ns, finding)
-    if isinstance(finding, BypassedWrite):
-        names = ", ".join(
-            f"{r.receiver} ({r.location})" if r.location else r.receiver for r in finding.receivers
+        place = finding.location or (
+            f"{short_path(finding.receiver_file)}:{finding.receiver_line}" if finding.receiver_file else ""
         )
+        return Hazard(kind, message, place, finding.start_ns, finding)
+    if isinstance(finding, BypassedWrite):
+        names = ", ".join(_named(r.receiver, r.file, r.line) for r in finding.receivers)
         message = (
             f"{finding.summary} ({names}); called at {finding.location or '?'}"
-            f"{'' if finding.receiver is None else ' in ' + _where(finding.receiver)}. "
+            f"{' in receiver ' + finding.receiver_name if finding.receiver_name else ''}. "
             "Fix: save() each object, or do in the same place what the receivers do "
             "(or send the signals yourself) if the write must stay in bulk."
         )

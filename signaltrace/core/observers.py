@@ -45,6 +45,7 @@ from typing import Any
 
 from signaltrace.core import store
 from signaltrace.core.hooks import install
+from signaltrace.core.side_effects import watch_celery
 from signaltrace.core.store import LiveCall, LiveDispatch
 
 __all__ = ["DispatchObserver", "LiveCall", "LiveDispatch", "add_observer", "remove_observer"]
@@ -116,6 +117,7 @@ def _publish() -> None:
 def add_observer(observer: DispatchObserver) -> None:
     """Start telling ``observer`` about dispatches (idempotent; installs the hooks)."""
     install()
+    watch_celery()  # Celery may have been imported after install()
     with _lock:
         if observer not in _observers:
             _observers.append(observer)

@@ -27,7 +27,7 @@ from typing import Any
 from signaltrace.core import patches
 from signaltrace.core.effects import BypassedWrite, ReceiverRef, SideEffect, receiver_refs, transaction_of
 from signaltrace.core.naming import short_path
-from signaltrace.core.rendering import safe_repr, truncate
+from signaltrace.core.rendering import redact_credentials, safe_repr, truncate
 from signaltrace.core.store import current_receiver, is_watched, keep_finding, transaction_now
 from signaltrace.safety import report_internal_error
 
@@ -41,25 +41,51 @@ _LIBRARY_PREFIXES = ("django.", "signaltrace.core.", "asgiref.", "celery.", "kom
 
 
 class _SideEffectRecord:
-    __slots__ = ("call", "kind", "start_ns", "transaction", "what")
+    __slots__ = ("call", "file", "info", "kind", "line", "start_ns", "transaction", "what")
 
-    def __init__(self, kind: str, what: str, transaction: Any, call: Any) -> None:
+    def __init__(self, kind: str, what: str, transaction: Any, call: Any, info: Any) -> None:
         self.kind = kind
         self.what = what
         self.transaction = transaction  # an AtomicBlock, an alias or None
         self.call = call
+        self.info = info or ("", "", 0)  # the receiver's (name, file, line)
+        self.file, self.line = _caller()
         self.start_ns = perf_counter_ns()
 
     def public(self, receiver: Any = None, origin: int = 0) -> SideEffect:
+        name, file, line = self.info
         return SideEffect(
-            self.kind, self.what, self.start_ns - origin, transaction_of(self.transaction), receiver
+            self.kind,
+            self.what,
+            self.start_ns - origin,
+            transaction_of(self.transaction),
+            receiver,
+            receiver_name=name,
+            receiver_file=file,
+            receiver_line=line,
+            file=self.file,
+            line=self.line,
         )
 
 
 class _BypassedRecord:
-    __slots__ = ("call", "duration_ns", "file", "line", "model", "operation", "receivers", "rows", "start_ns")
+    __slots__ = (
+        "call",
+        "duration_ns",
+        "file",
+        "line",
+        "model",
+        "operation",
+        "receiver_name",
+        "receivers",
+        "rows",
+        "start_ns",
+    )
 
-    def __init__(self, model: str, operation: str, receivers: tuple[ReceiverRef, ...], call: Any) -> None:
+    def __init__(
+        self, model: str, operation: str, receivers: tuple[ReceiverRef, ...], call: Any, info: Any
+    ) -> None:
+        self.receiver_name = "" if info is None else info[0]
         self.model = model
         self.operation = operation
         self.receivers = receivers
@@ -80,16 +106,17 @@ class _BypassedRecord:
             self.start_ns - origin,
             self.duration_ns,
             receiver,
+            receiver_name=self.receiver_name,
         )
 
 
 def note_side_effect(kind: str, what: str) -> None:
     """Keep a side effect made inside a receiver now (nothing outside receivers)."""
     try:
-        call, named = current_receiver()
+        call, named, info = current_receiver()
         if named is None:
             return
-        found = _SideEffectRecord(kind, what, transaction_now(named), call)
+        found = _SideEffectRecord(kind, what, transaction_now(named), call, info)
         keep_finding(found, 300, found.public)
     except Exception:  # noqa: BLE001
         report_internal_error("side effect")
@@ -114,7 +141,7 @@ def watch_celery() -> None:
     projects import their Celery app in the project package (Celery's Django guide),
     before Django's apps are ready; ``record()`` looks again for later imports.
     """
-    if _celery["connected"] or "celery" not in sys.modules or not patches.is_wrapped(GROUP):
+    if _celery["connected"] or sys.modules.get("celery") is None or not patches.is_wrapped(GROUP):
         return
     try:
         from celery.signals import before_task_publish
@@ -149,7 +176,10 @@ def _describe_mail(message: Any) -> str:
     """``'Welcome!' to 2 recipients``: the subject (cut) and a count, never an address."""
     try:
         subject = message.subject
-        subject = truncate(subject, 80) if type(subject) is str else safe_repr(subject, 80)
+        if type(subject) is str:
+            subject = redact_credentials(truncate(subject, 80))
+        else:
+            subject = safe_repr(subject, 80)
         count = len(message.recipients())
         return f"{subject!r} to {count} recipient{'s' if count != 1 else ''}"
     except Exception:  # noqa: BLE001
@@ -179,8 +209,8 @@ def _watched_bulk(queryset: Any, operation: str, args: Any, kwargs: Any, django_
         model = queryset.model
         receivers = tuple(receiver_refs(pre_save, model) + receiver_refs(post_save, model))
         if receivers:
-            call, _named = current_receiver()
-            found = _BypassedRecord(model._meta.label, operation, receivers, call)
+            call, _named, info = current_receiver()
+            found = _BypassedRecord(model._meta.label, operation, receivers, call, info)
     except Exception:  # noqa: BLE001
         report_internal_error("bulk write")
     if found is None:

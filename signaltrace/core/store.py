@@ -28,7 +28,7 @@ from signaltrace import conf
 from signaltrace.conf import ignored_signals, repr_limit, sensitive_pattern, setting
 from signaltrace.core.atomics import block_for, open_blocks
 from signaltrace.core.effects import transaction_of
-from signaltrace.core.frames import CELL_FRAME, F_CALL, F_NAMED, depth_of, frame_cell
+from signaltrace.core.frames import CELL_FRAME, F_CALL, F_NAMED, F_RECEIVER, depth_of, frame_cell
 from signaltrace.core.naming import (
     cached_receiver_info,
     dispatch_uids,
@@ -464,17 +464,21 @@ def announce(finding: Any) -> None:
             _observer_failed(handler)
 
 
-def current_receiver() -> tuple[Record | None, dict[str, Any] | None]:
-    """``(call record, dispatch kwargs)`` of the receiver running now in this context.
+def current_receiver() -> tuple[Record | None, dict[str, Any] | None, tuple[str, str, int] | None]:
+    """``(call record, dispatch kwargs, (name, file, line))`` of the receiver running now.
 
-    The record is None when nothing records or observes the dispatch; both are None
-    outside receivers.
+    The record is None when nothing records or observes the dispatch; all three are
+    None outside receivers. Not for the hot path: it names the receiver.
     """
     cell = frame_cell.get()
     frame = None if cell is None else cell[CELL_FRAME]
     if frame is None:
-        return None, None
-    return frame[F_CALL], frame[F_NAMED]
+        return None, None, None
+    call = frame[F_CALL]
+    if call is not None:
+        return call, frame[F_NAMED], call[C_INFO]
+    receiver = frame[F_RECEIVER]
+    return None, frame[F_NAMED], None if receiver is None else receiver_info(receiver)
 
 
 def transaction_now(named: dict[str, Any] | None) -> Any:

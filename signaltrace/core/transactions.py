@@ -315,7 +315,7 @@ def _watched_on_commit(connection: Any, func: Any, args: Any, kwargs: Any, djang
         block = innermost(blocks, alias) if blocks else None
         if block is not None:
             block.watch()
-        call, _named = current_receiver()
+        call, _named, _info = current_receiver()
         found = _Registration(func, robust, alias, block, call)
     except Exception:  # noqa: BLE001
         report_internal_error("on_commit")

@@ -8,7 +8,7 @@ request's, the caller's, or the receiver's while a sync receiver runs):
   ``signaltrace.on_commit.ran`` or ``signaltrace.on_commit.discarded`` on the span
   current when the commit (or the rollback) decided its fate;
 * ``signaltrace.hazard`` for a Celery task published or an e-mail sent by a receiver
-  inside an application's atomic block (the rule of the core's hazards);
+  inside an application's atomic block (the core's :func:`~signaltrace.core.hazard_of`);
 * ``signaltrace.bypassed_write`` for a ``bulk_create``/``bulk_update``/``update`` whose
   model has save receivers that did not run: also a hazard, so it carries the same
   ``signaltrace.hazard.*`` attributes;
@@ -21,26 +21,18 @@ is recording. Mail subjects are left out: they may name a person.
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 from opentelemetry.trace import Span
 
 from signaltrace.core import (
-    BYPASSED_WRITE,
-    MAIL_BEFORE_COMMIT,
-    TASK_BEFORE_COMMIT,
     BypassedWrite,
     OnCommitCallback,
     SideEffect,
     SlowDelete,
+    hazard_of,
     short_path,
 )
-
-#: Modules whose frames are skipped when finding the line of the application that made a
-#: side effect: Django, Celery's publishing path, and signaltrace's own.
-_LIBRARY_PREFIXES = ("django.", "signaltrace.", "celery.", "kombu.", "asgiref.", "opentelemetry.")
-_MAX_FRAMES = 60
 
 #: ``OnCommitCallback.fate`` values that say how it ended.
 _RAN_AT_ONCE = "ran at once"
@@ -111,87 +103,43 @@ def _on_commit_event(span: Span, callback: OnCommitCallback, offset: int) -> Non
 
 def _side_effect_hazard(span: Span, effect: SideEffect, offset: int) -> None:
     """A task published or a mail sent inside an application transaction (open now)."""
-    transaction = effect.transaction
-    summary = transaction.summary if transaction is not None else "a transaction"
-    if effect.kind == "celery_task":
-        kind = TASK_BEFORE_COMMIT
-        what = effect.what
-        message = (
-            f"Celery task {effect.what} published inside a transaction ({summary}): a worker can "
-            "start it before the commit, or run it for rows that are rolled back. Fix: "
-            "task.delay_on_commit(...) or transaction.on_commit(lambda: task.delay(...))."
-        )
-    else:
-        kind = MAIL_BEFORE_COMMIT
-        what = _mail_without_subject(effect.what)
-        message = (
-            f"{what} sent inside a transaction ({summary}): it goes out even if the "
-            "transaction is rolled back. Fix: transaction.on_commit(lambda: send_mail(...))."
-        )
+    hazard = hazard_of(effect)
+    if hazard is None:
+        return
     span.add_event(
         "signaltrace.hazard",
         {
-            "signaltrace.hazard.kind": kind,
-            "signaltrace.hazard.message": message,
-            "signaltrace.hazard.place": _calling_line(),
+            "signaltrace.hazard.kind": hazard.kind,
+            "signaltrace.hazard.message": hazard.message,
+            "signaltrace.hazard.place": hazard.place,
             "signaltrace.side_effect.kind": effect.kind,
-            "signaltrace.side_effect.what": what,
+            "signaltrace.side_effect.what": effect.label,
         },
         effect.start_ns + offset,
     )
 
 
-def _mail_without_subject(what: str) -> str:
-    """``e-mail to 2 recipients`` from the core's ``'Subject' to 2 recipients``."""
-    _subject, to, recipients = what.rpartition(" to ")
-    return f"e-mail to {recipients}" if to else "an e-mail"
-
-
-def _calling_line() -> str:
-    """``file:line`` of the application code that made the side effect being announced.
-
-    The core announces it synchronously, from inside the call that made it (Django's
-    ``EmailMessage.send``, Celery's ``before_task_publish``), so the first frame outside
-    the libraries is the line that sent the mail or published the task.
-    """
-    frame = sys._getframe(1)
-    for _ in range(_MAX_FRAMES):
-        if frame is None:
-            break
-        name = frame.f_globals.get("__name__")
-        if not (type(name) is str and name.startswith(_LIBRARY_PREFIXES)):
-            return f"{short_path(frame.f_code.co_filename)}:{frame.f_lineno}"
-        frame = frame.f_back
-    return ""
-
-
 def _bypassed_write_event(span: Span, write: BypassedWrite, offset: int) -> None:
     """A bulk write whose model's save receivers did not run: every one is a hazard."""
+    hazard = hazard_of(write)
     receivers = [
         f"{found.signal} {found.receiver} ({_location(found.file, found.line)})"
         if found.file
         else f"{found.signal} {found.receiver}"
         for found in write.receivers
     ]
-    place = write.location
-    message = (
-        f"{write.summary}; called at {place or '?'}. Fix: save() each object, or do what the "
-        "receivers do in the same place (or send the signals yourself) if the write must stay in bulk."
-    )
-    span.add_event(
-        "signaltrace.bypassed_write",
-        {
-            "signaltrace.bypassed_write.model": write.model,
-            "signaltrace.bypassed_write.operation": write.operation,
-            "signaltrace.bypassed_write.rows": write.rows,
-            "signaltrace.bypassed_write.receivers": receivers,
-            "signaltrace.bypassed_write.duration_ms": write.duration_ns / 1e6,
-            "signaltrace.hazard.kind": BYPASSED_WRITE,
-            "signaltrace.hazard.message": message,
-            "signaltrace.hazard.place": place,
-        },
-        write.start_ns + offset,
-    )
+    attributes: dict[str, Any] = {
+        "signaltrace.bypassed_write.model": write.model,
+        "signaltrace.bypassed_write.operation": write.operation,
+        "signaltrace.bypassed_write.rows": write.rows,
+        "signaltrace.bypassed_write.receivers": receivers,
+        "signaltrace.bypassed_write.duration_ms": write.duration_ns / 1e6,
+    }
+    if hazard is not None:
+        attributes["signaltrace.hazard.kind"] = hazard.kind
+        attributes["signaltrace.hazard.message"] = hazard.message
+        attributes["signaltrace.hazard.place"] = hazard.place
+    span.add_event("signaltrace.bypassed_write", attributes, write.start_ns + offset)
 
 
 def _slow_delete_event(span: Span, delete: SlowDelete) -> None:
