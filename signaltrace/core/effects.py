@@ -327,6 +327,9 @@ def hazard_of(finding: Any) -> Hazard | None:
             fix = (
                 "publish it after the commit: task.delay_on_commit(...) "
                 "or transaction.on_commit(lambda: task.delay(...))"
+                if transaction.alias == "default"
+                else "publish it after this database's commit: "  # delay_on_commit waits for 'default' only
+                f"transaction.on_commit(partial(task.delay, ...), using={transaction.alias!r})"
             )
         else:
             kind, verb, risk = (

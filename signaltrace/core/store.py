@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from signaltrace import conf
 from signaltrace.conf import ignored_signals, repr_limit, sensitive_pattern, setting
-from signaltrace.core.atomics import block_for, open_blocks
+from signaltrace.core.atomics import block_cell, block_for, open_blocks
 from signaltrace.core.effects import transaction_of
 from signaltrace.core.frames import CELL_FRAME, F_CALL, F_NAMED, F_RECEIVER, depth_of, frame_cell
 from signaltrace.core.naming import (
@@ -607,7 +607,8 @@ def begin_dispatch(
             # Otherwise nothing of ours keeps the record after the dispatch.
             sender_value, sender_is_weak, sender_gone = sender, False, sender_type
         parent_call = None if parent is None else parent[F_CALL]
-        blocks = open_blocks()
+        cell = block_cell.get()  # atomics.open_blocks(), inlined: it runs per dispatch
+        blocks = None if cell is None else cell[0]
         if not blocks:  # autocommit: a model signal's alias, kept only if it is a name
             using = named.get("using")
             transaction = using if type(using) is str else None

@@ -372,6 +372,12 @@ def _watched_run(connection: Any, waiting: list[_Registration], django_run: Any)
                 running.append(found)
                 hooks.append((entry[0], _TimedCallback(entry[1], found), *entry[2:]))
         connection.run_on_commit = hooks
+        # Out of Django's list now: a block a callback opens must not find them "dropped".
+        for found in running:
+            waiting.remove(found)
+        if not waiting:
+            _waiting.pop(connection, None)
+        _count_waiting()
     except Exception:  # noqa: BLE001
         report_internal_error("on_commit hooks")
     try:
@@ -381,7 +387,6 @@ def _watched_run(connection: Any, waiting: list[_Registration], django_run: Any)
         now = perf_counter_ns()
         for found in running:
             if found.fate == PENDING:
-                _forget(found)
                 found.settle(DISCARDED, now)
 
 
