@@ -2,9 +2,10 @@
 
 The demo is served by ``manage.py runserver`` over a throwaway SQLite file (its lab
 media goes beside it). Each test runs one scenario of docs/patterns.md, checks what
-its page and the signal trace panel (opened by the lab's result page) show, narrows
-the panel with its filter box, opens the rows the docs talk about and saves a
-screenshot of the panel: to the test's temporary directory, or to
+its page and the signal trace panel (opened by the lab's result page) show (a
+transaction hazard's page: the panel's Hazards box first), narrows the panel with its
+filter box, opens the rows the docs talk about and saves a screenshot of the panel:
+to the test's temporary directory, or to
 docs/img/pattern-<slug>.png with ``SIGNALTRACE_UPDATE_SCREENSHOT=1`` (``make screenshot``).
 """
 
@@ -230,3 +231,71 @@ def test_delete_cost_page_shows_queries_time_and_the_slow_delete(demo_site, page
     axis = panel.locator("[data-st-panel]").get_attribute("data-st-axis")
     assert row.locator(f"summary g.st-ax-{axis} rect.st-bar-delete").is_visible()
     screenshot(page, "pattern-delete-cost.png", tmp_path)
+
+
+# ----------------------------------------------------------------- transaction hazards
+
+
+def hazard_entry(panel, label: str) -> str:
+    """The text of the Hazards box's one entry, checked visible, at the top and labelled ``label``."""
+    box = panel.locator(".st-hazards")
+    assert box.is_visible()
+    assert box.locator("h4").inner_text() == "Hazard"
+    entries = box.locator(".st-hazard")
+    assert entries.count() == 1
+    assert entries.first.locator(".st-hazard-badge").inner_text() == label
+    box_top, tree_top = box.bounding_box()["y"], panel.locator(".st-tree").bounding_box()["y"]
+    assert box_top < tree_top
+    return entries.first.inner_text()
+
+
+def test_task_before_commit_is_a_hazard_naming_receiver_task_and_fix(demo_site, page, tmp_path):
+    panel = run_scenario(page, demo_site, "task-before-commit")
+    assert "raised DoesNotExist: Order matching query does not exist." in page.content()
+    text = hazard_entry(panel, "task before commit")
+    assert "looplab.receivers.publish_order_confirmation (looplab/receivers.py:" in text
+    assert "published Celery task looplab.tasks.confirm_order at looplab/receivers.py:" in text
+    assert "inside a transaction: atomic block (depth 1) on 'default', committed" in text
+    assert "Fix: publish it after the commit: task.delay_on_commit(...)" in text
+    narrow(panel, "looplab.order")
+    assert open_rows(panel, "post_save") == 1
+    row = panel.locator("details.st-dispatch[open]")
+    assert "looplab.receivers.publish_order_confirmation" in row.locator("tr.st-call").first.inner_text()
+    assert row.locator(".st-tx-badge").is_visible() and row.locator(".st-rollback-badge").count() == 0
+    screenshot(page, "pattern-task-before-commit.png", tmp_path)
+
+
+def test_mail_then_rollback_is_a_hazard_in_a_rolled_back_transaction(demo_site, page, tmp_path):
+    panel = run_scenario(page, demo_site, "mail-then-rollback")
+    assert "After the rollback the row exists: False." in page.content()
+    text = hazard_entry(panel, "mail before commit")
+    assert "looplab.receivers.mail_invitation (looplab/receivers.py:" in text
+    assert "sent an e-mail to 1 recipient at looplab/receivers.py:" in text
+    assert "atomic block (depth 1) on 'default', rolled back (transaction)" in text
+    assert "Fix: send it after the commit: transaction.on_commit(lambda: send_mail(...))" in text
+    assert "grace@example.com" not in text and "Your invitation" not in text
+    narrow(panel, "looplab.invitation")
+    assert open_rows(panel, "post_save") == 1
+    row = panel.locator("details.st-dispatch[open]")
+    assert "looplab.receivers.mail_invitation" in row.locator("tr.st-call").first.inner_text()
+    assert row.locator(".st-rollback-badge").is_visible()
+    screenshot(page, "pattern-mail-then-rollback.png", tmp_path)
+
+
+def test_bulk_create_skips_is_a_hazard_naming_both_receivers(demo_site, page, tmp_path):
+    panel = run_scenario(page, demo_site, "bulk-create-skips")
+    assert "0 search entries (index_product), 0 price history rows (record_price)" in page.content()
+    text = hazard_entry(panel, "bypassed write")
+    assert "bulk_create of 3 looplab.Product rows: 2 post_save receivers did not run" in text
+    assert "looplab.receivers.index_product (looplab/receivers.py:" in text
+    assert "looplab.receivers.record_price (looplab/receivers.py:" in text
+    assert "called at looplab/hazards.py:" in text
+    bypass = panel.locator("details.st-bypass")
+    assert bypass.count() == 1
+    summary = bypass.locator("summary")
+    assert "bulk_create of 3 looplab.Product rows" in summary.inner_text()
+    summary.click()
+    details = bypass.inner_text()
+    assert "looplab.receivers.index_product" in details and "looplab.receivers.record_price" in details
+    assert panel.locator("details.st-dispatch .st-signal", has_text="post_save").count() == 0
+    screenshot(page, "pattern-bulk-create-skips.png", tmp_path)

@@ -11,11 +11,13 @@ uncommitted row.
 
 from __future__ import annotations
 
+import inspect
 import os
 import subprocess
 import sys
 import threading
 from html import escape
+from typing import Any
 
 import pytest
 from django.core import mail
@@ -23,6 +25,7 @@ from django.core import mail
 import signaltrace
 from tests.demo_launcher import DEMO, assert_only_the_launcher_skipped, demo_only, launcher, run_under_demo
 from tests.demo_launcher import run_lab_scenario as run
+from tests.locations import where
 
 HAZARD_SLUGS = [
     "task-before-commit",
@@ -52,6 +55,13 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix, t
 
     name = tmp_path_factory.mktemp("demo-db") / "test.sqlite3"
     settings.DATABASES["default"].setdefault("TEST", {})["NAME"] = str(name)
+
+
+def _line_of(function: Any, text: str) -> str:
+    """``looplab/module.py:line`` of the first line of ``function``'s source containing ``text``."""
+    lines, first = inspect.getsourcelines(function)
+    offset = next(number for number, line in enumerate(lines) if text in line)
+    return f"{where(function).rsplit(':', 1)[0]}:{first + offset}"
 
 
 def _product_post_saves(trace: signaltrace.Trace) -> list[set[str]]:
@@ -86,10 +96,11 @@ def test_the_lab_lists_every_hazard_with_its_text_and_twin(client) -> None:
 @demo_only
 def test_a_task_published_before_the_commit_fails_in_the_worker_with_does_not_exist(client) -> None:
     from celery.result import AsyncResult
-    from looplab import tasks
+    from looplab import receivers, tasks
     from looplab.models import Order
 
-    content = run(client, "task-before-commit")
+    with signaltrace.record() as trace:
+        content = run(client, "task-before-commit")
     order = Order.objects.get()  # committed after the worker had looked for it
     assert not order.confirmed
     assert f"published confirm_order({order.pk}): tasks on the broker before the commit: 1." in content
@@ -104,9 +115,20 @@ def test_a_task_published_before_the_commit_fails_in_the_worker_with_does_not_ex
     assert 'action="/lab/task-on-commit/"' in content  # the twin's button
     workers = [thread for thread in threading.enumerate() if thread.name == WORKER_THREAD]
     assert len(workers) == 1 and workers[0].daemon
-    # hazards: the panel's Hazards box names looplab.receivers.publish_order_confirmation
-    # (looplab/receivers.py:line), the task looplab.tasks.confirm_order, the transaction
-    # ('default', depth 1, committed) and the fix, delay_on_commit.
+    # What the panel's Hazards box shows: the receiver (file:line), the task, the
+    # transaction and the fix; its place is the line that published the task.
+    (hazard,) = trace.hazards
+    assert hazard.kind == "task_before_commit"
+    assert hazard.place == _line_of(receivers.publish_order_confirmation, "confirm_order.delay(")
+    publish = hazard.finding
+    assert (publish.kind, publish.what) == ("celery_task", "looplab.tasks.confirm_order")
+    assert publish.receiver.receiver_name == "looplab.receivers.publish_order_confirmation"
+    assert publish.transaction.summary == "atomic block (depth 1) on 'default', committed"
+    named = f"looplab.receivers.publish_order_confirmation ({where(receivers.publish_order_confirmation)})"
+    assert hazard.message.startswith(f"{named} published Celery task looplab.tasks.confirm_order ")
+    assert "atomic block (depth 1) on 'default', committed" in hazard.message
+    assert "task.delay_on_commit(...)" in hazard.message
+    assert trace.side_effects == [publish]
 
 
 @demo_only
@@ -114,7 +136,8 @@ def test_delay_on_commit_publishes_after_the_commit_and_the_worker_finds_the_row
     from looplab import tasks
     from looplab.models import CommittedOrder
 
-    content = run(client, "task-on-commit")
+    with signaltrace.record() as trace:
+        content = run(client, "task-on-commit")
     order = CommittedOrder.objects.get()
     assert order.confirmed  # by the worker, on its own connection
     assert "tasks on the broker before the commit: 0, after it: 1." in content
@@ -126,15 +149,22 @@ def test_delay_on_commit_publishes_after_the_commit_and_the_worker_finds_the_row
     )
     assert len(tasks.published) == 1
     assert "looplab.receivers.publish_committed_order_confirmation" in content
-    # hazards: none reported; the on_commit callback (confirm_committed_order's delay) is
-    # listed with its fate: ran.
+    # No hazard: the task waits for the commit as an on_commit callback, which ran.
+    assert trace.hazards == [] and trace.side_effects == []  # published after the receiver returned
+    (callback,) = trace.on_commit_callbacks
+    assert (callback.callback, callback.fate) == ("looplab.tasks.confirm_committed_order.delay", "ran")
+    assert callback.receiver.receiver_name == "looplab.receivers.publish_committed_order_confirmation"
+    assert callback.transaction.summary == "atomic block (depth 1) on 'default', committed"
+    assert callback.ran_ns > callback.registered_ns
 
 
 @demo_only
 def test_an_email_sent_before_a_rollback_stays_sent_for_a_row_that_is_gone(client) -> None:
+    from looplab import receivers
     from looplab.models import Invitation
 
-    content = run(client, "mail-then-rollback")
+    with signaltrace.record() as trace:
+        content = run(client, "mail-then-rollback")
     assert not Invitation.objects.exists()
     assert [(message.subject, message.to) for message in mail.outbox] == [
         ("Your invitation", ["grace@example.com"])
@@ -143,27 +173,46 @@ def test_an_email_sent_before_a_rollback_stays_sent_for_a_row_that_is_gone(clien
     assert escape("E-mails sent: 1 ('Your invitation' to grace@example.com).") in content
     assert "looplab.receivers.mail_invitation" in content
     assert 'action="/lab/mail-on-commit/"' in content
-    # hazards: the Hazards box names looplab.receivers.mail_invitation (file:line), the mail
-    # to grace@example.com, the transaction ('default', depth 1, rolled back) and the fix,
-    # transaction.on_commit.
+    # The Hazards box: the receiver (file:line), the mail (its recipients counted, never
+    # named), the transaction, rolled back, and the fix.
+    (hazard,) = trace.hazards
+    assert hazard.kind == "mail_before_commit"
+    assert hazard.place == _line_of(receivers.mail_invitation, "send_mail(")
+    sent = hazard.finding
+    assert (sent.kind, sent.what) == ("email", "'Your invitation' to 1 recipient")
+    assert sent.receiver.receiver_name == "looplab.receivers.mail_invitation"
+    assert sent.transaction.rolled_back and sent.transaction.rollback_scope == "transaction"
+    named = f"looplab.receivers.mail_invitation ({where(receivers.mail_invitation)})"
+    assert hazard.message.startswith(f"{named} sent an e-mail to 1 recipient ")
+    assert "atomic block (depth 1) on 'default', rolled back (transaction)" in hazard.message
+    assert "transaction.on_commit(lambda: send_mail(...))" in hazard.message
+    assert "grace@example.com" not in hazard.message
 
 
 @demo_only
 def test_an_email_sent_on_commit_is_not_sent_for_the_rollback_and_sent_after_the_commit(client) -> None:
     from looplab.models import CommittedInvitation
 
-    content = run(client, "mail-on-commit")
+    with signaltrace.record() as trace:
+        content = run(client, "mail-on-commit")
     assert list(CommittedInvitation.objects.values_list("email", flat=True)) == ["grace@example.com"]
     assert [message.to for message in mail.outbox] == [["grace@example.com"]]  # the committed one only
     assert "After the rollback the row exists: False." in content
     assert "E-mails sent: 0." in content
     assert "e-mails sent before the commit: 0; after it: 1" in content
-    # hazards: none reported; two on_commit callbacks listed, one discarded with the
-    # rollback, one ran after the commit.
+    # No hazard: two on_commit callbacks, one discarded with the rollback, one ran after the commit.
+    assert trace.hazards == [] and trace.side_effects == []
+    callbacks = trace.on_commit_callbacks
+    assert [(c.callback, c.fate, c.transaction.outcome) for c in callbacks] == [
+        ("django.core.mail.send_mail", "discarded", "rolled back"),
+        ("django.core.mail.send_mail", "ran", "committed"),
+    ]
+    assert {c.receiver.receiver_name for c in callbacks} == {"looplab.receivers.mail_committed_invitation"}
 
 
 @demo_only
 def test_bulk_create_runs_no_post_save_receiver(client) -> None:
+    from looplab import hazards, receivers
     from looplab.models import PriceHistory, Product, SearchEntry
 
     with signaltrace.record() as trace:
@@ -176,8 +225,20 @@ def test_bulk_create_runs_no_post_save_receiver(client) -> None:
     )
     assert _product_post_saves(trace) == []
     assert 'action="/lab/save-each-row/"' in content
-    # hazards: a row "bulk_create of 3 looplab.Product rows: post_save receivers did not run"
-    # naming looplab.receivers.index_product and looplab.receivers.record_price.
+    # A bypassed write, and the hazard it is: both receivers named with file:line.
+    (hazard,) = trace.hazards
+    assert hazard.kind == "bypassed_write"
+    assert hazard.place == _line_of(hazards.run_bulk_create_skips, ".bulk_create(")
+    (write,) = trace.bypassed_writes
+    assert hazard.finding is write
+    assert write.summary == "bulk_create of 3 looplab.Product rows: 2 post_save receivers did not run"
+    assert [(ref.signal, ref.receiver) for ref in write.receivers] == [
+        ("post_save", "looplab.receivers.index_product"),
+        ("post_save", "looplab.receivers.record_price"),
+    ]
+    for function in (receivers.index_product, receivers.record_price):
+        assert f"looplab.receivers.{function.__name__} ({where(function)})" in hazard.message
+    assert "Fix: save() each object" in hazard.message
 
 
 @demo_only
@@ -194,6 +255,7 @@ def test_save_for_each_row_runs_both_receivers_for_each(client) -> None:
     )
     both = {"looplab.receivers.index_product", "looplab.receivers.record_price"}
     assert _product_post_saves(trace) == [both, both, both]
+    assert trace.hazards == [] and trace.bypassed_writes == []
 
 
 @demo_only
