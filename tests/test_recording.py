@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -55,6 +56,19 @@ def test_nested_dispatches_have_depth_parent_and_order(order_signals):
     assert trace.roots == [paid]
     assert paid.duration_ns >= shipped.duration_ns > 0
     assert paid.start_ns <= shipped.start_ns
+
+
+def test_dispatch_times_count_from_the_traces_origin_on_the_perf_clock():
+    before_block = time.perf_counter_ns()
+    with signaltrace.record() as trace:
+        time.sleep(0.002)  # the dispatch starts well after the block did
+        before_send = time.perf_counter_ns()
+        item_viewed.send(sender=None)
+        after_send = time.perf_counter_ns()
+    (dispatch,) = trace.dispatches
+    assert before_block <= trace.origin_perf_ns <= before_send - 2_000_000
+    start = trace.origin_perf_ns + dispatch.start_ns
+    assert before_send <= start <= start + dispatch.duration_ns <= after_send
 
 
 def test_sends_with_no_receivers_are_recorded(db):

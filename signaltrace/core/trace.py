@@ -319,6 +319,11 @@ class Trace:
         return _slow_deletes(self)
 
     @property
+    def origin_perf_ns(self) -> int:
+        """``time.perf_counter_ns()`` when the block began: every ``start_ns`` counts from it."""
+        return self._recorder.start_ns
+
+    @property
     def duration_ns(self) -> int:
         """Length of the ``record()`` block so far."""
         end = self._recorder.end_ns if self._recorder.end_ns is not None else perf_counter_ns()

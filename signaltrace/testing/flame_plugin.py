@@ -60,7 +60,8 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     with ExitStack() as stack:
         try:
             trace = stack.enter_context(record())
-            item.stash[_TRACE] = (trace, wall_ns())
+            # The trace's own origin: a clock read here could come a preemption later.
+            item.stash[_TRACE] = (trace, wall_ns(trace.origin_perf_ns))
         except Exception:  # noqa: BLE001 - the flame view must never break the run
             report_internal_error("flame record")
         try:
