@@ -29,6 +29,7 @@ from __future__ import annotations
 import sys
 import weakref
 from contextlib import contextmanager
+from threading import get_ident
 from time import perf_counter_ns
 from typing import Any
 
@@ -38,6 +39,7 @@ from signaltrace.core.atomics import (
     RELEASED,
     ROLLED_BACK,
     AtomicBlock,
+    block_cell,
     innermost,
     open_blocks,
     own_blocks,
@@ -55,6 +57,8 @@ _waiting: weakref.WeakKeyDictionary[Any, list[_Registration]] = weakref.WeakKeyD
 _waiting_count = [0]
 # At most this many callbacks are watched per connection; older ones are forgotten (still pending).
 MAX_WAITING = 1000
+# django.db.transaction.get_connection, taken by install_transaction_watch().
+_get_connection: Any = None
 
 
 class _Registration:
@@ -152,7 +156,7 @@ class _TimedCallback:
             self._registration.exception = error
             raise
         finally:
-            _forget(self._registration)
+            # _watched_run() took it out of the waiting list before Django ran it.
             self._registration.settle(RAN, start, perf_counter_ns())
 
     def __getattr__(self, name: str) -> Any:
@@ -174,7 +178,9 @@ def _forget(registration: _Registration) -> None:
 
 
 def _count_waiting() -> None:
-    _waiting_count[0] = sum(len(waiting) for waiting in list(_waiting.values()))
+    # Over the mapping's own dict: iterating the WeakKeyDictionary itself sets up an
+    # iteration guard, which costs more than the count (this runs per on_commit).
+    _waiting_count[0] = sum(map(len, list(_waiting.data.values())))
 
 
 # ------------------------------------------------------------------ atomic blocks
@@ -196,7 +202,9 @@ def _make_enter(django_enter: Any) -> Any:
             return result
         try:
             alias = self.using or _DEFAULT_ALIAS
-            blocks = own_blocks()
+            # own_blocks(), its common case inlined: this runs for every block, idle or not.
+            cell = block_cell.get()
+            blocks = cell[0] if cell is not None and cell[1] == get_ident() else own_blocks()
             parent = innermost(blocks, alias) if blocks else None
             blocks.append(AtomicBlock(alias, self, parent, self.durable))
         except Exception:  # noqa: BLE001
@@ -210,10 +218,15 @@ def _make_enter(django_enter: Any) -> Any:
 def _make_exit(django_exit: Any) -> Any:
     def __exit__(self: Any, exc_type: Any, exc_value: Any, traceback: Any) -> Any:
         # Popped first: what runs after the commit (on_commit callbacks) is outside it.
-        blocks = open_blocks()
+        cell = block_cell.get()  # open_blocks(), inlined
         block = None
-        if blocks and not self._from_testcase:
-            block = _pop(self)
+        if cell is not None and cell[0] and not self._from_testcase:
+            blocks = cell[0]
+            # The innermost block, in the thread that owns the cell: the common case.
+            if blocks[-1].atomic is self and cell[1] == get_ident():
+                block = blocks.pop()
+            else:
+                block = _pop(self)
         if (block is None or not block.watched) and not _waiting_count[0]:
             return django_exit(self, exc_type, exc_value, traceback)
         return _watched_exit(self, block, exc_type, exc_value, traceback, django_exit)
@@ -227,9 +240,7 @@ def _watched_exit(
 ) -> Any:
     connection = rolled_back = None
     try:
-        from django.db.transaction import get_connection
-
-        connection = get_connection(atomic.using)
+        connection = _get_connection(atomic.using)
         rolled_back = exc_type is not None or connection.needs_rollback or connection.closed_in_transaction
     except Exception:  # noqa: BLE001
         report_internal_error("atomic block")
@@ -428,9 +439,11 @@ def _settle_captured(using: str, callbacks: list[Any]) -> None:
 
 def install_transaction_watch() -> None:
     """Wrap Django's atomic blocks and ``on_commit`` (idempotent). Called by ``install()``."""
+    global _get_connection
     from django.db.backends.base.base import BaseDatabaseWrapper
-    from django.db.transaction import Atomic
+    from django.db.transaction import Atomic, get_connection
 
+    _get_connection = get_connection
     patches.wrap(GROUP, Atomic, "__enter__", _make_enter)
     patches.wrap(GROUP, Atomic, "__exit__", _make_exit)
     patches.wrap(GROUP, BaseDatabaseWrapper, "on_commit", _make_on_commit)
