@@ -196,3 +196,17 @@ def _line_of(text: str) -> int:
         return next(
             number for number, line in enumerate(source, 1) if text in line and "_line_of" not in line
         )
+
+
+def test_the_bulk_write_wrappers_keep_django_s_marks() -> None:
+    from django.db.models.query import QuerySet
+    from django.template import Context, Template
+
+    signaltrace.install()
+    for name in ("bulk_create", "bulk_update", "update"):
+        method = getattr(QuerySet, name)
+        assert method.__wrapped__ is not method  # signaltrace's wrapper is in place
+        assert method.alters_data is True
+    # So a template still refuses to call update(), as Django's own method makes it.
+    rendered = Template("{{ items.update }}").render(Context({"items": Item.objects.all()}))
+    assert rendered == ""

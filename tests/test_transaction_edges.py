@@ -381,6 +381,35 @@ def test_a_robust_callback_that_raises_is_django_s_to_log_and_the_next_one_runs(
 
 
 @pytest.mark.parametrize("alias", DATABASE_ALIASES)
+def test_a_callback_that_raises_after_the_commit_leaves_the_transaction_committed(
+    alias: str, connect: Any
+) -> None:
+    def broken() -> None:
+        raise LookupError("callback failed")
+
+    def register(sender: Any, instance: Any, using: str, **kwargs: Any) -> None:
+        transaction.on_commit(broken, using=using)
+
+    connect(post_save, register, sender=Item)
+
+    def scenario() -> Any:
+        try:
+            with transaction.atomic(using=alias):
+                Item.objects.using(alias).create(name="kept")
+        except LookupError as error:
+            return str(error), item_names(alias)
+        return None, item_names(alias)
+
+    bare, recorded, trace = bare_then_recorded(scenario, aliases=[alias])
+    # Django raises the callback's error out of the block, after the commit: the row stays.
+    assert recorded == bare == ("callback failed", ["kept"])
+    [save] = saves(trace)
+    assert save.transaction == Transaction(alias, True, 1, False, "committed")
+    [callback] = trace.on_commit_callbacks
+    assert (callback.fate, type(callback.exception)) == ("ran", LookupError)
+
+
+@pytest.mark.parametrize("alias", DATABASE_ALIASES)
 def test_receivers_register_callbacks_at_two_depths_and_the_savepoint_rolls_back(
     alias: str, connect: Any
 ) -> None:

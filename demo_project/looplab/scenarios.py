@@ -197,9 +197,9 @@ HAZARDS = [
         "An e-mail sent, then the transaction rolled back",
         "Invitation's post_save receiver sends the invitation with send_mail() at once. A later step of "
         "the same transaction fails and everything rolls back: the row is gone, the e-mail is not.",
-        "A Hazards box: the receiver looplab.receivers.mail_invitation (file and line) sent mail to "
-        "grace@example.com inside the transaction on 'default' (depth 1), which rolled back; the fix: "
-        "transaction.on_commit(partial(send_mail, ...)).",
+        "A Hazards box: the receiver looplab.receivers.mail_invitation (file and line) sent an e-mail "
+        "to 1 recipient (never named) inside the transaction on 'default' (depth 1), which rolled "
+        "back; the fix: transaction.on_commit(partial(send_mail, ...)).",
         twin="mail-on-commit",
     ),
     Scenario(
@@ -215,7 +215,7 @@ HAZARDS = [
         "Product has two post_save receivers: one adds a search entry, one starts the price history. "
         "bulk_create() inserts three products without calling save(), so neither runs: no search "
         "entries, no prices, and no error to say so.",
-        "A row 'bulk_create of 3 looplab.Product rows: post_save receivers did not run', naming "
+        "A row 'bulk_create of 3 looplab.Product rows: 2 post_save receivers did not run', naming "
         "index_product and record_price with file and line.",
         twin="save-each-row",
     ),

@@ -273,7 +273,9 @@ def _side_effect(call: ast.Call) -> tuple[str, str] | None:
         return written, TASK
     if func.attr in _MAIL_FUNCTIONS or func.attr in _MAIL_METHODS:
         return written, MAIL
-    if func.attr == "send" and _is_message(func.value):
+    # ``something.send(sender=...)`` sends a signal (``email_confirmed.send``), not mail.
+    is_signal = any(keyword.arg == "sender" for keyword in call.keywords)
+    if func.attr == "send" and not is_signal and _is_message(func.value):
         return written, MAIL
     return None
 

@@ -197,6 +197,9 @@ def _make_bulk(operation: str, django_method: Any) -> Any:
 
     bulk.__name__ = bulk.__qualname__ = django_method.__name__
     bulk.__doc__ = django_method.__doc__
+    # Django's marks: ``alters_data`` keeps templates from calling it, ``queryset_only``
+    # keeps it off managers' copied methods where Django says so.
+    bulk.__dict__.update(django_method.__dict__)
     bulk.__wrapped__ = django_method  # type: ignore[attr-defined]
     return bulk
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 import sys
 import weakref
 from contextlib import contextmanager
-from threading import get_ident
+from threading import Lock, get_ident
 from time import perf_counter_ns
 from typing import Any
 
@@ -55,6 +55,7 @@ _DEFAULT_ALIAS = "default"
 _waiting: weakref.WeakKeyDictionary[Any, list[_Registration]] = weakref.WeakKeyDictionary()
 # How many callbacks _waiting holds: the quick "is anything watched" test of every block's exit.
 _waiting_count = [0]
+_count_lock = Lock()
 # At most this many callbacks are watched per connection; older ones are forgotten (still pending).
 MAX_WAITING = 1000
 # django.db.transaction.get_connection, taken by install_transaction_watch().
@@ -179,8 +180,10 @@ def _forget(registration: _Registration) -> None:
 
 def _count_waiting() -> None:
     # Over the mapping's own dict: iterating the WeakKeyDictionary itself sets up an
-    # iteration guard, which costs more than the count (this runs per on_commit).
-    _waiting_count[0] = sum(map(len, list(_waiting.data.values())))
+    # iteration guard, which costs more than the count (this runs per on_commit). Under
+    # a lock, so a thread's stale count never overwrites a newer one.
+    with _count_lock:
+        _waiting_count[0] = sum(map(len, list(_waiting.data.values())))
 
 
 # ------------------------------------------------------------------ atomic blocks
@@ -198,7 +201,7 @@ def _pop(atomic: Any) -> AtomicBlock | None:
 def _make_enter(django_enter: Any) -> Any:
     def __enter__(self: Any) -> Any:
         result = django_enter(self)  # raises: no block was opened, none is pushed
-        if self._from_testcase:
+        if getattr(self, "_from_testcase", False):
             return result
         try:
             alias = self.using or _DEFAULT_ALIAS
@@ -220,7 +223,7 @@ def _make_exit(django_exit: Any) -> Any:
         # Popped first: what runs after the commit (on_commit callbacks) is outside it.
         cell = block_cell.get()  # open_blocks(), inlined
         block = None
-        if cell is not None and cell[0] and not self._from_testcase:
+        if cell is not None and cell[0] and not getattr(self, "_from_testcase", False):
             blocks = cell[0]
             # The innermost block, in the thread that owns the cell: the common case.
             if blocks[-1].atomic is self and cell[1] == get_ident():
@@ -247,7 +250,15 @@ def _watched_exit(
     try:
         result = django_exit(atomic, exc_type, exc_value, traceback)
     except BaseException:
-        rolled_back = True  # the commit (or the release) failed: Django rolled back
+        # The commit (or the release) failed and Django rolled back, unless the commit
+        # went through and an on_commit callback raised after it: Django leaves this
+        # flag set when a hook raises (it is cleared once all hooks have run).
+        committed = (
+            block is not None
+            and block.parent is None
+            and getattr(connection, "run_commit_hooks_on_set_autocommit_on", False) is True
+        )
+        rolled_back = not committed
         raise
     finally:
         try:
