@@ -249,6 +249,15 @@ def hazard_entry(panel, label: str) -> str:
     return entries.first.inner_text()
 
 
+def opened_post_save(panel, model_filter: str, receiver: str):
+    """Narrow the panel to ``model_filter``, open its one post_save row, check it calls ``receiver``."""
+    narrow(panel, model_filter)
+    assert open_rows(panel, "post_save") == 1
+    row = panel.locator("details.st-dispatch[open]")
+    assert receiver in row.locator("tr.st-call").first.inner_text()
+    return row
+
+
 def test_task_before_commit_is_a_hazard_naming_receiver_task_and_fix(demo_site, page, tmp_path):
     panel = run_scenario(page, demo_site, "task-before-commit")
     assert "raised DoesNotExist: Order matching query does not exist." in page.content()
@@ -257,10 +266,7 @@ def test_task_before_commit_is_a_hazard_naming_receiver_task_and_fix(demo_site, 
     assert "published Celery task looplab.tasks.confirm_order at looplab/receivers.py:" in text
     assert "inside a transaction: atomic block (depth 1) on 'default', committed" in text
     assert "Fix: publish it after the commit: task.delay_on_commit(...)" in text
-    narrow(panel, "looplab.order")
-    assert open_rows(panel, "post_save") == 1
-    row = panel.locator("details.st-dispatch[open]")
-    assert "looplab.receivers.publish_order_confirmation" in row.locator("tr.st-call").first.inner_text()
+    row = opened_post_save(panel, "looplab.order", "looplab.receivers.publish_order_confirmation")
     assert row.locator(".st-tx-badge").is_visible() and row.locator(".st-rollback-badge").count() == 0
     screenshot(page, "pattern-task-before-commit.png", tmp_path)
 
@@ -274,10 +280,7 @@ def test_mail_then_rollback_is_a_hazard_in_a_rolled_back_transaction(demo_site, 
     assert "atomic block (depth 1) on 'default', rolled back (transaction)" in text
     assert "Fix: send it after the commit: transaction.on_commit(lambda: send_mail(...))" in text
     assert "grace@example.com" not in text and "Your invitation" not in text
-    narrow(panel, "looplab.invitation")
-    assert open_rows(panel, "post_save") == 1
-    row = panel.locator("details.st-dispatch[open]")
-    assert "looplab.receivers.mail_invitation" in row.locator("tr.st-call").first.inner_text()
+    row = opened_post_save(panel, "looplab.invitation", "looplab.receivers.mail_invitation")
     assert row.locator(".st-rollback-badge").is_visible()
     screenshot(page, "pattern-mail-then-rollback.png", tmp_path)
 

@@ -64,6 +64,16 @@ def _line_of(function: Any, text: str) -> str:
     return f"{where(function).rsplit(':', 1)[0]}:{first + offset}"
 
 
+def _the_one_hazard(trace: signaltrace.Trace, kind: str, receiver: Any, call_text: str) -> Any:
+    """The trace's one hazard: of ``kind``, made by ``receiver``, placed at the line of
+    ``receiver``'s source that holds ``call_text``."""
+    (hazard,) = trace.hazards
+    assert hazard.kind == kind
+    assert hazard.place == _line_of(receiver, call_text)
+    assert hazard.finding.receiver.receiver_name == f"looplab.receivers.{receiver.__name__}"
+    return hazard
+
+
 def _product_post_saves(trace: signaltrace.Trace) -> list[set[str]]:
     """The receivers each post_save of looplab.Product called."""
     return [
@@ -117,12 +127,11 @@ def test_a_task_published_before_the_commit_fails_in_the_worker_with_does_not_ex
     assert len(workers) == 1 and workers[0].daemon
     # What the panel's Hazards box shows: the receiver (file:line), the task, the
     # transaction and the fix; its place is the line that published the task.
-    (hazard,) = trace.hazards
-    assert hazard.kind == "task_before_commit"
-    assert hazard.place == _line_of(receivers.publish_order_confirmation, "confirm_order.delay(")
+    hazard = _the_one_hazard(
+        trace, "task_before_commit", receivers.publish_order_confirmation, "confirm_order.delay("
+    )
     publish = hazard.finding
     assert (publish.kind, publish.what) == ("celery_task", "looplab.tasks.confirm_order")
-    assert publish.receiver.receiver_name == "looplab.receivers.publish_order_confirmation"
     assert publish.transaction.summary == "atomic block (depth 1) on 'default', committed"
     named = f"looplab.receivers.publish_order_confirmation ({where(receivers.publish_order_confirmation)})"
     assert hazard.message.startswith(f"{named} published Celery task looplab.tasks.confirm_order ")
@@ -175,12 +184,9 @@ def test_an_email_sent_before_a_rollback_stays_sent_for_a_row_that_is_gone(clien
     assert 'action="/lab/mail-on-commit/"' in content
     # The Hazards box: the receiver (file:line), the mail (its recipients counted, never
     # named), the transaction, rolled back, and the fix.
-    (hazard,) = trace.hazards
-    assert hazard.kind == "mail_before_commit"
-    assert hazard.place == _line_of(receivers.mail_invitation, "send_mail(")
+    hazard = _the_one_hazard(trace, "mail_before_commit", receivers.mail_invitation, "send_mail(")
     sent = hazard.finding
     assert (sent.kind, sent.what) == ("email", "'Your invitation' to 1 recipient")
-    assert sent.receiver.receiver_name == "looplab.receivers.mail_invitation"
     assert sent.transaction.rolled_back and sent.transaction.rollback_scope == "transaction"
     named = f"looplab.receivers.mail_invitation ({where(receivers.mail_invitation)})"
     assert hazard.message.startswith(f"{named} sent an e-mail to 1 recipient ")
