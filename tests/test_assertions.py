@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -29,7 +30,7 @@ from signaltrace.testing import (
     assert_signal_sent,
     assert_signals,
 )
-from signaltrace.testing.assertions import hazard_lines
+from signaltrace.testing.assertions import MAX_HAZARD_LINES, grouped_hazard_lines, hazard_listing
 from tests.testapp.models import Item, Ping
 from tests.testapp.signals import item_viewed
 
@@ -532,11 +533,27 @@ def test_a_hazard_listing_that_fails_is_logged_not_raised(
     while reading them must not fail that test."""
     with signaltrace.record() as trace:
         bulk_items()
-    assert [line.split(" at ", 1)[0] for line in hazard_lines(trace)] == ["bypassed_write"]
+    assert [line.split(" at ", 1)[0] for line in hazard_listing(trace)[1]] == ["bypassed_write"]
 
     def broken(self: Any) -> list[Any]:
         raise RuntimeError("internal")
 
     monkeypatch.setattr(signaltrace.Trace, "hazards", property(broken))
-    assert hazard_lines(trace) == []
+    assert hazard_listing(trace) == (0, [])
     assert "signaltrace internal error in hazard list" in caplog.text
+
+
+def test_hazard_listings_group_alike_hazards_and_are_bounded(receivers: None) -> None:
+    """A loop of bulk writes lists one line per place, and at most MAX_HAZARD_LINES places."""
+    with signaltrace.record() as trace:
+        for _ in range(3):
+            bulk_items()  # one place, three times
+    count, lines = hazard_listing(trace)
+    assert count == 3 and len(lines) == 1
+    assert lines[0].startswith("bypassed_write at ") and lines[0].endswith(" (and 2 more here)")
+
+    places = [replace(trace.hazards[0], place=f"app.py:{line}") for line in range(MAX_HAZARD_LINES + 5)]
+    grouped = grouped_hazard_lines(places)
+    assert len(grouped) == MAX_HAZARD_LINES + 1
+    assert grouped[-1] == "... and 5 more places with hazards"
+    assert grouped[0].startswith("bypassed_write at app.py:0: ")

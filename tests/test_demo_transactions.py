@@ -104,6 +104,26 @@ def test_the_lab_lists_every_hazard_with_its_text_and_twin(client) -> None:
 
 
 @demo_only
+def test_each_request_thread_waits_for_the_tasks_it_published_only() -> None:
+    """Concurrent lab pages must not wait for (or report) each other's tasks."""
+    from looplab import tasks
+
+    tasks.published().clear()
+    tasks.remember_published(sender=tasks.confirm_order.name, headers={"id": "mine"})
+    seen_there: list[list[str]] = []
+
+    def other_request() -> None:
+        tasks.remember_published(sender=tasks.confirm_order.name, headers={"id": "theirs"})
+        seen_there.append(list(tasks.published()))
+
+    thread = threading.Thread(target=other_request)
+    thread.start()
+    thread.join(timeout=10)
+    assert seen_there == [["theirs"]]
+    assert tasks.published() == ["mine"]
+
+
+@demo_only
 def test_a_task_published_before_the_commit_fails_in_the_worker_with_does_not_exist(client) -> None:
     from celery.result import AsyncResult
     from looplab import receivers, tasks
@@ -118,7 +138,7 @@ def test_a_task_published_before_the_commit_fails_in_the_worker_with_does_not_ex
         "The worker ran it while the transaction was still open and raised DoesNotExist: "
         "Order matching query does not exist." in content
     )
-    (task_id,) = tasks.published
+    (task_id,) = tasks.published()
     result = AsyncResult(task_id)
     assert result.state == "FAILURE" and type(result.result).__name__ == "DoesNotExist"
     assert "looplab.receivers.publish_order_confirmation" in content  # its post_save call, in the trace
@@ -156,7 +176,7 @@ def test_delay_on_commit_publishes_after_the_commit_and_the_worker_finds_the_row
         )
         in content
     )
-    assert len(tasks.published) == 1
+    assert len(tasks.published()) == 1
     assert "looplab.receivers.publish_committed_order_confirmation" in content
     # No hazard: the task waits for the commit as an on_commit callback, which ran.
     assert trace.hazards == [] and trace.side_effects == []  # published after the receiver returned

@@ -613,6 +613,7 @@ def test_hazards_marker_and_bad_values(project: pytest.Pytester) -> None:
         proj_settings=SETTINGS + MAIL_SETTINGS,
         test_shop="""
         import pytest
+        from django.dispatch import Signal
         from shop.models import Order
 
         pytestmark = pytest.mark.django_db
@@ -635,10 +636,30 @@ def test_hazards_marker_and_bad_values(project: pytest.Pytester) -> None:
         @pytest.mark.signaltrace(hazards=True)
         def test_bad_value():
             pass
+
+
+        def webhook(sender, **kwargs):
+            raise ConnectionError("webhook down")
+
+
+        order_paid = Signal()
+        order_paid.connect(webhook)
+
+
+        @pytest.mark.signaltrace(hazards="off")  # the hazard mode only: no limits with it
+        def test_hazard_mode_only():
+            [(_, error)] = order_paid.send_robust(sender=None)
+            assert isinstance(error, ConnectionError)
+
+
+        @pytest.mark.signaltrace  # limits: the swallowed error fails it
+        def test_bare_marker():
+            order_paid.send_robust(sender=None)
         """,
     )
     result = run(project)
-    result.assert_outcomes(passed=2, failed=2)
+    result.assert_outcomes(passed=3, failed=3)
+    result.stdout.fnmatch_lines(["FAILED test_shop.py::test_bare_marker*"])
     result.stdout.fnmatch_lines(
         literal(
             "*_ test_strict _*",

@@ -43,7 +43,7 @@ def _worker_problem() -> str:
 def _published() -> list[str]:
     from looplab import tasks
 
-    return tasks.published
+    return tasks.published()
 
 
 def _task_outcome() -> str:

@@ -4,6 +4,7 @@ Imported only where Celery is installed: the receivers that publish these tasks 
 them when they run.
 """
 
+import threading
 from typing import Any
 
 from celery import shared_task
@@ -11,8 +12,16 @@ from celery.signals import after_task_publish
 
 from looplab.models import CommittedOrder, Order
 
-#: Ids of the lab's tasks as they were published, so a page can wait for their results.
-published: list[str] = []
+# Per thread: each request (its own thread under runserver) sees only the tasks it published.
+_local = threading.local()
+
+
+def published() -> list[str]:
+    """Ids of the lab's tasks this thread published, in order, so a page can wait for their results."""
+    ids: list[str] | None = getattr(_local, "ids", None)
+    if ids is None:
+        ids = _local.ids = []
+    return ids
 
 
 @shared_task
@@ -37,6 +46,7 @@ def _confirm(model: type[Order] | type[CommittedOrder], pk: int) -> str:
 def remember_published(
     sender: str | None = None, headers: dict[str, Any] | None = None, **kwargs: Any
 ) -> None:
-    """Sent in the publishing thread once the broker holds the task (``sender`` is the task's name)."""
+    """Sent in the publishing thread (the request's) once the broker holds the task
+    (``sender`` is the task's name)."""
     if sender in {confirm_order.name, confirm_committed_order.name} and headers:
-        published.append(headers["id"])
+        published().append(headers["id"])

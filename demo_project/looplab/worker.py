@@ -17,8 +17,9 @@ from celery.worker import WorkController
 START_TIMEOUT = 30.0
 
 _lock = threading.Lock()
+#: Set once the worker takes tasks, or once its thread has ended (then it failed or stopped).
 _ready = threading.Event()
-_started = False
+_thread: threading.Thread | None = None
 _failure = ""
 
 
@@ -30,13 +31,16 @@ def ensure_worker(timeout: float = START_TIMEOUT) -> str:
     building thread's database connections. The thread is a daemon, so the process exits
     without stopping it (a task still running then is lost, which the demo can afford).
     """
-    global _started
+    global _thread
     with _lock:
-        if not _started:
-            _started = True
-            threading.Thread(target=_serve, name="looplab-celery-worker", daemon=True).start()
+        if _thread is None:
+            thread = threading.Thread(target=_serve, name="looplab-celery-worker", daemon=True)
+            thread.start()  # if this raises, the next scenario tries again
+            _thread = thread
     if not _ready.wait(timeout):
         return f"The Celery worker did not start within {timeout:g} s."
+    if not _thread.is_alive():
+        return _failure or "The Celery worker stopped; restart the demo to start it again."
     return _failure
 
 
@@ -56,7 +60,8 @@ def _serve() -> None:
             ready_callback=lambda consumer: _ready.set(),
         )
         worker.start()
-    except Exception as exc:  # shown on the page, rather than a thread that died unseen
+    except BaseException as exc:  # shown on the page, rather than a thread that died unseen
         _failure = f"The Celery worker failed: {type(exc).__name__}: {exc}"
-        _ready.set()
         raise
+    finally:
+        _ready.set()  # ended: no page waits for it any longer

@@ -12,8 +12,10 @@ Where a context's stack lives: a ``ContextVar`` holds a small mutable cell
 (:mod:`signaltrace.core.frames`): ``ContextVar.set`` on every block would cost more
 than the rest of the wrapper. It is safe because a block opens and closes in
 synchronous code on one thread (Django's ``atomic()`` cannot be held across an
-``await``), and a context copied into another thread (``sync_to_async``) gets a cell
-of its own there, starting with the blocks open where it was copied.
+``await``). A context copied into another thread (``sync_to_async``,
+``copy_context().run``) sees no blocks there: Django's connections are per thread, so
+the blocks open where it was copied are another connection's. It gets a cell of its
+own when it opens a block.
 """
 
 from __future__ import annotations
@@ -30,9 +32,22 @@ OPEN, RELEASED, COMMITTED, ROLLED_BACK = "open", "released", "committed", "rolle
 class AtomicBlock:
     """One ``atomic()`` block the application opened on one database alias."""
 
-    __slots__ = ("alias", "atomic", "depth", "durable", "made", "parent", "state", "watched")
+    __slots__ = (
+        "alias",
+        "atomic",
+        "connection",
+        "depth",
+        "durable",
+        "made",
+        "parent",
+        "savepoint",
+        "state",
+        "watched",
+    )
 
-    def __init__(self, alias: str, atomic: Any, parent: AtomicBlock | None, durable: bool) -> None:
+    def __init__(
+        self, alias: str, atomic: Any, parent: AtomicBlock | None, durable: bool, savepoint: bool = True
+    ) -> None:
         self.alias = alias
         #: Django's ``Atomic`` object (one object can be entered several times).
         self.atomic = atomic
@@ -41,7 +56,14 @@ class AtomicBlock:
         #: 1 for the outermost application block on its alias.
         self.depth = 1 if parent is None else parent.depth + 1
         self.durable = durable
+        #: Whether a rollback at its exit stops at its own savepoint. False for
+        #: ``atomic(savepoint=False)`` inside another block: its rollback takes the
+        #: enclosing block with it.
+        self.savepoint = savepoint
         self.state = OPEN
+        #: The connection of a block opened before the hooks were installed (adopted):
+        #: its exit is not seen, so it leaves the stack once Django no longer lists it.
+        self.connection: Any = None
         #: Whether a record points at this block (only then is its outcome read at exit).
         self.watched = False
         #: The public ``Transaction`` last made for it (:func:`~signaltrace.core.effects.transaction_of`).
@@ -60,11 +82,14 @@ class AtomicBlock:
 
         Outcome: ``committed``, ``rolled back`` or ``open``; scope ``savepoint`` or
         ``transaction`` when rolled back. A released savepoint takes its enclosing
-        block's fate.
+        block's fate; so does the rollback of a block without a savepoint of its own,
+        which reaches up to the nearest enclosing savepoint, or the whole transaction.
         """
         block: AtomicBlock | None = self
         while block is not None:
             if block.state == ROLLED_BACK:
+                while block.parent is not None and not block.savepoint:
+                    block = block.parent
                 return ROLLED_BACK, ("savepoint" if block.parent is not None else "transaction")
             if block.parent is None:
                 return (COMMITTED if block.state == COMMITTED else OPEN), None
@@ -77,23 +102,49 @@ block_cell: ContextVar[list[Any] | None] = ContextVar("signaltrace_block_cell", 
 
 
 def open_blocks() -> list[AtomicBlock] | None:
-    """The application's open blocks in this context (read only; None or empty: none)."""
+    """The application's open blocks in this context and thread (read only; None or empty: none)."""
     cell = block_cell.get()
-    return None if cell is None else cell[0]
+    if cell is None or not cell[0] or cell[1] != get_ident():
+        return None
+    return cell[0]
 
 
 def own_blocks() -> list[AtomicBlock]:
-    """This context's stack, to push to or pop from: a new cell in a thread that did not make it."""
+    """This context's stack, to push to or pop from: a new, empty one in a thread that
+    did not make the cell (another thread's blocks are another connection's)."""
     cell = block_cell.get()
     thread = get_ident()
     if cell is None or cell[1] != thread:
-        cell = [[] if cell is None else list(cell[0]), thread]
+        cell = [[], thread]
         block_cell.set(cell)
     return cell[0]
 
 
+#: How many adopted blocks may still be on a stack: while any, readers drop those Django closed.
+adopted = [0]
+
+
+def adopt(blocks: list[AtomicBlock], alias: str, atomic: Any, connection: Any) -> None:
+    """Push a block Django opened before the hooks were installed (its exit goes unseen)."""
+    block = AtomicBlock(alias, atomic, innermost(blocks, alias) if blocks else None, atomic.durable, True)
+    block.connection = connection
+    blocks.append(block)
+    adopted[0] += 1
+
+
+def _drop_closed_adopted(blocks: list[AtomicBlock]) -> None:
+    for block in [block for block in blocks if block.connection is not None]:
+        if not any(atomic is block.atomic for atomic in block.connection.atomic_blocks):
+            blocks.remove(block)
+            adopted[0] -= 1
+
+
 def innermost(blocks: list[AtomicBlock], alias: str | None) -> AtomicBlock | None:
     """The innermost open block on ``alias`` (any alias when None)."""
+    if adopted[0]:
+        _drop_closed_adopted(blocks)
+        if not blocks:
+            return None
     if alias is None:
         return blocks[-1]
     for block in reversed(blocks):

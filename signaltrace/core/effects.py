@@ -206,9 +206,11 @@ class SideEffect:
         return f"an e-mail to {recipients}" if to else "an e-mail"
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-ready, for stores that outlive the request (the panel's): the label, never
+        the mail's subject."""
         return {
             "kind": self.kind,
-            "what": self.what,
+            "label": self.label,
             "start_ns": self.start_ns,
             "transaction": None if self.transaction is None else self.transaction.to_dict(),
             "file": self.file,

@@ -14,7 +14,8 @@ from signaltrace.core.hooks import install, is_installed
 from signaltrace.core.side_effects import watch_celery
 from signaltrace.core.store import Recorder, active_recorders, is_recording
 from signaltrace.core.trace import Trace
-from signaltrace.core.transactions import watch_test_case
+from signaltrace.core.transactions import adopt_open_blocks, watch_test_case
+from signaltrace.safety import report_internal_error
 
 __all__ = ["is_recording", "record"]
 
@@ -29,8 +30,12 @@ def record() -> Iterator[Trace]:
     """
     if not is_installed():
         install()
-    watch_test_case()  # django.test and Celery may have been loaded after install()
-    watch_celery()
+    try:
+        watch_test_case()  # django.test and Celery may have been loaded after install()
+        watch_celery()
+    except Exception:  # noqa: BLE001
+        report_internal_error("record")
+    adopt_open_blocks()  # blocks opened before the hooks were installed (guarded)
     recorder = Recorder()
     outer = active_recorders.get()
     token = active_recorders.set((*outer, recorder) if outer else (recorder,))

@@ -9,7 +9,8 @@ While recording or observed (:func:`~signaltrace.core.store.is_watched`), and on
   :class:`~signaltrace.core.effects.SideEffect` findings, with the transaction open
   on the receiver's alias;
 * ``QuerySet.bulk_create``, ``bulk_update`` and ``update`` (their async twins call
-  them) on a model with ``pre_save``/``post_save`` receivers become
+  them in a worker thread, after noting where they were awaited from) on a model
+  with ``pre_save``/``post_save`` receivers become
   :class:`~signaltrace.core.effects.BypassedWrite` findings: Django sends no
   signals for them, so those receivers did not run.
 
@@ -36,6 +37,9 @@ _CELERY_UID = "signaltrace.side_effects"
 # Set while a watched bulk write runs: the writes Django makes inside it (bulk_update's
 # update() calls) are part of it.
 _in_bulk_write: ContextVar[bool] = ContextVar("signaltrace_in_bulk_write", default=False)
+# Where an async twin (abulk_create, ...) was called from: Django runs the sync method
+# in a worker thread, whose stack does not hold the caller's frames.
+_async_caller: ContextVar[tuple[str, int] | None] = ContextVar("signaltrace_async_caller", default=None)
 # Frames of modules under these names are skipped when finding where a write was called from.
 _LIBRARY_PREFIXES = ("django.", "signaltrace.core.", "asgiref.", "celery.", "kombu.")
 
@@ -204,6 +208,23 @@ def _make_bulk(operation: str, django_method: Any) -> Any:
     return bulk
 
 
+def _make_async_bulk(django_method: Any) -> Any:
+    async def abulk(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if not is_watched() or _async_caller.get() is not None:
+            return await django_method(self, *args, **kwargs)
+        token = _async_caller.set(_caller())
+        try:
+            return await django_method(self, *args, **kwargs)
+        finally:
+            _async_caller.reset(token)
+
+    abulk.__name__ = abulk.__qualname__ = django_method.__name__
+    abulk.__doc__ = django_method.__doc__
+    abulk.__dict__.update(django_method.__dict__)
+    abulk.__wrapped__ = django_method  # type: ignore[attr-defined]
+    return abulk
+
+
 def _watched_bulk(queryset: Any, operation: str, args: Any, kwargs: Any, django_method: Any) -> Any:
     found = None
     try:
@@ -233,8 +254,12 @@ def _watched_bulk(queryset: Any, operation: str, args: Any, kwargs: Any, django_
 
 
 def _caller() -> tuple[str, int]:
-    """``(file, line)`` of the first caller outside Django and signaltrace's core."""
-    frame = sys._getframe(2)
+    """``(file, line)`` of the first caller outside Django and signaltrace's core (for a
+    write made by an async twin, where the twin was awaited)."""
+    noted = _async_caller.get()
+    if noted is not None:
+        return noted
+    frame = sys._getframe(1)
     for _ in range(40):
         if frame is None:
             break
@@ -258,6 +283,7 @@ def install_side_effect_watch() -> None:
         patches.wrap(
             GROUP, QuerySet, operation, lambda method, operation=operation: _make_bulk(operation, method)
         )
+        patches.wrap(GROUP, QuerySet, f"a{operation}", _make_async_bulk)
     watch_celery()
 
 

@@ -21,6 +21,7 @@ import types
 import weakref
 from collections.abc import Callable, Sequence
 from contextvars import ContextVar
+from threading import get_ident
 from time import perf_counter_ns
 from typing import TYPE_CHECKING, Any
 
@@ -609,6 +610,8 @@ def begin_dispatch(
         parent_call = None if parent is None else parent[F_CALL]
         cell = block_cell.get()  # atomics.open_blocks(), inlined: it runs per dispatch
         blocks = None if cell is None else cell[0]
+        if blocks and cell[1] != get_ident():  # another thread's blocks: not this connection's
+            blocks = None
         if not blocks:  # autocommit: a model signal's alias, kept only if it is a name
             using = named.get("using")
             transaction = using if type(using) is str else None

@@ -14,6 +14,7 @@ from time import perf_counter_ns
 from typing import TYPE_CHECKING, Any
 
 from signaltrace.core.effects import (
+    PENDING,
     BypassedWrite,
     Hazard,
     OnCommitCallback,
@@ -246,8 +247,10 @@ def _keep_end(text: str, limit: int, head: int = 0) -> str:
 class Trace:
     """Everything dispatched inside one ``record()`` block.
 
-    Objects are built on first read after the block ends (and rebuilt on each read
-    while it is still open).
+    Objects are built on first read after the block ends, and rebuilt on each read
+    while anything in them can still change: the block is open, a transaction it saw
+    is still open, or an ``on_commit`` callback is pending (a ``record()`` block
+    inside ``atomic()`` is read again after the commit with the outcome).
     """
 
     def __init__(self, recorder: Recorder) -> None:
@@ -261,7 +264,7 @@ class Trace:
         calls: dict[int, ReceiverCall] = {}
         dispatches = self._recorder.build_dispatches(calls)
         effects = _effects(self._recorder.findings, self._recorder.start_ns, calls)
-        if self._recorder.end_ns is not None:
+        if self._recorder.end_ns is not None and _settled(dispatches, effects):
             self._built = (dispatches, effects)
         return dispatches, effects
 
@@ -509,6 +512,21 @@ def _public(found: Any) -> Any:
     """The public object for a kept finding: internal records make theirs (raw times)."""
     make = getattr(found, "public", None)
     return found if make is None else make()
+
+
+def _settled(dispatches: list[Dispatch], effects: list[Any]) -> bool:
+    """Whether nothing in these objects can change any more: no transaction they name is
+    open, no callback pending."""
+    for dispatch in dispatches:
+        if dispatch.transaction is not None and dispatch.transaction.outcome == "open":
+            return False
+    for found in effects:
+        if getattr(found, "fate", None) == PENDING:
+            return False
+        transaction = getattr(found, "transaction", None)
+        if transaction is not None and transaction.outcome == "open":
+            return False
+    return True
 
 
 def _effects(findings: list[Any], origin: int, calls: dict[int, ReceiverCall]) -> list[Any]:

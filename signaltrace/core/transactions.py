@@ -39,6 +39,7 @@ from signaltrace.core.atomics import (
     RELEASED,
     ROLLED_BACK,
     AtomicBlock,
+    adopt,
     block_cell,
     innermost,
     open_blocks,
@@ -114,6 +115,7 @@ class _Registration:
 
     def settle(self, fate: str, start: int | None = None, end: int | None = None) -> None:
         self.fate = fate
+        self.func = None  # no longer matched against Django's list: not kept alive by us
         if start is not None:
             self.ran_ns = start
             self.duration_ns = None if end is None else end - start
@@ -209,7 +211,7 @@ def _make_enter(django_enter: Any) -> Any:
             cell = block_cell.get()
             blocks = cell[0] if cell is not None and cell[1] == get_ident() else own_blocks()
             parent = innermost(blocks, alias) if blocks else None
-            blocks.append(AtomicBlock(alias, self, parent, self.durable))
+            blocks.append(AtomicBlock(alias, self, parent, self.durable, self.savepoint))
         except Exception:  # noqa: BLE001
             report_internal_error("atomic block")
         return result
@@ -343,28 +345,50 @@ def _watched_on_commit(connection: Any, func: Any, args: Any, kwargs: Any, djang
         report_internal_error("on_commit")
         return django_on_commit(connection, func, *args, **kwargs)
     if not in_block:
-        # Django runs it now (or refuses: no transaction and no autocommit).
-        start = perf_counter_ns()
-        try:
-            return django_on_commit(connection, func, *args, **kwargs)
-        except BaseException as error:
-            found.exception = error
-            raise
-        finally:
-            found.fate, found.ran_ns, found.duration_ns = RAN_AT_ONCE, start, perf_counter_ns() - start
-            keep_finding(found, public=found.public)
+        return _ran_at_once(connection, func, args, kwargs, found, django_on_commit)
     result = django_on_commit(connection, func, *args, **kwargs)
     try:
         if len(connection.run_on_commit) > listed:
             waiting = _waiting.setdefault(connection, [])
             if len(waiting) >= MAX_WAITING:
-                del waiting[0]
+                waiting.pop(0).func = None  # forgotten: stays pending
             waiting.append(found)
             _count_waiting()
         keep_finding(found, public=found.public)
     except Exception:  # noqa: BLE001
         report_internal_error("on_commit")
     return result
+
+
+def _ran_at_once(
+    connection: Any, func: Any, args: Any, kwargs: Any, found: _Registration, django_on_commit: Any
+) -> Any:
+    """Outside a transaction Django runs the callback now, or refuses it (not callable,
+    or no transaction and no autocommit): a refusal is not kept."""
+    start = perf_counter_ns()
+    kept = True
+    try:
+        return django_on_commit(connection, func, *args, **kwargs)
+    except BaseException as error:
+        kept = _ran_before(connection, func)
+        found.exception = error
+        raise
+    finally:
+        try:
+            found.func = None
+            if kept:
+                found.fate, found.ran_ns, found.duration_ns = RAN_AT_ONCE, start, perf_counter_ns() - start
+                keep_finding(found, public=found.public)
+        except Exception:  # noqa: BLE001
+            report_internal_error("on_commit")
+
+
+def _ran_before(connection: Any, func: Any) -> bool:
+    """Whether Django called ``func`` before the error its ``on_commit`` raised (else it refused it)."""
+    try:
+        return callable(func) and bool(connection.get_autocommit())
+    except Exception:  # noqa: BLE001 - no connection: Django could not have run it either
+        return False
 
 
 def _make_run_hooks(django_run: Any) -> Any:
@@ -406,10 +430,13 @@ def _watched_run(connection: Any, waiting: list[_Registration], django_run: Any)
         return django_run(connection)
     finally:
         # A callback that raised (not robust) stops Django's loop: the rest never run.
-        now = perf_counter_ns()
-        for found in running:
-            if found.fate == PENDING:
-                found.settle(DISCARDED, now)
+        try:
+            now = perf_counter_ns()
+            for found in running:
+                if found.fate == PENDING:
+                    found.settle(DISCARDED, now)
+        except Exception:  # noqa: BLE001
+            report_internal_error("on_commit hooks")
 
 
 # ------------------------------------------------------------------ TestCase
@@ -420,25 +447,40 @@ def _make_capture(django_capture: Any) -> Any:
 
     @contextmanager
     def captureOnCommitCallbacks(cls: Any, *, using: str = _DEFAULT_ALIAS, execute: bool = False) -> Any:
-        with capture(cls, using=using, execute=execute) as callbacks:
-            yield callbacks
-        if execute and _waiting_count[0]:
-            _settle_captured(using, callbacks)
+        since = perf_counter_ns()
+        callbacks: list[Any] = []
+        try:
+            # Django runs the callbacks (execute=True) as its block ends, error or not.
+            with capture(cls, using=using, execute=execute) as callbacks:
+                yield callbacks
+        finally:
+            if execute and _waiting_count[0]:
+                _settle_captured(using, callbacks, since)
 
     captureOnCommitCallbacks.__wrapped__ = capture  # type: ignore[attr-defined]
     return classmethod(captureOnCommitCallbacks)
 
 
-def _settle_captured(using: str, callbacks: list[Any]) -> None:
+def _settle_captured(using: str, callbacks: list[Any], since: int) -> None:
+    """Mark ran the watched callbacks ``captureOnCommitCallbacks(execute=True)`` ran: those
+    registered since it started, as many times as it ran each."""
     try:
         from django.db import connections
 
         waiting = _waiting.get(connections[using])
         if not waiting:
             return
-        ran = {id(callback) for callback in callbacks}
+        ran: dict[int, int] = {}
+        for callback in callbacks:
+            ran[id(callback)] = ran.get(id(callback), 0) + 1
+        settled = []
+        for found in waiting:
+            key = id(found.func)
+            if found.registered_ns >= since and ran.get(key, 0) > 0:
+                ran[key] -= 1
+                settled.append(found)
         now = perf_counter_ns()
-        for found in [found for found in waiting if id(found.func) in ran]:
+        for found in settled:
             _forget(found)
             found.settle(RAN, now)
     except Exception:  # noqa: BLE001
@@ -460,6 +502,43 @@ def install_transaction_watch() -> None:
     patches.wrap(GROUP, BaseDatabaseWrapper, "on_commit", _make_on_commit)
     patches.wrap(GROUP, BaseDatabaseWrapper, "run_and_clear_commit_hooks", _make_run_hooks)
     watch_test_case()
+    adopt_open_blocks()
+
+
+def adopt_open_blocks() -> None:
+    """Push the application's blocks Django has open in this thread on an alias the stack
+    knows no block of: blocks opened before :func:`install_transaction_watch` (a
+    ``record()`` inside ``atomic()``, the first to install the hooks).
+
+    Their exits are Django's own (``with`` took ``__exit__`` as they opened): what ran in
+    them says "in an atomic block" at its depth, and stays ``open``.
+    """
+    if not patches.is_wrapped(GROUP):
+        return
+    try:
+        from django.conf import settings
+        from django.db import connections
+
+        if not settings.configured:  # no connection yet; reading them would configure Django
+            return
+
+        for connection in connections.all(initialized_only=True):
+            atomics = [
+                atomic
+                for atomic in getattr(connection, "atomic_blocks", ())
+                if not getattr(atomic, "_from_testcase", False)
+            ]
+            if not atomics:
+                continue
+            known = open_blocks()
+            alias = connection.alias
+            if known and innermost(known, alias) is not None:
+                continue
+            blocks = own_blocks()
+            for atomic in atomics:
+                adopt(blocks, alias, atomic, connection)
+    except Exception:  # noqa: BLE001
+        report_internal_error("atomic block")
 
 
 def watch_test_case() -> None:

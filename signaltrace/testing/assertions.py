@@ -487,22 +487,55 @@ def hazard_line(hazard: Hazard) -> str:
     return f"{hazard.kind}{place}: {hazard.message}"
 
 
-def hazard_lines(trace: Trace) -> list[str]:
-    """``--signaltrace-hazards=warn``: the trace's hazards as lines; a failure to read them is
-    logged and gives none, since a listing must never break the test."""
+#: At most this many lines list one test's hazards (one line per kind and place).
+MAX_HAZARD_LINES = 40
+#: At most this many tests are listed after a run under ``--signaltrace-hazards=warn``.
+MAX_LISTED_TESTS = 100
+
+
+def grouped_hazard_lines(hazards: list[Hazard], limit: int = MAX_HAZARD_LINES) -> list[str]:
+    """One line per kind and place (the first hazard's message, with how many more were
+    alike), at most ``limit`` lines and one saying what was left out."""
+    groups: dict[tuple[str, str], list[Hazard]] = {}
+    for hazard in hazards:
+        groups.setdefault((hazard.kind, hazard.place), []).append(hazard)
+    lines = []
+    for alike in groups.values():
+        more = len(alike) - 1
+        lines.append(hazard_line(alike[0]) + (f" (and {_plural(more, 'more', 'more')} here)" if more else ""))
+    if len(lines) > limit:
+        left = len(lines) - limit
+        lines = [*lines[:limit], f"... and {_plural(left, 'more place', 'more places')} with hazards"]
+    return lines
+
+
+def hazard_listing(trace: Trace) -> tuple[int, list[str]]:
+    """``--signaltrace-hazards=warn``: how many hazards the trace has, and their grouped lines;
+    a failure to read them is logged and gives none, since a listing must never break the test."""
     try:
-        return [hazard_line(hazard) for hazard in trace.hazards]
+        hazards = trace.hazards
+        return len(hazards), grouped_hazard_lines(hazards)
     except Exception:  # noqa: BLE001
         report_internal_error("hazard list")
-        return []
+        return 0, []
 
 
-def hazards_listed_line(count: int, tests: int) -> str:
-    """The line ending the list of hazards ``--signaltrace-hazards=warn`` prints after a run."""
-    return (
-        f"signaltrace: {_plural(count, 'hazard', 'hazards')} in {_plural(tests, 'test', 'tests')} "
+def hazards_listed_lines(tests: list[tuple[str, int, list[str]]], title: str = "{}") -> list[str]:
+    """What ``--signaltrace-hazards=warn`` prints after a run: each test (at most
+    :data:`MAX_LISTED_TESTS`, named by ``title``) with its lines, then a count."""
+    lines = []
+    for test_id, _count, found in tests[:MAX_LISTED_TESTS]:
+        lines.append(title.format(test_id))
+        lines.extend(f"  {line}" for line in found)
+    if len(tests) > MAX_LISTED_TESTS:
+        left = len(tests) - MAX_LISTED_TESTS
+        lines.append(f"... and {_plural(left, 'more test', 'more tests')} with hazards")
+    count = sum(count for _test_id, count, _found in tests)
+    lines.append(
+        f"signaltrace: {_plural(count, 'hazard', 'hazards')} in {_plural(len(tests), 'test', 'tests')} "
         "(--signaltrace-hazards=fail fails them)"
     )
+    return lines
 
 
 @dataclass
@@ -511,8 +544,9 @@ class NoHazards(Expectation):
     inside a transaction, or a bulk write that skipped save receivers; only ``kinds`` if given."""
 
     kinds: frozenset[str] | None = None
-    #: id() of the dispatches whose receivers caused a hazard, with its kinds; set by ``failure``.
-    _marked: dict[int, list[str]] = field(default_factory=dict, init=False, repr=False)
+    #: The dispatches whose receivers caused a hazard (by start and depth: a trace read
+    #: again may build new objects), with its kinds; set by ``failure``.
+    _marked: dict[tuple[int, int], list[str]] = field(default_factory=dict, init=False, repr=False)
 
     def found(self, trace: Trace) -> list[Hazard]:
         return [hazard for hazard in trace.hazards if self.kinds is None or hazard.kind in self.kinds]
@@ -524,7 +558,7 @@ class NoHazards(Expectation):
             call = getattr(hazard.finding, "receiver", None)
             dispatch = getattr(call, "dispatch", None)
             if dispatch is not None:
-                self._marked.setdefault(id(dispatch), []).append(hazard.kind)
+                self._marked.setdefault(_dispatch_key(dispatch), []).append(hazard.kind)
         if not hazards:
             return None
         which = "" if self.kinds is None else f" ({', '.join(sorted(self.kinds))})"
@@ -532,12 +566,16 @@ class NoHazards(Expectation):
             f"Expected no signal hazards{which}, but "
             f"{_plural(len(hazards), 'hazard was', 'hazards were')} found:"
         ]
-        lines.extend(f"  {hazard_line(hazard)}" for hazard in hazards)
+        lines.extend(f"  {line}" for line in grouped_hazard_lines(hazards))
         return lines
 
     def annotate(self, dispatch: Dispatch) -> str | None:
-        kinds = self._marked.get(id(dispatch))
+        kinds = self._marked.get(_dispatch_key(dispatch))
         return f"hazard: {', '.join(dict.fromkeys(kinds))}" if kinds else None
+
+
+def _dispatch_key(dispatch: Dispatch) -> tuple[int, int]:
+    return dispatch.start_ns, dispatch.depth
 
 
 def limits(

@@ -51,8 +51,8 @@ from signaltrace.testing.assertions import (
     HAZARD_MODES,
     NoHazards,
     failure_message,
-    hazard_lines,
-    hazards_listed_line,
+    hazard_listing,
+    hazards_listed_lines,
     limits,
 )
 from signaltrace.testing.ignored import IgnoredCounter
@@ -99,7 +99,7 @@ _PHASES = pytest.StashKey[dict[str, Any]]()
 #: The test's outcome as its phase reports say so far.
 _OUTCOME = pytest.StashKey[str]()
 #: The hazards of a test's call phase under ``warn``, until its call report carries them.
-_LISTED = pytest.StashKey[list[str]]()
+_LISTED = pytest.StashKey[tuple[int, list[str]]]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -210,7 +210,9 @@ def _checks(item: pytest.Item) -> _Checks | None:
             f"@pytest.mark.signaltrace: hazards must be one of {', '.join(HAZARD_MODES)}, not {hazards!r}",
             pytrace=False,
         )
-    if marker is None and not options.enabled:
+    # A marker that only sets the hazard mode holds the test to no limits of its own.
+    limited = options.enabled or (marker is not None and set(arguments) != {"hazards"})
+    if not limited:
         if hazards == "off" and not options.report_path:
             return None
         expectations: list[Expectation] = []
@@ -295,9 +297,9 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
         with record() as trace:
             result = yield
     if checks.list_hazards:
-        listed = hazard_lines(trace)
+        count, listed = hazard_listing(trace)
         if listed:  # the call report carries them (pytest_runtest_makereport)
-            item.stash[_LISTED] = listed
+            item.stash[_LISTED] = (count, listed)
     message = failure_message(trace, checks.expectations, verbose=_verbose(item.config), more_hint=MORE_HINT)
     if message is not None:
         pytest.fail(f"signaltrace: {message}", pytrace=False)
@@ -323,7 +325,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     """
     report = yield
     if call.when == "call" and _LISTED in item.stash:
-        report.signaltrace_hazards = item.stash[_LISTED]  # type: ignore[attr-defined]
+        count, listed = item.stash[_LISTED]
+        report.signaltrace_hazards = listed  # type: ignore[attr-defined]
+        report.signaltrace_hazard_count = count  # type: ignore[attr-defined]
         del item.stash[_LISTED]
     if not _reporting(item):
         return report
@@ -382,23 +386,20 @@ class _HazardList:
     """
 
     def __init__(self) -> None:
-        self.tests: list[tuple[str, list[str]]] = []
+        self.tests: list[tuple[str, int, list[str]]] = []
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         found = getattr(report, "signaltrace_hazards", None)
         if report.when == "call" and isinstance(found, list) and found:
-            self.tests.append((report.nodeid, found))
+            count = getattr(report, "signaltrace_hazard_count", None)
+            self.tests.append((report.nodeid, count if type(count) is int else len(found), found))
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if not self.tests:
             return
         terminalreporter.write_sep("-", "signaltrace hazards")
-        for nodeid, found in sorted(self.tests, key=lambda test: test[0]):
-            terminalreporter.write_line(nodeid)
-            for line in found:
-                terminalreporter.write_line(f"  {line}")
-        count = sum(len(found) for _, found in self.tests)
-        terminalreporter.write_line(hazards_listed_line(count, len(self.tests)))
+        for line in hazards_listed_lines(sorted(self.tests, key=lambda test: test[0])):
+            terminalreporter.write_line(line)
 
 
 @pytest.fixture

@@ -38,6 +38,8 @@ from __future__ import annotations
 
 import functools
 import inspect
+import logging
+import sys
 import unittest
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -54,8 +56,8 @@ from signaltrace.testing.assertions import (
     NoHazards,
     SignalAssertionError,
     failure_message,
-    hazard_lines,
-    hazards_listed_line,
+    hazard_listing,
+    hazards_listed_lines,
     limits,
 )
 from signaltrace.testing.ignored import IgnoredCounter
@@ -81,7 +83,7 @@ class RunRecorder:
         self.verbose = verbose
         self.hazards = hazards
         #: ``warn``: the hazard lines of each test that had any, in the order they ran.
-        self.listed: list[tuple[str, list[str]]] = []
+        self.listed: list[tuple[str, int, list[str]]] = []
         self.counter = IgnoredCounter() if reporting else None
         self.parts: dict[str, dict[str, list[dict[str, Any]]]] = {}
         self.outcomes: dict[str, str] = {}
@@ -161,9 +163,9 @@ class RunRecorder:
         if self.hazards == "fail":
             expectations.append(NoHazards())
         elif self.hazards == "warn":
-            listed = hazard_lines(trace)
+            count, listed = hazard_listing(trace)
             if listed:
-                self.listed.append((test_id, listed))
+                self.listed.append((test_id, count, listed))
         message = failure_message(trace, expectations, verbose=self.verbose, more_hint=MORE_HINT)
         if message is not None:
             raise SignalAssertionError(f"signaltrace: {message}")
@@ -180,13 +182,7 @@ class RunRecorder:
         """``warn``: the lines listing each test's hazards after the run (none without any)."""
         if not self.listed:
             return []
-        lines = []
-        for test_id, found in self.listed:
-            lines.append(f"signaltrace: hazards in {test_id}")
-            lines.extend(f"  {line}" for line in found)
-        count = sum(len(found) for _, found in self.listed)
-        lines.append(hazards_listed_line(count, len(self.listed)))
-        return lines
+        return hazards_listed_lines(self.listed, "signaltrace: hazards in {}")
 
 
 def _test_id(test: Any) -> str:
@@ -351,9 +347,16 @@ class SignalTraceRunner(DiscoverRunner):
             run.counter.uninstall()
 
     def _list_hazards(self, run: RunRecorder) -> None:
-        """``--signaltrace-hazards=warn``: print each test's hazards after the run."""
-        for line in run.hazard_lines():
-            self.log(line)
+        """``--signaltrace-hazards=warn``: print each test's hazards after the run, on standard
+        error, whatever the verbosity (asked for, they are the point of the run)."""
+        lines = run.hazard_lines()
+        if not lines:
+            return
+        if self.logger is not None:
+            for line in lines:
+                self.log(line, logging.WARNING)
+            return
+        sys.stderr.write("".join(f"{line}\n" for line in lines))
 
     def _write_report(self, run: RunRecorder) -> None:
         path = self.signaltrace_report
