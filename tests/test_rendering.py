@@ -459,3 +459,24 @@ def test_a_small_set_of_plain_values_is_readable_and_copied(signal):
     assert kwargs["pk_set"] == "frozenset({3, 4})"
     assert kwargs["names"] in ("frozenset({'a', 'b'})", "frozenset({'b', 'a'})")
     assert kwargs["things"] == "<set object>"  # not walked: its items are objects
+
+
+def _kept_update_fields(snapshot: Any) -> Any:
+    if type(snapshot) is dict:
+        return snapshot["update_fields"]
+    names, values = snapshot
+    return values[names.index("update_fields")]
+
+
+def test_a_kept_update_fields_set_spares_the_walk_of_equal_sets_only() -> None:
+    """Equal frozensets are kept without a walk; a set with a credential is still redacted."""
+    pattern = sensitive_pattern()
+    plain = frozenset({"name", "counter"})
+    rendering.snapshot_kwargs({"update_fields": plain}, pattern, False)  # the name, learnt
+    snapshot = rendering.snapshot_kwargs({"update_fields": plain}, pattern, False)
+    assert snapshot == {"update_fields": plain}  # the fast path: the kwargs as they are
+    assert frozenset({"counter", "name"}) in rendering._kept_sets  # an equal set, kept once
+    secret = frozenset({"name", "Bearer abcdefgh12345678"})
+    kept = _kept_update_fields(rendering.snapshot_kwargs({"update_fields": secret}, pattern, False))
+    assert kept is not secret and "abcdefgh12345678" not in repr(kept)
+    assert secret not in rendering._kept_sets

@@ -153,6 +153,9 @@ _sensitive_names: dict[str, bool] = {}
 # when no name of the tuple is sensitive (the common case).
 _redaction_plans: dict[tuple[str, ...], tuple[bool, ...]] = {}
 _MAX_PLANS = MAX_CACHED
+# frozensets of plain values (update_fields) that snapshot_kwargs keeps as they are:
+# an equal set is kept without walking it (equal sets hold equal, equally plain items).
+_kept_sets: set[frozenset[Any]] = set()
 # model class -> (label, pk attname) for models with a one-field primary key that is
 # not a secret, filled when their snapshotter is made: snapshot_kwargs's fast scan
 # then stands in for their instances without a call.
@@ -169,6 +172,7 @@ def clear_caches() -> None:
     _snapshotters_repr.clear()
     _sensitive_names.clear()
     _redaction_plans.clear()
+    _kept_sets.clear()
     _model_refs.clear()
     _limit_now = (-1, 0)
 
@@ -480,14 +484,24 @@ def snapshot_kwargs(
                 replaced = named.copy()
             replaced[name] = (MODEL_MARK, model_ref[0], value.__dict__.get(model_ref[1]))
             continue
-        if value_type is frozenset or value_type is tuple:
+        if value_type is frozenset:
+            if value in _kept_sets:
+                continue
             kept = _snapshot_container(value, pattern, limit, repr_objects)
-            if kept is not value:
-                if replaced is None:
-                    replaced = named.copy()
-                replaced[name] = kept
-            continue
-        break
+            if kept is value:
+                if len(_kept_sets) >= MAX_CACHED:
+                    _kept_sets.clear()
+                _kept_sets.add(value)
+                continue
+        elif value_type is tuple:
+            kept = _snapshot_container(value, pattern, limit, repr_objects)
+            if kept is value:
+                continue
+        else:
+            break
+        if replaced is None:
+            replaced = named.copy()
+        replaced[name] = kept
     else:
         return named if replaced is None else replaced
     names = tuple(named)

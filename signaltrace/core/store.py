@@ -545,6 +545,8 @@ def begin_dispatch(
     """
     observer_set = observed if receiver_count else None
     try:
+        # The records list of the one recorder keeping it, in the common case.
+        only_records = None
         if recorders is None:
             # Only observers can see this dispatch.
             if observer_set is None or id(signal) in ignored_ids():
@@ -572,6 +574,7 @@ def begin_dispatch(
                 and innermost.bytes_left >= size
             ):
                 keeping = recorders  # the common case, without building a list
+                only_records = innermost.records
                 innermost.bytes_left -= size
             else:
                 keeping = []
@@ -590,7 +593,11 @@ def begin_dispatch(
                 snapshot_kwargs(named, innermost.sensitive, innermost.repr_objects) if named else _NO_KWARGS
             )
         sender_type = type(sender)
-        if keeping and sender is not None and sender_type.__weakrefoffset__:
+        entry = None if sender is None else _sender_labels.get(id(sender))
+        if keeping and entry is not None and entry[0]() is sender:
+            # A class or function seen before (a model signal's sender): its label is known.
+            sender_value, sender_is_weak, sender_gone = entry[0], True, entry[1]
+        elif keeping and sender is not None and sender_type.__weakrefoffset__:
             # A kept record outlives the dispatch: it holds the sender weakly.
             sender_is_weak = True
             named_by_label = _labelled_kinds.get(sender_type)
@@ -598,10 +605,7 @@ def begin_dispatch(
                 named_by_label = _is_labelled_kind(sender_type)
             if named_by_label:
                 # A class or function: named now, so the trace names it after it is gone.
-                entry = _sender_labels.get(id(sender))
-                if entry is None or entry[0]() is not sender:
-                    entry = _remember_label(sender)
-                sender_value, sender_gone = entry
+                sender_value, sender_gone = _remember_label(sender)
             else:
                 sender_value, sender_gone = weakref.ref(sender), sender_type
         else:
@@ -613,8 +617,9 @@ def begin_dispatch(
         if blocks and cell[1] != get_ident():  # another thread's blocks: not this connection's
             blocks = None
         if not blocks:  # autocommit: a model signal's alias, kept only if it is a name
-            using = named.get("using")
-            transaction = using if type(using) is str else None
+            transaction = named.get("using")
+            if transaction is not None and type(transaction) is not str:
+                transaction = None
         else:
             transaction = block_for(blocks, named)
         record = [
@@ -643,8 +648,11 @@ def begin_dispatch(
                     parent_call[C_CHILDREN] = [record]
                 else:
                     children.append(record)
-            for recorder in keeping:
-                recorder.records.append(record)
+            if only_records is not None:
+                only_records.append(record)
+            else:
+                for recorder in keeping:
+                    recorder.records.append(record)
     except Exception:  # noqa: BLE001 - never break the host app
         report_internal_error("begin_dispatch")
         return None
