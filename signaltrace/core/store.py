@@ -522,6 +522,7 @@ def _remember_label(sender: Any) -> tuple[weakref.ref[Any], str]:
 
 
 _NO_KWARGS: tuple[tuple[str, ...], list[Any]] = ((), [])
+_NONE_TYPE = type(None)
 # Kwargs not snapshotted: nothing records the dispatch and no observer needs them.
 _UNRECORDED_KWARGS: tuple[tuple[str, ...], list[Any]] = ((), [])
 # The calls of a dispatch that found no receivers: shared, never appended to.
@@ -592,12 +593,12 @@ def begin_dispatch(
             kwargs = (
                 snapshot_kwargs(named, innermost.sensitive, innermost.repr_objects) if named else _NO_KWARGS
             )
-        sender_type = type(sender)
-        entry = None if sender is None else _sender_labels.get(id(sender))
-        if keeping and entry is not None and entry[0]() is sender:
+        if sender is None:  # a custom signal's usual sender
+            sender_value, sender_is_weak, sender_gone = None, False, _NONE_TYPE
+        elif (entry := _sender_labels.get(id(sender))) is not None and keeping and entry[0]() is sender:
             # A class or function seen before (a model signal's sender): its label is known.
             sender_value, sender_is_weak, sender_gone = entry[0], True, entry[1]
-        elif keeping and sender is not None and sender_type.__weakrefoffset__:
+        elif keeping and (sender_type := type(sender)).__weakrefoffset__:
             # A kept record outlives the dispatch: it holds the sender weakly.
             sender_is_weak = True
             named_by_label = _labelled_kinds.get(sender_type)
@@ -610,8 +611,11 @@ def begin_dispatch(
                 sender_value, sender_gone = weakref.ref(sender), sender_type
         else:
             # Otherwise nothing of ours keeps the record after the dispatch.
-            sender_value, sender_is_weak, sender_gone = sender, False, sender_type
-        parent_call = None if parent is None else parent[F_CALL]
+            sender_value, sender_is_weak, sender_gone = sender, False, type(sender)
+        if parent is None:
+            parent_call, depth = None, 0
+        else:
+            parent_call, depth = parent[F_CALL], depth_of(parent)
         cell = block_cell.get()  # atomics.open_blocks(), inlined: it runs per dispatch
         blocks = None if cell is None else cell[0]
         if blocks and cell[1] != get_ident():  # another thread's blocks: not this connection's
@@ -629,7 +633,7 @@ def begin_dispatch(
             sender_gone,
             method,
             parent_call,
-            0 if parent is None else depth_of(parent),
+            depth,
             perf_counter_ns(),
             None,
             kwargs,
