@@ -126,7 +126,9 @@ adopted = [0]
 
 def adopt(blocks: list[AtomicBlock], alias: str, atomic: Any, connection: Any) -> None:
     """Push a block Django opened before the hooks were installed (its exit goes unseen)."""
-    block = AtomicBlock(alias, atomic, innermost(blocks, alias) if blocks else None, atomic.durable, True)
+    parent = innermost(blocks, alias) if blocks else None
+    durable, savepoint = getattr(atomic, "durable", False), getattr(atomic, "savepoint", True)
+    block = AtomicBlock(alias, atomic, parent, durable, savepoint)
     block.connection = connection
     blocks.append(block)
     adopted[0] += 1
