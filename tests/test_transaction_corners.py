@@ -11,6 +11,7 @@ back "a savepoint"; an ``on_commit`` Django refused was recorded as run.
 from __future__ import annotations
 
 import gc
+import sys
 import weakref
 from contextvars import copy_context
 from pathlib import Path
@@ -18,6 +19,7 @@ from threading import Thread
 from typing import Any
 
 import pytest
+from asgiref.sync import sync_to_async
 from django.db import connections, transaction
 from django.db.models.signals import post_save
 from django.db.transaction import TransactionManagementError
@@ -123,8 +125,6 @@ async def test_async_bulk_writes_name_the_line_that_awaited_them(alias: str, con
         line = _line_above() - 1
         await Item.objects.using(alias).filter(name="a").aupdate(name="b")
         update_line = _line_above() - 1
-    from asgiref.sync import sync_to_async
-
     await sync_to_async(connections.close_all)()  # the executor thread's connection
     created, updated = trace.bypassed_writes
     here = Path(__file__).name
@@ -133,8 +133,7 @@ async def test_async_bulk_writes_name_the_line_that_awaited_them(alias: str, con
 
 
 def _line_above() -> int:
-    import sys
-
+    """The line number of the line that calls this: minus one, the line above it."""
     return sys._getframe(1).f_lineno
 
 
