@@ -468,15 +468,28 @@ def _kept_update_fields(snapshot: Any) -> Any:
     return values[names.index("update_fields")]
 
 
-def test_a_kept_update_fields_set_spares_the_walk_of_equal_sets_only() -> None:
-    """Equal frozensets are kept without a walk; a set with a credential is still redacted."""
+def test_a_kept_update_fields_set_spares_the_walk_of_equal_sets_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Equal frozensets are kept without a walk; a set with a credential is still walked and redacted."""
     pattern = sensitive_pattern()
+    walked: list[frozenset[str]] = []
+    walk = rendering._snapshot_container
+
+    def counted(value: Any, *args: Any) -> Any:
+        walked.append(value)
+        return walk(value, *args)
+
+    monkeypatch.setattr(rendering, "_snapshot_container", counted)
+    monkeypatch.setattr(rendering, "_kept_sets", set())  # whatever other tests kept
     plain = frozenset({"name", "counter"})
-    rendering.snapshot_kwargs({"update_fields": plain}, pattern, False)  # the name, learnt
+    rendering.snapshot_kwargs({"update_fields": None}, pattern, False)  # the name, learnt
+    walked.clear()
     snapshot = rendering.snapshot_kwargs({"update_fields": plain}, pattern, False)
     assert snapshot == {"update_fields": plain}  # the fast path: the kwargs as they are
-    assert frozenset({"counter", "name"}) in rendering._kept_sets  # an equal set, kept once
+    assert walked == [plain]  # walked once, then kept
+    equal = frozenset({"counter", "name"})
+    assert rendering.snapshot_kwargs({"update_fields": equal}, pattern, False) == {"update_fields": equal}
+    assert walked == [plain]  # an equal set: not walked again
     secret = frozenset({"name", "Bearer abcdefgh12345678"})
     kept = _kept_update_fields(rendering.snapshot_kwargs({"update_fields": secret}, pattern, False))
     assert kept is not secret and "abcdefgh12345678" not in repr(kept)
-    assert secret not in rendering._kept_sets
+    assert walked[-1] == secret

@@ -142,7 +142,8 @@ def _drop_closed_adopted(blocks: list[AtomicBlock]) -> None:
 
 
 def innermost(blocks: list[AtomicBlock], alias: str | None) -> AtomicBlock | None:
-    """The innermost open block on ``alias`` (any alias when None)."""
+    """The innermost open block on ``alias`` (any alias when None). While adopted blocks
+    exist, it first drops from ``blocks`` those Django has closed (their exits go unseen)."""
     if adopted[0]:
         _drop_closed_adopted(blocks)
         if not blocks:

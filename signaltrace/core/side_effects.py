@@ -199,13 +199,7 @@ def _make_bulk(operation: str, django_method: Any) -> Any:
             return django_method(self, *args, **kwargs)
         return _watched_bulk(self, operation, args, kwargs, django_method)
 
-    bulk.__name__ = bulk.__qualname__ = django_method.__name__
-    bulk.__doc__ = django_method.__doc__
-    # Django's marks: ``alters_data`` keeps templates from calling it, ``queryset_only``
-    # keeps it off managers' copied methods where Django says so.
-    bulk.__dict__.update(django_method.__dict__)
-    bulk.__wrapped__ = django_method  # type: ignore[attr-defined]
-    return bulk
+    return _dressed_as(bulk, django_method)
 
 
 def _make_async_bulk(django_method: Any) -> Any:
@@ -218,11 +212,18 @@ def _make_async_bulk(django_method: Any) -> Any:
         finally:
             _async_caller.reset(token)
 
-    abulk.__name__ = abulk.__qualname__ = django_method.__name__
-    abulk.__doc__ = django_method.__doc__
-    abulk.__dict__.update(django_method.__dict__)
-    abulk.__wrapped__ = django_method  # type: ignore[attr-defined]
-    return abulk
+    return _dressed_as(abulk, django_method)
+
+
+def _dressed_as(wrapper: Any, django_method: Any) -> Any:
+    """``wrapper`` with ``django_method``'s name, docstring and marks: ``alters_data`` keeps
+    templates from calling it, ``queryset_only`` keeps it off managers' copied methods
+    where Django says so."""
+    wrapper.__name__ = wrapper.__qualname__ = django_method.__name__
+    wrapper.__doc__ = django_method.__doc__
+    wrapper.__dict__.update(django_method.__dict__)
+    wrapper.__wrapped__ = django_method
+    return wrapper
 
 
 def _watched_bulk(queryset: Any, operation: str, args: Any, kwargs: Any, django_method: Any) -> Any:

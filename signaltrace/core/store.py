@@ -522,7 +522,6 @@ def _remember_label(sender: Any) -> tuple[weakref.ref[Any], str]:
 
 
 _NO_KWARGS: tuple[tuple[str, ...], list[Any]] = ((), [])
-_NONE_TYPE = type(None)
 # Kwargs not snapshotted: nothing records the dispatch and no observer needs them.
 _UNRECORDED_KWARGS: tuple[tuple[str, ...], list[Any]] = ((), [])
 # The calls of a dispatch that found no receivers: shared, never appended to.
@@ -546,8 +545,6 @@ def begin_dispatch(
     """
     observer_set = observed if receiver_count else None
     try:
-        # The records list of the one recorder keeping it, in the common case.
-        only_records = None
         if recorders is None:
             # Only observers can see this dispatch.
             if observer_set is None or id(signal) in ignored_ids():
@@ -575,7 +572,6 @@ def begin_dispatch(
                 and innermost.bytes_left >= size
             ):
                 keeping = recorders  # the common case, without building a list
-                only_records = innermost.records
                 innermost.bytes_left -= size
             else:
                 keeping = []
@@ -593,25 +589,25 @@ def begin_dispatch(
             kwargs = (
                 snapshot_kwargs(named, innermost.sensitive, innermost.repr_objects) if named else _NO_KWARGS
             )
-        if sender is None:  # a custom signal's usual sender
-            sender_value, sender_is_weak, sender_gone = None, False, _NONE_TYPE
-        elif (entry := _sender_labels.get(id(sender))) is not None and keeping and entry[0]() is sender:
-            # A class or function seen before (a model signal's sender): its label is known.
-            sender_value, sender_is_weak, sender_gone = entry[0], True, entry[1]
-        elif keeping and (sender_type := type(sender)).__weakrefoffset__:
+        sender_type = type(sender)
+        if sender is None or not keeping or not sender_type.__weakrefoffset__:
+            # Nothing of ours keeps the record after the dispatch (or nothing can be held weakly).
+            sender_value, sender_is_weak, sender_gone = sender, False, sender_type
+        else:
             # A kept record outlives the dispatch: it holds the sender weakly.
             sender_is_weak = True
-            named_by_label = _labelled_kinds.get(sender_type)
-            if named_by_label is None:
-                named_by_label = _is_labelled_kind(sender_type)
-            if named_by_label:
-                # A class or function: named now, so the trace names it after it is gone.
-                sender_value, sender_gone = _remember_label(sender)
+            entry = _sender_labels.get(id(sender))
+            if entry is not None and entry[0]() is sender:
+                sender_value, sender_gone = entry  # a class or function named before
             else:
-                sender_value, sender_gone = weakref.ref(sender), sender_type
-        else:
-            # Otherwise nothing of ours keeps the record after the dispatch.
-            sender_value, sender_is_weak, sender_gone = sender, False, type(sender)
+                named_by_label = _labelled_kinds.get(sender_type)
+                if named_by_label is None:
+                    named_by_label = _is_labelled_kind(sender_type)
+                if named_by_label:
+                    # A class or function: named now, so the trace names it after it is gone.
+                    sender_value, sender_gone = _remember_label(sender)
+                else:
+                    sender_value, sender_gone = weakref.ref(sender), sender_type
         if parent is None:
             parent_call, depth = None, 0
         else:
@@ -621,9 +617,8 @@ def begin_dispatch(
         if blocks and cell[1] != get_ident():  # another thread's blocks: not this connection's
             blocks = None
         if not blocks:  # autocommit: a model signal's alias, kept only if it is a name
-            transaction = named.get("using")
-            if transaction is not None and type(transaction) is not str:
-                transaction = None
+            using = named.get("using")
+            transaction = using if type(using) is str else None
         else:
             transaction = block_for(blocks, named)
         record = [
@@ -652,11 +647,8 @@ def begin_dispatch(
                     parent_call[C_CHILDREN] = [record]
                 else:
                     children.append(record)
-            if only_records is not None:
-                only_records.append(record)
-            else:
-                for recorder in keeping:
-                    recorder.records.append(record)
+            for recorder in keeping:
+                recorder.records.append(record)
     except Exception:  # noqa: BLE001 - never break the host app
         report_internal_error("begin_dispatch")
         return None
