@@ -40,6 +40,25 @@ def test_a_save_outside_any_block_is_autocommit(alias: str) -> None:
     assert dispatch.transaction.summary == f"autocommit on {alias!r}"
 
 
+def test_the_autocommit_alias_is_read_from_the_kept_kwargs_in_either_form() -> None:
+    """A kept record reads its autocommit alias from its kwargs snapshot, whether the
+    snapshot is the call's own dict or the (names, values) form a redaction makes."""
+    from django.dispatch import Signal
+
+    custom = Signal()
+    custom.connect(lambda **kwargs: None, weak=False)
+    with signaltrace.record() as trace:
+        custom.send(sender=None, using="other")
+        custom.send(sender=None, using="other", api_token="secret")
+        custom.send(sender=None, using=["not", "a", "name"])
+        custom.send(sender=None)
+    plain, redacted, not_a_name, none = trace.dispatches
+    assert "secret" not in str(redacted.kwargs)
+    for dispatch in (plain, redacted):
+        assert dispatch.transaction == Transaction("other", False, 0, False, "autocommit")
+    assert not_a_name.transaction is None and none.transaction is None
+
+
 @pytest.mark.parametrize("alias", DATABASE_ALIASES)
 def test_a_save_inside_atomic_is_committed_when_the_block_ends(alias: str) -> None:
     with signaltrace.record() as trace:

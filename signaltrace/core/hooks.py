@@ -69,7 +69,6 @@ from signaltrace.core.store import (
     begin_dispatch,
     end_call,
     end_dispatch,
-    record_empty_dispatch,
 )
 from signaltrace.core.transactions import install_transaction_watch, uninstall_transaction_watch
 from signaltrace.errors import SignalLoopError
@@ -198,8 +197,9 @@ def _send(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
     """``Signal.send``, recorded. Same results, exceptions and frames as Django's."""
     if not self.receivers or self.sender_receivers_cache.get(sender) is NO_RECEIVERS:
         recorders = active_recorders.get()
-        if recorders is not None:
-            record_empty_dispatch(recorders, self, sender, named, "send")
+        if recorders is not None:  # recorded as "sent, but nobody listened"
+            cell = frame_cell.get()
+            begin_dispatch(recorders, self, sender, named, "send", None if cell is None else cell[0], 0)
         return []
     if _LIVE_IS_PAIR:
         sync_receivers, async_receivers = self._live_receivers(sender)
@@ -260,8 +260,10 @@ def _send_robust(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any
     """``Signal.send_robust``, recorded; swallowed exceptions are recorded too."""
     if not self.receivers or self.sender_receivers_cache.get(sender) is NO_RECEIVERS:
         recorders = active_recorders.get()
-        if recorders is not None:
-            record_empty_dispatch(recorders, self, sender, named, "send_robust")
+        if recorders is not None:  # recorded as "sent, but nobody listened"
+            cell = frame_cell.get()
+            parent = None if cell is None else cell[0]
+            begin_dispatch(recorders, self, sender, named, "send_robust", parent, 0)
         return []
     if _LIVE_IS_PAIR:
         sync_receivers, async_receivers = self._live_receivers(sender)
@@ -426,8 +428,9 @@ async def _asend_common(
     robust = method == "asend_robust"
     if not self.receivers or self.sender_receivers_cache.get(sender) is NO_RECEIVERS:
         recorders = active_recorders.get()
-        if recorders is not None:
-            record_empty_dispatch(recorders, self, sender, named, method)
+        if recorders is not None:  # recorded as "sent, but nobody listened"
+            cell = frame_cell.get()
+            begin_dispatch(recorders, self, sender, named, method, None if cell is None else cell[0], 0)
         return []
     sync_receivers, async_receivers = self._live_receivers(sender)
     count = len(sync_receivers) + len(async_receivers)

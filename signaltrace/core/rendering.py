@@ -478,12 +478,6 @@ def snapshot_kwargs(
             if len(value) > _KEEP_WHOLE or value[:1] in _CREDENTIAL_FIRST:
                 break
             continue
-        model_ref = _model_refs.get(value_type)
-        if model_ref is not None:
-            if replaced is None:
-                replaced = named.copy()
-            replaced[name] = (MODEL_MARK, model_ref[0], value.__dict__.get(model_ref[1]))
-            continue
         if value_type is frozenset:
             if value in _kept_sets:
                 continue
@@ -493,6 +487,11 @@ def snapshot_kwargs(
                     _kept_sets.clear()
                 _kept_sets.add(value)
                 continue
+        elif (model_ref := _model_refs.get(value_type)) is not None:
+            if replaced is None:
+                replaced = named.copy()
+            replaced[name] = (MODEL_MARK, model_ref[0], value.__dict__.get(model_ref[1]))
+            continue
         elif value_type is tuple:
             kept = _snapshot_container(value, pattern, limit, repr_objects)
             if kept is value:
@@ -535,6 +534,14 @@ def snapshot_kwargs(
             snapshotter = snapshotters.get(type(value)) or _snapshotter(type(value), repr_objects)
             values[index] = snapshotter(value, pattern, limit)
     return names, values
+
+
+def snapshot_get(snapshot: KwargsSnapshot, name: str) -> Any:
+    """The kept value of kwarg ``name`` in a snapshot made by :func:`snapshot_kwargs` (None if absent)."""
+    if type(snapshot) is dict:
+        return snapshot.get(name)
+    names, values = snapshot
+    return values[names.index(name)] if name in names else None
 
 
 def render_kwargs(snapshot: KwargsSnapshot, limit: int | None = None) -> dict[str, str]:

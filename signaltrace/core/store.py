@@ -39,7 +39,7 @@ from signaltrace.core.naming import (
     sender_name,
     signal_name,
 )
-from signaltrace.core.rendering import MAX_CACHED, render_kwargs, snapshot_kwargs
+from signaltrace.core.rendering import MAX_CACHED, render_kwargs, snapshot_get, snapshot_kwargs
 from signaltrace.core.trace import Dispatch, ReceiverCall, is_swallowed
 from signaltrace.safety import report_internal_error
 
@@ -54,7 +54,7 @@ if TYPE_CHECKING:
     D_SIGNAL,
     D_SENDER,
     D_SENDER_IS_WEAK,
-    D_SENDER_GONE,  # what names a weakly held sender once it is gone: its label, or its type
+    D_SENDER_GONE,  # what names a weakly held sender once it is gone: its label, or its type (else None)
     D_METHOD,
     D_PARENT_CALL,
     D_DEPTH,
@@ -66,7 +66,7 @@ if TYPE_CHECKING:
     D_RECEIVER_COUNT,
     D_OBSERVERS,  # the _ObserverSet the dispatch started under, or None when unobserved
     D_VIEWS,  # its LiveDispatch view (one observer) or list of views (one per observer of that set)
-    D_TX,  # the AtomicBlock it ran in, or its ``using`` alias (autocommit), or None
+    D_TX,  # the AtomicBlock it ran in; or None: autocommit, on D_KWARGS's ``using`` (or the alias here)
 ) = range(16)
 
 # Receiver call record fields.
@@ -306,7 +306,7 @@ class LiveDispatch:
     @property
     def transaction(self) -> Transaction | None:
         """The transaction it runs in (model signals, or any signal inside an atomic block)."""
-        return transaction_of(self._record[D_TX])
+        return _transaction(self._record)
 
     @property
     def parent(self) -> LiveCall | None:
@@ -422,6 +422,9 @@ def is_recording() -> bool:
 # (signaltrace.core.rendering), so no kwarg holds an unbounded value.
 _RECORD_BYTES = 400
 _ITEM_BYTES = 150
+# The estimate for a dispatch with n kwargs and receivers together, made once for small n:
+# on the hot path, arithmetic on numbers past 256 makes a new int object each time.
+_DISPATCH_BYTES = tuple(_RECORD_BYTES + _ITEM_BYTES * n for n in range(32))
 _FINDING_BYTES = 400
 
 
@@ -487,8 +490,7 @@ def transaction_now(named: dict[str, Any] | None) -> Any:
     kwargs sent now (an ``AtomicBlock``, an alias, or None)."""
     blocks = open_blocks()
     if not blocks:
-        using = None if named is None else named.get("using")
-        return using if type(using) is str else None
+        return None if named is None else _alias(named.get("using"))
     return block_for(blocks, named or {})
 
 
@@ -514,11 +516,25 @@ def _is_labelled_kind(sender_type: type) -> bool:
     return labelled
 
 
-def _remember_label(sender: Any) -> tuple[weakref.ref[Any], str]:
+def _hold_sender(sender: Any) -> tuple[Any, bool, Any]:
+    """How a kept record holds a sender first seen: ``(value, is_weak, what names it when gone)``.
+
+    A class or function is named now, so the trace names it after it is gone; any
+    other object is held weakly and named by its type, or kept itself when it
+    cannot be held weakly.
+    """
+    sender_type = type(sender)
+    if not sender_type.__weakrefoffset__:
+        return sender, False, sender_type
+    named_by_label = _labelled_kinds.get(sender_type)
+    if named_by_label is None:
+        named_by_label = _is_labelled_kind(sender_type)
+    if not named_by_label:
+        return weakref.ref(sender), True, sender_type
     key = id(sender)
-    entry = (weakref.ref(sender, lambda _ref, key=key: _sender_labels.pop(key, None)), sender_name(sender))
-    _sender_labels[key] = entry
-    return entry
+    reference = weakref.ref(sender, lambda _ref, key=key: _sender_labels.pop(key, None))
+    _sender_labels[key] = entry = (reference, sender_name(sender))
+    return reference, True, entry[1]
 
 
 _NO_KWARGS: tuple[tuple[str, ...], list[Any]] = ((), [])
@@ -550,6 +566,7 @@ def begin_dispatch(
             if observer_set is None or id(signal) in ignored_ids():
                 return None
             keeping: Sequence[Recorder] = ()
+            sole = None
             if not named:
                 kwargs = _NO_KWARGS
             else:
@@ -565,16 +582,18 @@ def begin_dispatch(
             innermost = recorders[-1]
             if id(signal) in innermost.ignored:
                 return None
-            size = _RECORD_BYTES + _ITEM_BYTES * (len(named) + receiver_count)
+            items = len(named) + receiver_count
+            size = _DISPATCH_BYTES[items] if items < 32 else _RECORD_BYTES + _ITEM_BYTES * items
             if (
                 len(recorders) == 1
                 and len(innermost.records) < innermost.max_dispatches
                 and innermost.bytes_left >= size
             ):
                 keeping = recorders  # the common case, without building a list
+                sole = innermost
                 innermost.bytes_left -= size
             else:
-                keeping = []
+                keeping, sole = [], None
                 for recorder in recorders:
                     if recorder.end_ns is not None:
                         _forget_closed(recorders)  # closed from another context (see record())
@@ -589,38 +608,28 @@ def begin_dispatch(
             kwargs = (
                 snapshot_kwargs(named, innermost.sensitive, innermost.repr_objects) if named else _NO_KWARGS
             )
-        sender_type = type(sender)
-        if sender is None or not keeping or not sender_type.__weakrefoffset__:
-            # Nothing of ours keeps the record after the dispatch (or nothing can be held weakly).
-            sender_value, sender_is_weak, sender_gone = sender, False, sender_type
+        if sender is None or not keeping:
+            # Nothing of ours keeps the record after the dispatch.
+            sender_value, sender_is_weak, sender_gone = sender, False, None
         else:
             # A kept record outlives the dispatch: it holds the sender weakly.
-            sender_is_weak = True
             entry = _sender_labels.get(id(sender))
             if entry is not None and entry[0]() is sender:
                 sender_value, sender_gone = entry  # a class or function named before
+                sender_is_weak = True
             else:
-                named_by_label = _labelled_kinds.get(sender_type)
-                if named_by_label is None:
-                    named_by_label = _is_labelled_kind(sender_type)
-                if named_by_label:
-                    # A class or function: named now, so the trace names it after it is gone.
-                    sender_value, sender_gone = _remember_label(sender)
-                else:
-                    sender_value, sender_gone = weakref.ref(sender), sender_type
+                sender_value, sender_is_weak, sender_gone = _hold_sender(sender)
         if parent is None:
             parent_call, depth = None, 0
         else:
             parent_call, depth = parent[F_CALL], depth_of(parent)
         cell = block_cell.get()  # atomics.open_blocks(), inlined: it runs per dispatch
-        blocks = None if cell is None else cell[0]
-        if blocks and cell[1] != get_ident():  # another thread's blocks: not this connection's
-            blocks = None
-        if not blocks:  # autocommit: a model signal's alias, kept only if it is a name
-            using = named.get("using")
-            transaction = using if type(using) is str else None
+        if cell is None or not cell[0] or cell[1] != get_ident():  # none, or another thread's
+            # Autocommit. A kept snapshot has the alias (see _transaction): not read now.
+            transaction = None if recorders is not None else _alias(named.get("using"))
         else:
-            transaction = block_for(blocks, named)
+            transaction = block_for(cell[0], named)
+        start = perf_counter_ns()
         record = [
             signal,
             sender_value,
@@ -629,8 +638,8 @@ def begin_dispatch(
             method,
             parent_call,
             depth,
-            perf_counter_ns(),
-            None,
+            start,
+            None if receiver_count else start,  # nobody listened: it ended as it began
             kwargs,
             [] if receiver_count else _NO_CALLS,
             None,
@@ -647,8 +656,11 @@ def begin_dispatch(
                     parent_call[C_CHILDREN] = [record]
                 else:
                     children.append(record)
-            for recorder in keeping:
-                recorder.records.append(record)
+            if sole is not None:
+                sole.records.append(record)
+            else:
+                for recorder in keeping:
+                    recorder.records.append(record)
     except Exception:  # noqa: BLE001 - never break the host app
         report_internal_error("begin_dispatch")
         return None
@@ -731,22 +743,6 @@ def end_call(call: Record, exception: BaseException | None = None) -> None:
                 _observer_failed(handler)
 
 
-def record_empty_dispatch(
-    recorders: tuple[Recorder, ...], signal: Signal, sender: Any, named: dict[str, Any], method: str
-) -> None:
-    """Record a dispatch that found no receivers ("sent, but nobody listened").
-
-    Called only while recording: the hooks read ``recorders`` first, so an application
-    that is not recording pays no call.
-    """
-    cell = frame_cell.get()
-    record = begin_dispatch(
-        recorders, signal, sender, named, method, None if cell is None else cell[CELL_FRAME], 0
-    )
-    if record is not None:
-        record[D_END] = record[D_START]
-
-
 def record_stopped_dispatch(
     loop: Loop,
     recorders: tuple[Recorder, ...] | None,
@@ -772,6 +768,19 @@ def record_stopped_dispatch(
 
 
 # ------------------------------------------------------------------ reading records
+
+
+def _alias(using: Any) -> str | None:
+    """A model signal's ``using`` kwarg, the alias of its autocommit transaction, if it is a name."""
+    return using if type(using) is str else None
+
+
+def _transaction(record: Record) -> Transaction | None:
+    """The transaction a dispatch ran in: its block, or autocommit on its kwargs' ``using`` alias."""
+    recorded = record[D_TX]
+    if recorded is None and record[D_KWARGS] is not _UNRECORDED_KWARGS:
+        recorded = _alias(snapshot_get(record[D_KWARGS], "using"))
+    return transaction_of(recorded)
 
 
 def _sender_label(record: Record) -> str:
@@ -852,7 +861,7 @@ class _Builder:
             duration_ns=end - record[D_START],
             kwargs=render_kwargs(record[D_KWARGS], self.repr_limit),
             loop=record[D_LOOP],
-            transaction=transaction_of(record[D_TX]),
+            transaction=_transaction(record),
             _sender=record[D_SENDER],
             _sender_is_weak=record[D_SENDER_IS_WEAK],
         )
