@@ -493,3 +493,51 @@ def test_a_kept_update_fields_set_spares_the_walk_of_equal_sets_only(monkeypatch
     kept = _kept_update_fields(rendering.snapshot_kwargs({"update_fields": secret}, pattern, False))
     assert kept is not secret and "abcdefgh12345678" not in repr(kept)
     assert walked[-1] == secret
+
+
+def _general_snapshot(monkeypatch: pytest.MonkeyPatch, named: dict[str, Any]) -> Any:
+    """What snapshot_kwargs makes of ``named`` without the save signals' shortcut."""
+    with monkeypatch.context() as patched:
+        patched.setattr(rendering, "_snapshot_save_kwargs", lambda named, pattern: None)
+        return rendering.snapshot_kwargs(named, sensitive_pattern(), False)
+
+
+def test_save_signal_kwargs_take_a_shortcut_with_the_general_path_s_result(monkeypatch):
+    """pre_save's and post_save's kwargs as Django sends them are checked as one shape:
+    the result is the general path's; anything else takes the general path."""
+    item = Item.objects.create(name="a")
+    fields = frozenset({"name"})
+    pre = {"instance": item, "raw": False, "using": "default", "update_fields": None}
+    post = {"instance": item, "created": True, "update_fields": fields, "raw": False, "using": "default"}
+    for named in (pre, post):
+        first = _general_snapshot(monkeypatch, named)  # fills the per-name and per-type caches
+        general = _general_snapshot(monkeypatch, named)
+        shortcut = rendering._snapshot_save_kwargs(named, sensitive_pattern())
+        assert shortcut is not None and shortcut == general
+        assert rendering.render_kwargs(shortcut) == rendering.render_kwargs(first)
+        assert shortcut["instance"][1:] == ("testapp.Item", item.pk)
+        assert rendering.snapshot_kwargs(named, sensitive_pattern(), False) == general
+    others = [
+        {**pre, "extra": 1},  # another name
+        {key: value for key, value in pre.items() if key != "raw"},  # a name missing
+        {**pre, "raw": "no"},  # a value of another type
+        {**post, "created": None},
+        {**pre, "using": "Bearer abcdefgh12345678"},  # a text that needs a look
+        {**pre, "using": "x" * 300},
+        {**pre, "update_fields": frozenset({"Bearer abcdefgh12345678"})},  # a set never kept
+        {**pre, "instance": object()},  # not a model instance
+    ]
+    for named in others:
+        assert rendering._snapshot_save_kwargs(named, sensitive_pattern()) is None
+        assert "abcdefgh12345678" not in repr(rendering.snapshot_kwargs(named, sensitive_pattern(), False))
+
+
+def test_save_signal_kwargs_take_the_general_path_when_a_name_of_theirs_is_sensitive():
+    item = Item.objects.create(name="a")
+    named = {"instance": item, "raw": False, "using": "default", "update_fields": None}
+    with override_settings(SIGNALTRACE={"SENSITIVE_KWARGS": "^using$"}):
+        pattern = sensitive_pattern()
+        assert rendering._snapshot_save_kwargs(named, pattern) is None
+        assert rendering.render_kwargs(rendering.snapshot_kwargs(named, pattern, False))["using"] == REDACTED
+    rendering.snapshot_kwargs(named, sensitive_pattern(), False)  # caches emptied with the settings
+    assert rendering._snapshot_save_kwargs(named, sensitive_pattern()) is not None

@@ -503,6 +503,9 @@ def is_watched() -> bool:
 # the label outlives the sender. The reference's callback drops the entry when the sender
 # dies, before its id can be reused; the reference is also the record's hold on it.
 _sender_labels: dict[int, tuple[weakref.ref[Any], str]] = {}
+# The entry of the last such sender found there: a save sends pre_save and post_save
+# from one model class, one after the other, so it is tried first.
+_last_label: tuple[Any, str] = (lambda: None, "")
 # sender type -> whether its instances are named by a label (classes and functions).
 _labelled_kinds: dict[type, bool] = {}
 _LABELLED = (type, types.FunctionType, types.MethodType, types.BuiltinFunctionType)
@@ -559,6 +562,7 @@ def begin_dispatch(
     active recorder at its cap (the dispatch is then counted in ``dropped``) and
     no observer. Observers only hear of dispatches with live receivers.
     """
+    global _last_label
     observer_set = observed if receiver_count else None
     try:
         if recorders is None:
@@ -613,8 +617,14 @@ def begin_dispatch(
             sender_value, sender_is_weak, sender_gone = sender, False, None
         else:
             # A kept record outlives the dispatch: it holds the sender weakly.
-            entry = _sender_labels.get(id(sender))
-            if entry is not None and entry[0]() is sender:
+            entry = _last_label
+            if entry[0]() is not sender:
+                entry = _sender_labels.get(id(sender))
+                if entry is not None and entry[0]() is sender:
+                    _last_label = entry
+                else:
+                    entry = None
+            if entry is not None:
                 sender_value, sender_gone = entry  # a class or function named before
                 sender_is_weak = True
             else:
