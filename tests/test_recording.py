@@ -513,3 +513,18 @@ def test_a_trace_is_bounded_in_bytes_and_counts_what_it_dropped():
     kept = len(trace.dispatches)
     assert 0 < kept < 20 and kept + trace.dropped == 100
     assert all(len(dispatch.kwargs["body"]) <= 200 for dispatch in trace.dispatches)
+
+
+@pytest.mark.parametrize("kwarg_count", [3, 70])
+def test_a_dispatch_is_charged_per_kwarg_and_receiver_however_many(kwarg_count: int) -> None:
+    """Each kept dispatch costs a fixed part plus one per kwarg and receiver, past the
+    precomputed sizes too: a budget of a few dispatches keeps exactly that many."""
+    signal = Signal()
+    signal.connect(on_shipped, weak=False)
+    one = 400 + 150 * (kwarg_count + 1)  # store._RECORD_BYTES, store._ITEM_BYTES
+    kwargs = {f"k{index}": index for index in range(kwarg_count)}
+    settings = {"MAX_TRACE_BYTES": 3 * one + one // 2}
+    with override_settings(SIGNALTRACE=settings), signaltrace.record() as trace:
+        for _ in range(5):
+            signal.send(sender=None, **kwargs)
+    assert len(trace.dispatches) == 3 and trace.dropped == 2

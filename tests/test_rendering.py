@@ -519,6 +519,7 @@ def test_save_signal_kwargs_take_a_shortcut_with_the_general_path_s_result(monke
         assert rendering.snapshot_kwargs(named, sensitive_pattern(), False) == general
     others = [
         {**pre, "extra": 1},  # another name
+        {**{k: v for k, v in post.items() if k != "update_fields"}, "token": "x"},  # one for another
         {key: value for key, value in pre.items() if key != "raw"},  # a name missing
         {**pre, "raw": "no"},  # a value of another type
         {**post, "created": None},

@@ -234,7 +234,7 @@ def _send(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
         else:
             for receiver in sync_receivers:
                 frame[4] = receiver
-                call = frame[5] = begin_call(dispatch, receiver, False)
+                call = frame[5] = begin_call(dispatch, receiver)
                 try:
                     response = receiver(signal=self, sender=sender, **named)
                 except BaseException as exc:
@@ -283,7 +283,7 @@ def _send_robust(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any
         responses = []
         for receiver in sync_receivers:
             frame[F_RECEIVER] = receiver
-            call = frame[F_CALL] = None if dispatch is None else begin_call(dispatch, receiver, False)
+            call = frame[F_CALL] = None if dispatch is None else begin_call(dispatch, receiver)
             try:
                 response = receiver(signal=self, sender=sender, **named)
             except Exception as err:  # noqa: BLE001 - send_robust's contract
@@ -398,7 +398,7 @@ def _call_sync_receivers(
     responses = []
     for receiver in receivers:
         frame[F_RECEIVER] = receiver
-        call = frame[F_CALL] = None if dispatch is None else begin_call(dispatch, receiver, False)
+        call = frame[F_CALL] = None if dispatch is None else begin_call(dispatch, receiver)
         try:
             response = receiver(signal=signal, sender=sender, **named)
         except Exception as err:
@@ -477,7 +477,7 @@ def _record_from_responses(frame: Frame, responses: list[tuple[Any, Any]], robus
     if dispatch is None:
         return
     for receiver, response in responses:
-        call = begin_call(dispatch, receiver, False)
+        call = begin_call(dispatch, receiver)
         end_call(call, response if robust and isinstance(response, Exception) else None)
 
 

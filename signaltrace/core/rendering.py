@@ -456,6 +456,7 @@ KwargsSnapshot = dict[str, Any] | tuple[tuple[str, ...], list[Any]]
 _SAVE_NAMES = ("instance", "raw", "using", "update_fields", "created")
 # Whether no name in _SAVE_NAMES is sensitive under the settings in force (None: not known yet).
 _save_names_plain: bool | None = None
+_NO_VALUE = object()
 
 
 def _snapshot_save_kwargs(named: dict[str, Any], pattern: re.Pattern[str]) -> dict[str, Any] | None:
@@ -472,7 +473,7 @@ def _snapshot_save_kwargs(named: dict[str, Any], pattern: re.Pattern[str]) -> di
     if _save_names_plain is None:
         _save_names_plain = not any(is_sensitive(name, pattern) for name in _SAVE_NAMES)
     using = named.get("using")
-    update_fields = named.get("update_fields")
+    update_fields = named.get("update_fields", _NO_VALUE)  # must be there, None or a set
     if (
         _save_names_plain
         and type(named.get("raw")) is bool

@@ -424,7 +424,7 @@ _RECORD_BYTES = 400
 _ITEM_BYTES = 150
 # The estimate for a dispatch with n kwargs and receivers together, made once for small n:
 # on the hot path, arithmetic on numbers past 256 makes a new int object each time.
-_DISPATCH_BYTES = tuple(_RECORD_BYTES + _ITEM_BYTES * n for n in range(32))
+_DISPATCH_BYTES = tuple(_RECORD_BYTES + _ITEM_BYTES * n for n in range(64))
 _FINDING_BYTES = 400
 
 
@@ -528,7 +528,7 @@ def _hold_sender(sender: Any) -> tuple[Any, bool, Any]:
     """
     sender_type = type(sender)
     if not sender_type.__weakrefoffset__:
-        return sender, False, sender_type
+        return sender, False, None
     named_by_label = _labelled_kinds.get(sender_type)
     if named_by_label is None:
         named_by_label = _is_labelled_kind(sender_type)
@@ -586,8 +586,10 @@ def begin_dispatch(
             innermost = recorders[-1]
             if id(signal) in innermost.ignored:
                 return None
-            items = len(named) + receiver_count
-            size = _DISPATCH_BYTES[items] if items < 32 else _RECORD_BYTES + _ITEM_BYTES * items
+            try:
+                size = _DISPATCH_BYTES[len(named) + receiver_count]
+            except IndexError:  # 64 kwargs and receivers or more
+                size = _RECORD_BYTES + _ITEM_BYTES * (len(named) + receiver_count)
             if (
                 len(recorders) == 1
                 and len(innermost.records) < innermost.max_dispatches
@@ -705,7 +707,7 @@ def end_dispatch(dispatch: Record) -> None:
                 _observer_failed(handler)
 
 
-def begin_call(dispatch: Record, receiver: Any, is_async: bool) -> Record:
+def begin_call(dispatch: Record, receiver: Any, is_async: bool = False) -> Record:
     """Start the record of one receiver call inside ``dispatch``."""
     function_id = id(receiver)  # a function; a bound method is found by its __func__ below
     cached = cached_receiver_info(function_id)
