@@ -528,3 +528,20 @@ def test_a_dispatch_is_charged_per_kwarg_and_receiver_however_many(kwarg_count: 
         for _ in range(5):
             signal.send(sender=None, **kwargs)
     assert len(trace.dispatches) == 3 and trace.dropped == 2
+
+
+def test_an_ignored_signal_stays_ignored_between_the_signals_a_block_kept() -> None:
+    """The last two kept signals are tried first by identity; an ignored one sent between
+    them (post_init, ignored by default) is still left out."""
+    from django.db.models.signals import post_init
+
+    first, second = Signal(), Signal()
+    for signal in (first, second, post_init):
+        signal.connect(on_shipped, weak=False)
+    try:
+        with signaltrace.record() as trace:
+            for signal in (first, second, post_init, first, post_init, second, post_init, first):
+                signal.send(sender=Signal)  # post_init caches per sender: one it can hold weakly
+    finally:
+        post_init.disconnect(on_shipped)
+    assert [dispatch.signal for dispatch in trace.dispatches] == [first, second, first, second, first]

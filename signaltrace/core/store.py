@@ -97,6 +97,8 @@ class Recorder:
         "end_ns",
         "findings",
         "ignored",
+        "kept_signal",
+        "kept_signal_before",
         "loops",
         "max_dispatches",
         "records",
@@ -115,6 +117,10 @@ class Recorder:
         #: What ``MAX_TRACE_BYTES`` still allows, by :func:`_estimated_bytes` per dispatch.
         self.bytes_left: int = setting("MAX_TRACE_BYTES")
         self.ignored = ignored_ids()
+        #: The last two signals found not ignored, tried first by identity: a block sees
+        #: few signals over and over (a save sends pre_save, then post_save).
+        self.kept_signal: Any = None
+        self.kept_signal_before: Any = None
         self.sensitive = sensitive_pattern()
         self.repr_objects = bool(setting("REPR_OBJECTS"))
         self.start_ns = perf_counter_ns()
@@ -584,8 +590,10 @@ def begin_dispatch(
                 )
         else:
             innermost = recorders[-1]
-            if id(signal) in innermost.ignored:
-                return None
+            if signal is not innermost.kept_signal and signal is not innermost.kept_signal_before:
+                if id(signal) in innermost.ignored:
+                    return None
+                innermost.kept_signal_before, innermost.kept_signal = innermost.kept_signal, signal
             try:
                 size = _DISPATCH_BYTES[len(named) + receiver_count]
             except IndexError:  # 64 kwargs and receivers or more
