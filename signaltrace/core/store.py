@@ -703,8 +703,8 @@ def begin_dispatch(
 def end_dispatch(dispatch: Record) -> None:
     """Close the record of a dispatch whose receivers have all returned (or raised)."""
     dispatch[D_END] = perf_counter_ns()
-    observer_set = dispatch[D_OBSERVERS]
-    if observer_set is not None:
+    if dispatch[D_OBSERVERS] is not None:
+        observer_set = dispatch[D_OBSERVERS]
         views = dispatch[D_VIEWS]
         dispatch[D_VIEWS] = None  # views hold the sender: a kept record must not
         single = observer_set.count == 1
@@ -720,19 +720,19 @@ def begin_call(dispatch: Record, receiver: Any, is_async: bool = False) -> Recor
     function_id = id(receiver)  # a function; a bound method is found by its __func__ below
     cached = cached_receiver_info(function_id)
     if cached is not None:
-        info = cached[1]
+        info = cached[1]  # never None in the cache
     else:
         function_id, info = function_info(receiver)
-    if info is None:
-        try:
-            info = receiver_info(receiver)
-        except Exception:  # noqa: BLE001
-            report_internal_error("receiver_info")
-            info = (repr(type(receiver)), "", 0)
+        if info is None:
+            try:
+                info = receiver_info(receiver)
+            except Exception:  # noqa: BLE001
+                report_internal_error("receiver_info")
+                info = (repr(type(receiver)), "", 0)
     call = [info, function_id, is_async, perf_counter_ns(), None, None, None, dispatch, None]
     dispatch[D_CALLS].append(call)
-    observer_set = dispatch[D_OBSERVERS]
-    if observer_set is not None:
+    if dispatch[D_OBSERVERS] is not None:
+        observer_set = dispatch[D_OBSERVERS]
         single = observer_set.count == 1
         views = call[C_VIEWS] = (
             LiveCall(call, 0) if single else [LiveCall(call, index) for index in range(observer_set.count)]
@@ -751,8 +751,8 @@ def end_call(call: Record, exception: BaseException | None = None) -> None:
     call[C_END] = perf_counter_ns()
     if exception is not None:
         call[C_EXCEPTION] = exception
-    views = call[C_VIEWS]
-    if views is not None:
+    if call[C_VIEWS] is not None:
+        views = call[C_VIEWS]
         call[C_VIEWS] = None
         observer_set = call[C_DISPATCH][D_OBSERVERS]
         single = observer_set.count == 1
