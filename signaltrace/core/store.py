@@ -645,8 +645,11 @@ def begin_dispatch(
             parent_call, depth = parent[F_CALL], depth_of(parent)
         cell = block_cell.get()  # atomics.open_blocks(), inlined: it runs per dispatch
         if cell is None or not cell[0] or cell[1] != get_ident():  # none, or another thread's
-            # Autocommit. A kept snapshot has the alias (see _transaction): not read now.
-            transaction = None if recorders is not None else _alias(named.get("using"))
+            if recorders is not None:
+                transaction = None  # autocommit: a kept snapshot has the alias (see _transaction)
+            else:
+                using = named.get("using")  # autocommit, seen by observers only: the alias now
+                transaction = using if type(using) is str else None
         else:
             transaction = block_for(cell[0], named)
         start = perf_counter_ns()
