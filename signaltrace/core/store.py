@@ -566,7 +566,9 @@ def begin_dispatch(
 
     Called when recording or observed. Not kept: an ignored signal, or every
     active recorder at its cap (the dispatch is then counted in ``dropped``) and
-    no observer. Observers only hear of dispatches with live receivers.
+    no observer. Observers only hear of dispatches with live receivers. A dispatch
+    without receivers ("sent, but nobody listened": the hooks call this only while
+    recording) ends as it begins.
     """
     global _last_label
     observer_set = observed if receiver_count else None
