@@ -60,3 +60,20 @@ def database_params(*, transaction: bool = True) -> list[pytest.ParameterSet]:
 
 #: ``@pytest.mark.parametrize("alias", DATABASE_ALIASES)``: each database, transactional.
 DATABASE_ALIASES = database_params()
+
+
+def close_thread_connections() -> None:
+    """Close the connections this thread opened (a ``sync_to_async`` worker's), for good.
+
+    ``connection.close()`` leaves an in-memory SQLite database's connection open (closing
+    it would lose the database). A worker thread's own connection to the shared
+    in-memory test database can go, and must, or it is reported unclosed
+    (``ResourceWarning``) when the interpreter exits.
+    """
+    from django.db import connections
+
+    for connection in connections.all(initialized_only=True):
+        connection.close()
+        if connection.connection is not None and not connection.in_atomic_block:
+            connection.connection.close()  # in-memory SQLite: the database lives on in the others
+            connection.connection = None

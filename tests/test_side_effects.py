@@ -12,12 +12,12 @@ import pytest
 from asgiref.sync import sync_to_async
 from celery import Celery
 from django.core import mail
-from django.db import DEFAULT_DB_ALIAS, connections, transaction
+from django.db import DEFAULT_DB_ALIAS, transaction
 from django.db.models.signals import post_save, pre_save
 
 import signaltrace
 from signaltrace.core import BYPASSED_WRITE, MAIL_BEFORE_COMMIT, TASK_BEFORE_COMMIT
-from tests.databases import DATABASE_ALIASES
+from tests.databases import DATABASE_ALIASES, close_thread_connections
 from tests.testapp.models import Item, Ping
 
 celery_app = Celery("signaltrace_tests", broker="memory://", set_as_current=False)
@@ -148,7 +148,7 @@ async def test_async_twins_are_seen(alias: str, connect: Any) -> None:
     with signaltrace.record() as trace:
         await Item.objects.using(alias).abulk_create([Item(name="a")])
         await Item.objects.using(alias).filter(name="a").aupdate(name="b")
-    await sync_to_async(connections.close_all)()  # the executor thread's connection
+    await sync_to_async(close_thread_connections)()  # the executor thread's connection
     assert [w.operation for w in trace.bypassed_writes] == ["bulk_create", "update"]
 
 
@@ -180,7 +180,7 @@ def test_a_receiver_in_sync_to_async_keeps_its_transaction(alias: str, connect: 
     def save_in_a_block() -> None:
         with transaction.atomic(using=alias):
             Item.objects.using(alias).create(name="a")
-        connections.close_all()  # this thread's own connection
+        close_thread_connections()  # this thread's own connection
 
     async def view() -> None:
         await sync_to_async(save_in_a_block, thread_sensitive=True)()

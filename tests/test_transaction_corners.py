@@ -27,7 +27,7 @@ from django.test import TestCase
 
 import signaltrace
 from tests.bare import bare_then_recorded, item_names, saves
-from tests.databases import DATABASE_ALIASES, database_params
+from tests.databases import DATABASE_ALIASES, close_thread_connections, database_params
 from tests.testapp.models import Item
 from tests.testapp.signals import item_viewed
 
@@ -125,7 +125,7 @@ async def test_async_bulk_writes_name_the_line_that_awaited_them(alias: str, con
         line = _line_above() - 1
         await Item.objects.using(alias).filter(name="a").aupdate(name="b")
         update_line = _line_above() - 1
-    await sync_to_async(connections.close_all)()  # the executor thread's connection
+    await sync_to_async(close_thread_connections)()  # the executor thread's connection
     created, updated = trace.bypassed_writes
     here = Path(__file__).name
     assert (Path(created.file).name, created.line) == (here, line)
