@@ -42,7 +42,7 @@ def run_case(case: str, mode: str, reps: int, batch: int) -> None:
     overhead.gc = _NoCollector  # time_batch re-enables the collector: here it stays off
     gc.disable()
     for _ in range(reps + 1):
-        overhead.time_batch(mode, run, n, case)
+        overhead.time_batch(mode, run, n, case, warm_up=False)  # warm-up: the first process
 
 
 class _NoCollector:

@@ -190,25 +190,30 @@ SAVE_BLOCKS = "save() x200 per record() block, in-memory SQLite"
 MODE = ["bare"]
 
 
-def time_batch(mode: str, run: Callable[[], None], n: int, name: str = "") -> float:
+def time_batch(mode: str, run: Callable[[], None], n: int, name: str = "", warm_up: bool = True) -> float:
     """Per-operation nanoseconds of one batch in ``mode``.
 
     Measures this thread's CPU time with the garbage collector paused: on a shared
     machine, wall time also counts the moments other processes had the CPU.
+
+    ``warm_up``: an untimed batch in the same mode runs first. The first batch after
+    ``install()`` or ``uninstall()`` pays for warming up (caches, the interpreter's
+    specializations); untimed, that would be charged to the first mode of each round
+    (bare), flattering the others most in the short cases.
     """
     if mode == "bare":
         signaltrace.uninstall()
     else:
         signaltrace.install()
     MODE[0] = mode
+    # SAVE_BLOCKS opens its own record() blocks.
+    recorded = mode == "recording" and name != SAVE_BLOCKS
     gc.disable()
     try:
-        if mode == "recording" and name != SAVE_BLOCKS:
-            with signaltrace.record():
-                start = thread_time_ns()
+        if warm_up:
+            with signaltrace.record() if recorded else contextlib.nullcontext():
                 run()
-                elapsed = thread_time_ns() - start
-        else:
+        with signaltrace.record() if recorded else contextlib.nullcontext():
             start = thread_time_ns()
             run()
             elapsed = thread_time_ns() - start

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import threading
@@ -17,6 +18,7 @@ from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 
 import signaltrace
+from signaltrace.core.observers import DispatchObserver, add_observer, remove_observer
 from tests.markers import HAS_ASEND, needs_asend
 from tests.testapp.models import Item
 from tests.testapp.signals import item_viewed
@@ -155,6 +157,30 @@ def test_hostile_reprs_never_break_the_app_and_are_not_called_by_default():
     with override_settings(SIGNALTRACE={"REPR_OBJECTS": True}), signaltrace.record() as trace:
         signal.send(sender=None, payload=Hostile())
     assert trace.dispatches[0].kwargs["payload"].startswith("<unrepresentable Hostile: RuntimeError")
+
+
+def test_records_leave_no_garbage_cycles_behind(order_signals):
+    """Records point from child to parent only: dropping a trace frees them at once,
+    with nothing left for the garbage collector (a host pays nothing later for them).
+
+    Receivers that raise are left out: an exception's traceback holds the dispatching
+    frame, whose locals hold the exception (Django's own ``send_robust`` makes that cycle).
+    """
+    observer = DispatchObserver()
+    add_observer(observer)  # observed dispatches have views, dropped at their end
+    gc.collect()
+    gc.disable()
+    try:
+        with signaltrace.record() as trace:
+            order_paid.send(sender="shop", amount=10)  # a nested dispatch under on_paid
+            order_shipped.send(sender=None)
+            Signal().send(sender=None)  # nobody listened
+        assert len(trace._recorder.records) == 4
+        del trace
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
+        remove_observer(observer)
 
 
 def test_records_nest_and_outer_blocks_see_inner_dispatches(order_signals):

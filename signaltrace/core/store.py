@@ -29,7 +29,7 @@ from signaltrace import conf
 from signaltrace.conf import ignored_signals, repr_limit, sensitive_pattern, setting
 from signaltrace.core.atomics import block_cell, block_for, open_blocks
 from signaltrace.core.effects import transaction_of
-from signaltrace.core.frames import CELL_FRAME, F_CALL, F_NAMED, F_RECEIVER, depth_of, frame_cell
+from signaltrace.core.frames import CELL_FRAME, F_CALL, F_NAMED, F_RECEIVER, F_RECORD, depth_of, frame_cell
 from signaltrace.core.naming import (
     cached_receiver_info,
     dispatch_uids,
@@ -67,7 +67,8 @@ if TYPE_CHECKING:
     D_OBSERVERS,  # the _ObserverSet the dispatch started under, or None when unobserved
     D_VIEWS,  # its LiveDispatch view (one observer) or list of views (one per observer of that set)
     D_TX,  # the AtomicBlock it ran in; or None: autocommit, on D_KWARGS's ``using`` (or the alias here)
-) = range(16)
+    D_PARENT_DISPATCH,  # the record of D_PARENT_CALL's dispatch, or None
+) = range(17)
 
 # Receiver call record fields.
 (
@@ -77,10 +78,9 @@ if TYPE_CHECKING:
     C_START,
     C_END,
     C_EXCEPTION,
-    C_CHILDREN,  # the dispatches this call sent that a recorder keeps; None until one
-    C_DISPATCH,
+    C_OBSERVERS,  # its dispatch's D_OBSERVERS
     C_VIEWS,  # its LiveCall view or list of views, as D_VIEWS, or None
-) = range(9)
+) = range(8)
 
 Record = list[Any]
 
@@ -320,9 +320,11 @@ class LiveDispatch:
         call = self._record[D_PARENT_CALL]
         if call is None:
             return None
-        if call[C_DISPATCH][D_OBSERVERS] is not self._record[D_OBSERVERS]:
-            return LiveCall(call, self._index)  # observers changed in between: no state of this one
-        return _call_view(call, self._index)
+        parent_dispatch = self._record[D_PARENT_DISPATCH]
+        if call[C_OBSERVERS] is not self._record[D_OBSERVERS]:
+            # Observers changed in between: no state of this one.
+            return LiveCall(call, self._index, parent_dispatch)
+        return _call_view(call, self._index, parent_dispatch)
 
 
 class LiveCall:
@@ -332,11 +334,12 @@ class LiveCall:
     :class:`LiveDispatch`, what is read on every call is a plain attribute.
     """
 
-    __slots__ = ("_index", "_record", "function_id", "info", "is_async", "start_ns", "state")
+    __slots__ = ("_dispatch", "_index", "_record", "function_id", "info", "is_async", "start_ns", "state")
 
-    def __init__(self, record: Record, index: int) -> None:
+    def __init__(self, record: Record, index: int, dispatch: Record) -> None:
         self._record = record
         self._index = index
+        self._dispatch = dispatch  # its dispatch's record (a call record does not point back)
         self.state: Any = None
         #: ``(receiver_name, file, line)``: one tuple, the same object for every call of a
         #: receiver function while it lives (a cheap cache key).
@@ -361,7 +364,7 @@ class LiveCall:
     @property
     def dispatch_uid(self) -> Any:
         """The ``dispatch_uid`` the receiver was connected with, or None."""
-        uids = dispatch_uids(self._record[C_DISPATCH][D_SIGNAL])
+        uids = dispatch_uids(self._dispatch[D_SIGNAL])
         return uids.get(self.function_id) if uids else None
 
     @property
@@ -380,12 +383,12 @@ class LiveCall:
     @property
     def swallowed(self) -> bool:
         """True when a ``send_robust``/``asend_robust`` caught the exception."""
-        return is_swallowed(self._record[C_EXCEPTION], self._record[C_DISPATCH][D_METHOD])
+        return is_swallowed(self._record[C_EXCEPTION], self._dispatch[D_METHOD])
 
     @property
     def dispatch(self) -> LiveDispatch:
         """This observer's view of the dispatch that called the receiver."""
-        dispatch = self._record[C_DISPATCH]
+        dispatch = self._dispatch
         view = _pick(dispatch[D_VIEWS], self._index)
         return LiveDispatch(dispatch, self._index) if view is None else view
 
@@ -401,9 +404,9 @@ def _pick(views: Any, index: int) -> Any:
     return views if index == 0 else None
 
 
-def _call_view(call: Record, index: int) -> LiveCall:
+def _call_view(call: Record, index: int, dispatch: Record) -> LiveCall:
     view = _pick(call[C_VIEWS], index)
-    return LiveCall(call, index) if view is None else view  # None: started before this observer
+    return LiveCall(call, index, dispatch) if view is None else view  # None: started before this observer
 
 
 # ------------------------------------------------------------------ writing records
@@ -642,9 +645,10 @@ def begin_dispatch(
             else:
                 sender_value, sender_is_weak, sender_gone = _hold_sender(sender)
         if parent is None:
-            parent_call, depth = None, 0
+            parent_call = parent_dispatch = None
+            depth = 0
         else:
-            parent_call, depth = parent[F_CALL], depth_of(parent)
+            parent_call, parent_dispatch, depth = parent[F_CALL], parent[F_RECORD], depth_of(parent)
         cell = block_cell.get()  # atomics.open_blocks(), inlined: it runs per dispatch
         if cell is None or not cell[0] or cell[1] != get_ident():  # none, or another thread's
             if recorders is not None:
@@ -672,15 +676,9 @@ def begin_dispatch(
             observer_set,
             None,
             transaction,
+            parent_dispatch,
         ]
         if keeping:
-            if parent_call is not None:
-                # Children are for traces: a dispatch no recorder keeps is not linked.
-                children = parent_call[C_CHILDREN]
-                if children is None:
-                    parent_call[C_CHILDREN] = [record]
-                else:
-                    children.append(record)
             if sole is not None:
                 sole.records.append(record)
             else:
@@ -734,13 +732,15 @@ def begin_call(dispatch: Record, receiver: Any, is_async: bool = False) -> Recor
             except Exception:  # noqa: BLE001
                 report_internal_error("receiver_info")
                 info = (repr(type(receiver)), "", 0)
-    call = [info, function_id, is_async, perf_counter_ns(), None, None, None, dispatch, None]
+    observer_set = dispatch[D_OBSERVERS]
+    call = [info, function_id, is_async, perf_counter_ns(), None, None, observer_set, None]
     dispatch[D_CALLS].append(call)
-    if dispatch[D_OBSERVERS] is not None:
-        observer_set = dispatch[D_OBSERVERS]
+    if observer_set is not None:
         single = observer_set.count == 1
         views = call[C_VIEWS] = (
-            LiveCall(call, 0) if single else [LiveCall(call, index) for index in range(observer_set.count)]
+            LiveCall(call, 0, dispatch)
+            if single
+            else [LiveCall(call, index, dispatch) for index in range(observer_set.count)]
         )
         for index, handler in observer_set.call_started:
             view = views if single else views[index]
@@ -759,7 +759,7 @@ def end_call(call: Record, exception: BaseException | None = None) -> None:
     if call[C_VIEWS] is not None:
         views = call[C_VIEWS]
         call[C_VIEWS] = None
-        observer_set = call[C_DISPATCH][D_OBSERVERS]
+        observer_set = call[C_OBSERVERS]
         single = observer_set.count == 1
         for index, handler in observer_set.call_finished:
             try:
@@ -829,21 +829,22 @@ class _Builder:
     def __init__(self, recorder: Recorder) -> None:
         self.recorder = recorder
         self.calls_by_record: dict[int, ReceiverCall] = {}
-        self.children_by_call: dict[int, list[Record]] = {}
         self.repr_limit = repr_limit()
 
     def build(self) -> list[Dispatch]:
+        """Records are in the order their dispatches began, so a receiver call is built
+        before the dispatches it sent; a call links to its children here (records point
+        only from child to parent: no reference cycles, nothing left for the collector)."""
         dispatches = []
-        by_record: dict[int, Dispatch] = {}
-        records = list(self.recorder.records)
-        for record in records:
+        children: dict[int, list[Dispatch]] = {}  # id(call record) -> the dispatches it sent
+        for record in list(self.recorder.records):
             dispatch = self._dispatch(record)
-            by_record[id(record)] = dispatch
             dispatches.append(dispatch)
-        for record in records:
-            for call in by_record[id(record)].calls:
-                children = self.children_by_call.get(id(call), [])
-                call.dispatches = [by_record[id(child)] for child in children if id(child) in by_record]
+            if record[D_PARENT_CALL] is not None:
+                children.setdefault(id(record[D_PARENT_CALL]), []).append(dispatch)
+        for record_id, call in self.calls_by_record.items():
+            if call.dispatch is not None:  # a call of this trace (not one it was sent from)
+                call.dispatches = children.get(record_id, [])
         return dispatches
 
     @staticmethod
@@ -853,7 +854,7 @@ class _Builder:
         except Exception:  # noqa: BLE001 - a trace is read whatever the receivers hold
             return None
 
-    def _call(self, record: Record, owner: Dispatch | None) -> ReceiverCall:
+    def _call(self, record: Record, owner: Dispatch | None, signal: Signal) -> ReceiverCall:
         existing = self.calls_by_record.get(id(record))
         if existing is not None:
             return existing
@@ -863,7 +864,7 @@ class _Builder:
             receiver_name=name,
             file=file,
             line=line,
-            dispatch_uid=self._dispatch_uid(record[C_DISPATCH][D_SIGNAL], record[C_FUNCTION_ID]),
+            dispatch_uid=self._dispatch_uid(signal, record[C_FUNCTION_ID]),
             is_async=record[C_IS_ASYNC],
             start_ns=record[C_START] - self.recorder.start_ns,
             duration_ns=end - record[C_START],
@@ -871,7 +872,6 @@ class _Builder:
             dispatch=owner,
         )
         self.calls_by_record[id(record)] = call
-        self.children_by_call[id(call)] = record[C_CHILDREN] or []
         return call
 
     def _dispatch(self, record: Record) -> Dispatch:
@@ -892,8 +892,8 @@ class _Builder:
         )
         parent_record = record[D_PARENT_CALL]
         if parent_record is not None:
-            dispatch.parent = self._call(parent_record, None)
-        dispatch.calls = [self._call(call, dispatch) for call in list(record[D_CALLS])]
+            dispatch.parent = self._call(parent_record, None, record[D_PARENT_DISPATCH][D_SIGNAL])
+        dispatch.calls = [self._call(call, dispatch, record[D_SIGNAL]) for call in list(record[D_CALLS])]
         for call in dispatch.calls:
             call.dispatch = dispatch
         return dispatch
