@@ -49,6 +49,10 @@ if TYPE_CHECKING:
     from signaltrace.core.effects import Transaction
     from signaltrace.core.loops import Loop
 
+# Records point from child to parent only (D_PARENT_CALL, D_PARENT_DISPATCH): a call does
+# not point at its dispatch nor at the dispatches it sent, so records make no reference
+# cycles and are freed with their trace, without the garbage collector.
+
 # Dispatch record fields.
 (
     D_SIGNAL,
@@ -56,7 +60,7 @@ if TYPE_CHECKING:
     D_SENDER_IS_WEAK,
     D_SENDER_GONE,  # what names a weakly held sender once it is gone: its label, or its type (else None)
     D_METHOD,
-    D_PARENT_CALL,
+    D_PARENT_CALL,  # the call record of the receiver that sent it, or None
     D_DEPTH,
     D_START,
     D_END,
