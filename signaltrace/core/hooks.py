@@ -156,6 +156,14 @@ def _leave(frame: Frame) -> None:
         end_dispatch(record)
 
 
+def _record_unheard(
+    recorders: tuple[Any, ...], signal: Signal, sender: Any, named: dict[str, Any], method: str
+) -> None:
+    """Record a dispatch that found no receivers ("sent, but nobody listened"), while recording."""
+    cell = frame_cell.get()
+    begin_dispatch(recorders, signal, sender, named, method, None if cell is None else cell[CELL_FRAME], 0)
+
+
 def _swallow(signal: Signal, receiver: Any, err: Exception, frame: Frame, call: Any) -> Exception:
     """What a robust method does with a receiver's exception: record, report, log, return it."""
     if call is not None:
@@ -197,7 +205,7 @@ def _send(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
     """``Signal.send``, recorded. Same results, exceptions and frames as Django's."""
     if not self.receivers or self.sender_receivers_cache.get(sender) is NO_RECEIVERS:
         recorders = active_recorders.get()
-        if recorders is not None:  # recorded as "sent, but nobody listened"
+        if recorders is not None:  # _record_unheard(), inlined: every save's pre_save comes here
             cell = frame_cell.get()
             begin_dispatch(recorders, self, sender, named, "send", None if cell is None else cell[0], 0)
         return []
@@ -260,10 +268,8 @@ def _send_robust(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any
     """``Signal.send_robust``, recorded; swallowed exceptions are recorded too."""
     if not self.receivers or self.sender_receivers_cache.get(sender) is NO_RECEIVERS:
         recorders = active_recorders.get()
-        if recorders is not None:  # recorded as "sent, but nobody listened"
-            cell = frame_cell.get()
-            parent = None if cell is None else cell[0]
-            begin_dispatch(recorders, self, sender, named, "send_robust", parent, 0)
+        if recorders is not None:
+            _record_unheard(recorders, self, sender, named, "send_robust")
         return []
     if _LIVE_IS_PAIR:
         sync_receivers, async_receivers = self._live_receivers(sender)
@@ -428,9 +434,8 @@ async def _asend_common(
     robust = method == "asend_robust"
     if not self.receivers or self.sender_receivers_cache.get(sender) is NO_RECEIVERS:
         recorders = active_recorders.get()
-        if recorders is not None:  # recorded as "sent, but nobody listened"
-            cell = frame_cell.get()
-            begin_dispatch(recorders, self, sender, named, method, None if cell is None else cell[0], 0)
+        if recorders is not None:
+            _record_unheard(recorders, self, sender, named, method)
         return []
     sync_receivers, async_receivers = self._live_receivers(sender)
     count = len(sync_receivers) + len(async_receivers)
