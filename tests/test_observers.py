@@ -206,8 +206,8 @@ def test_a_dispatch_no_trace_keeps_is_not_linked_into_one_and_holds_its_sender_s
     assert len(trace.dispatches) == 1 and trace.dropped == 1
     assert dropped[store.D_PARENT_CALL] is kept[store.D_CALLS][0]
     assert not _reaches(kept, dropped)
-    assert kept[store.D_SENDER_IS_WEAK] and kept[store.D_SENDER]() is Item
-    assert not dropped[store.D_SENDER_IS_WEAK] and dropped[store.D_SENDER] is Item
+    assert kept[store.D_SENDER_GONE] == "testapp.Item" and kept[store.D_SENDER]() is Item
+    assert dropped[store.D_SENDER_GONE] is None and dropped[store.D_SENDER] is Item
     assert trace.dispatches[0].calls[0].dispatches == []
 
 

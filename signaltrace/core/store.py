@@ -57,8 +57,8 @@ if TYPE_CHECKING:
 (
     D_SIGNAL,
     D_SENDER,
-    D_SENDER_IS_WEAK,
-    D_SENDER_GONE,  # what names a weakly held sender once it is gone: its label, or its type (else None)
+    D_SENDER_GONE,  # None: D_SENDER is the sender; else D_SENDER is a weak reference, and this
+    # names the sender once it is gone: its label, or its type
     D_METHOD,
     D_PARENT_CALL,  # the call record of the receiver that sent it, or None
     D_DEPTH,
@@ -72,7 +72,7 @@ if TYPE_CHECKING:
     D_VIEWS,  # its LiveDispatch view (one observer) or list of views (one per observer of that set)
     D_TX,  # the AtomicBlock it ran in; or None: autocommit, on D_KWARGS's ``using`` (or the alias here)
     D_PARENT_DISPATCH,  # the record of D_PARENT_CALL's dispatch, or None
-) = range(17)
+) = range(16)
 
 # Receiver call record fields.
 (
@@ -268,7 +268,7 @@ class LiveDispatch:
         self.signal: Signal = record[D_SIGNAL]
         sender = record[D_SENDER]
         #: The sender (None once a weakly held sender is gone).
-        self.sender: Any = sender() if record[D_SENDER_IS_WEAK] else sender
+        self.sender: Any = sender if record[D_SENDER_GONE] is None else sender()
         #: ``send``, ``send_robust``, ``asend`` or ``asend_robust``.
         self.method: str = record[D_METHOD]
         #: How many receivers deep it was sent (0: outside any receiver).
@@ -532,8 +532,9 @@ def _is_labelled_kind(sender_type: type) -> bool:
     return labelled
 
 
-def _hold_sender(sender: Any) -> tuple[Any, bool, Any]:
-    """How a kept record holds a sender first seen: ``(value, is_weak, what names it when gone)``.
+def _hold_sender(sender: Any) -> tuple[Any, Any]:
+    """How a kept record holds a sender first seen: ``(value, what names it when gone)``, the
+    second None when the value is the sender itself rather than a weak reference to it.
 
     A class or function is named now, so the trace names it after it is gone; any
     other object is held weakly and named by its type, or kept itself when it
@@ -541,16 +542,16 @@ def _hold_sender(sender: Any) -> tuple[Any, bool, Any]:
     """
     sender_type = type(sender)
     if not sender_type.__weakrefoffset__:
-        return sender, False, None
+        return sender, None
     named_by_label = _labelled_kinds.get(sender_type)
     if named_by_label is None:
         named_by_label = _is_labelled_kind(sender_type)
     if not named_by_label:
-        return weakref.ref(sender), True, sender_type
+        return weakref.ref(sender), sender_type
     key = id(sender)
     reference = weakref.ref(sender, lambda _ref, key=key: _sender_labels.pop(key, None))
     _sender_labels[key] = entry = (reference, sender_name(sender))
-    return reference, True, entry[1]
+    return entry
 
 
 _NO_KWARGS: tuple[tuple[str, ...], list[Any]] = ((), [])
@@ -633,7 +634,7 @@ def begin_dispatch(
             )
         if sender is None or not keeping:
             # Nothing of ours keeps the record after the dispatch.
-            sender_value, sender_is_weak, sender_gone = sender, False, None
+            sender_value, sender_gone = sender, None
         else:
             # A kept record outlives the dispatch: it holds the sender weakly.
             entry = _last_label
@@ -643,11 +644,8 @@ def begin_dispatch(
                     _last_label = entry
                 else:
                     entry = None
-            if entry is not None:
-                sender_value, sender_gone = entry  # a class or function named before
-                sender_is_weak = True
-            else:
-                sender_value, sender_is_weak, sender_gone = _hold_sender(sender)
+            # A class or function named before, or a sender first seen.
+            sender_value, sender_gone = entry if entry is not None else _hold_sender(sender)
         if parent is None:
             parent_call = parent_dispatch = None
             depth = 0
@@ -666,7 +664,6 @@ def begin_dispatch(
         record = [
             signal,
             sender_value,
-            sender_is_weak,
             sender_gone,
             method,
             parent_call,
@@ -814,7 +811,7 @@ def _transaction(record: Record) -> Transaction | None:
 
 def _sender_label(record: Record) -> str:
     sender = record[D_SENDER]
-    if record[D_SENDER_IS_WEAK]:
+    if record[D_SENDER_GONE] is not None:  # held weakly
         sender = sender()
         if sender is None:
             gone = record[D_SENDER_GONE]
@@ -892,7 +889,7 @@ class _Builder:
             loop=record[D_LOOP],
             transaction=_transaction(record),
             _sender=record[D_SENDER],
-            _sender_is_weak=record[D_SENDER_IS_WEAK],
+            _sender_is_weak=record[D_SENDER_GONE] is not None,
         )
         parent_record = record[D_PARENT_CALL]
         if parent_record is not None:
