@@ -22,12 +22,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import gc
 import statistics
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from time import thread_time_ns
 from typing import Any
 from unittest import mock
 
@@ -36,8 +34,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import signaltrace
 from benchmarks import overhead
 from signaltrace.core import hooks, store
-
-SAVES = 2000  # per batch: 10 record() blocks of 200
 
 
 def _no_snapshot(named: dict[str, Any], pattern: Any, repr_objects: bool) -> dict[str, Any]:
@@ -86,46 +82,23 @@ def switched_off(parts: list[tuple[Any, str, Any]]) -> Iterator[None]:
         yield
 
 
-def time_saves(recording: bool, save: Callable[[], None]) -> float:
-    """µs per save of one batch (after an untimed one), garbage collector paused."""
-    if recording:
-        signaltrace.install()
-    else:
-        signaltrace.uninstall()
-    gc.disable()
-    try:
-        timed = 0
-        for warm_up in (True, False):
-            start = thread_time_ns()
-            for _ in range(SAVES // 200):
-                with signaltrace.record() if recording else contextlib.nullcontext():
-                    for _ in range(200):
-                        save()
-            if not warm_up:
-                timed = thread_time_ns() - start
-    finally:
-        gc.enable()
-    return timed / SAVES / 1000
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=31)
     args = parser.parse_args()
-    overhead.cases(200)  # creates the table and connects the two post_save receivers
-    row = overhead.Row.objects.get(pk=1)
+    # overhead.py's own case and timing (a warm-up batch, then one timed, collector paused).
+    run, saves = overhead.cases(2000)[overhead.SAVE_BLOCKS]
 
-    def save() -> None:
-        row.counter += 1
-        row.save(update_fields=["counter"])
+    def per_save_us(mode: str) -> float:
+        return overhead.time_batch(mode, run, saves, overhead.SAVE_BLOCKS) / 1000
 
     bare: list[float] = []
     recorded: dict[str, list[float]] = {name: [] for name in VARIANTS}
     for _ in range(args.rounds):
-        bare.append(time_saves(False, save))
+        bare.append(per_save_us("bare"))
         for name, parts in VARIANTS.items():
             with switched_off(parts):
-                recorded[name].append(time_saves(True, save))
+                recorded[name].append(per_save_us("recording"))
     signaltrace.uninstall()
 
     median_bare = statistics.median(bare)
