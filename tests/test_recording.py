@@ -511,6 +511,31 @@ def test_record_exited_in_another_thread_raises_nothing_and_stops_recording():
     finally:
         item_viewed.disconnect(on_paid)
     assert len(trace) == 0 and trace.dropped == 0
+    # With no block open anywhere the hooks do not even read this context's recorders;
+    # while one is open elsewhere, the first dispatch here forgets the closed block.
+    assert signaltrace.core.store.current_recorders() is None
+    elsewhere_open, done = threading.Event(), threading.Event()
+
+    def record_elsewhere() -> None:
+        with signaltrace.record():
+            elsewhere_open.set()
+            done.wait(timeout=10)
+
+    other = threading.Thread(target=record_elsewhere)
+    other.start()
+    try:
+        assert elsewhere_open.wait(timeout=10)
+        assert signaltrace.core.store.active_recorders.get() is not None  # still listed here
+        item_viewed.connect(on_paid, weak=False)
+        try:
+            item_viewed.send(sender=None)
+        finally:
+            item_viewed.disconnect(on_paid)
+    finally:
+        done.set()
+        other.join(timeout=10)
+    assert not other.is_alive()
+    assert len(trace) == 0 and trace.dropped == 0
     assert signaltrace.core.store.active_recorders.get() is None  # this context forgot the closed block
 
 
@@ -571,3 +596,19 @@ def test_an_ignored_signal_stays_ignored_between_the_signals_a_block_kept() -> N
     finally:
         post_init.disconnect(on_shipped)
     assert [dispatch.signal for dispatch in trace.dispatches] == [first, second, first, second, first]
+
+
+def test_open_block_count_returns_to_where_it_was():
+    """The hooks skip the context read while no block is open anywhere: the count of open
+    blocks must come back down however blocks end (nested, raising, closed twice)."""
+    open_count = signaltrace.core.store.open_count
+    before = open_count[0]
+    with signaltrace.record():
+        assert open_count[0] == before + 1
+        with pytest.raises(ZeroDivisionError), signaltrace.record() as inner:
+            assert open_count[0] == before + 2
+            1 / 0  # noqa: B018
+        assert open_count[0] == before + 1
+        inner._recorder.close()  # a second close counts nothing
+        assert open_count[0] == before + 1
+    assert open_count[0] == before

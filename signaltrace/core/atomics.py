@@ -99,6 +99,10 @@ class AtomicBlock:
 
 #: ``[the application's open blocks, innermost last; the thread that owns the cell]``.
 block_cell: ContextVar[list[Any] | None] = ContextVar("signaltrace_block_cell", default=None)
+# Its ``get``, bound once, for modules that import it: CPython 3.12+ calls a method of a
+# name imported with ``from`` without the method-call shortcut (it takes the name for a
+# module), so ``block_cell.get()`` there makes a bound-method object per call, on every dispatch.
+get_block_cell = block_cell.get
 
 
 def open_blocks() -> list[AtomicBlock] | None:

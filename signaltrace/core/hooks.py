@@ -60,15 +60,18 @@ from signaltrace.core.frames import (
     Frame,
     adopt_cell,
     frame_cell,
+    get_frame_cell,
 )
 from signaltrace.core.loops import check_for_loop, report_swallowed_loop
 from signaltrace.core.side_effects import install_side_effect_watch, uninstall_side_effect_watch
 from signaltrace.core.store import (
-    active_recorders,
     begin_call,
     begin_dispatch,
+    current_recorders,
     end_call,
     end_dispatch,
+    get_active_recorders,
+    open_count,
 )
 from signaltrace.core.transactions import install_transaction_watch, uninstall_transaction_watch
 from signaltrace.errors import SignalLoopError
@@ -114,9 +117,9 @@ def _enter(
     with ``ContextVar.set`` rather than the shared one (see
     :mod:`signaltrace.core.frames`). Raises :class:`SignalLoopError` when the loop
     guard stops the dispatch, with nothing left to undo. ``recorders``: the
-    caller's read of ``active_recorders``.
+    caller's read of ``current_recorders()``.
     """
-    cell = frame_cell.get()
+    cell = get_frame_cell()
     if own_cell:
         parent = None if cell is None else cell[CELL_FRAME]
         cell = [None, get_ident()]
@@ -160,7 +163,7 @@ def _record_unheard(
     recorders: tuple[Any, ...], signal: Signal, sender: Any, named: dict[str, Any], method: str
 ) -> None:
     """Record a dispatch that found no receivers ("sent, but nobody listened"), while recording."""
-    cell = frame_cell.get()
+    cell = get_frame_cell()
     begin_dispatch(recorders, signal, sender, named, method, None if cell is None else cell[CELL_FRAME], 0)
 
 
@@ -204,17 +207,18 @@ def _log_robust_failure(signal: Signal, receiver: Any, err: Exception, frame: Fr
 def _send(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
     """``Signal.send``, recorded. Same results, exceptions and frames as Django's."""
     if not self.receivers or self.sender_receivers_cache.get(sender) is NO_RECEIVERS:
-        recorders = active_recorders.get()
-        if recorders is not None:  # _record_unheard(), inlined: every save's pre_save comes here
-            cell = frame_cell.get()
+        # store.current_recorders() and _record_unheard(), inlined: every save's pre_save comes here
+        recorders = get_active_recorders() if open_count[0] else None
+        if recorders is not None:
+            cell = get_frame_cell()
             begin_dispatch(recorders, self, sender, named, "send", None if cell is None else cell[0], 0)
         return []
     if _LIVE_IS_PAIR:
         sync_receivers, async_receivers = self._live_receivers(sender)
     else:
         sync_receivers, async_receivers = self._live_receivers(sender), ()
-    recorders = active_recorders.get()
-    cell = frame_cell.get()
+    recorders = get_active_recorders() if open_count[0] else None  # store.current_recorders(), inlined
+    cell = get_frame_cell()
     # The one copy of _enter()'s top-level case (no parent frame, so no loop to check),
     # for the most common dispatch of all. Indexes are literal on this path (frames.py
     # names them: CELL_FRAME 0, CELL_THREAD 1, F_PARENT 3, F_RECEIVER 4, F_CALL 5,
@@ -267,7 +271,7 @@ def _send(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
 def _send_robust(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
     """``Signal.send_robust``, recorded; swallowed exceptions are recorded too."""
     if not self.receivers or self.sender_receivers_cache.get(sender) is NO_RECEIVERS:
-        recorders = active_recorders.get()
+        recorders = current_recorders()
         if recorders is not None:
             _record_unheard(recorders, self, sender, named, "send_robust")
         return []
@@ -281,7 +285,7 @@ def _send_robust(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any
         named,
         "send_robust",
         len(sync_receivers) + len(async_receivers),
-        active_recorders.get(),
+        current_recorders(),
         False,
     )
     dispatch = frame[F_RECORD]
@@ -344,7 +348,7 @@ def _in_frame(coroutine: Coroutine[Any, Any, Any], frame: Frame) -> Generator[An
         except StopIteration as stop:
             return stop.value
         finally:
-            cell = frame_cell.get()
+            cell = get_frame_cell()
             frame_cell.reset(token)
         try:
             value = yield yielded
@@ -433,13 +437,13 @@ async def _asend_common(
 ) -> list[tuple[Any, Any]]:
     robust = method == "asend_robust"
     if not self.receivers or self.sender_receivers_cache.get(sender) is NO_RECEIVERS:
-        recorders = active_recorders.get()
+        recorders = current_recorders()
         if recorders is not None:
             _record_unheard(recorders, self, sender, named, method)
         return []
     sync_receivers, async_receivers = self._live_receivers(sender)
     count = len(sync_receivers) + len(async_receivers)
-    frame = _enter(self, sender, named, method, count, active_recorders.get(), True)
+    frame = _enter(self, sender, named, method, count, current_recorders(), True)
     try:
         if sync_receivers:
             sync_group = sync_to_async(_call_sync_receivers)(
@@ -494,9 +498,7 @@ def _fallback_method(name: str, django_method: Any) -> Any:
     if name.startswith("a"):
 
         async def async_method(self: Signal, sender: Any, **named: Any) -> Any:
-            frame = _enter(
-                self, sender, named, name, 1 if self.receivers else 0, active_recorders.get(), True
-            )
+            frame = _enter(self, sender, named, name, 1 if self.receivers else 0, current_recorders(), True)
             try:
                 responses = await django_method(self, sender, **named)
                 _record_from_responses(frame, responses, robust)
@@ -507,7 +509,7 @@ def _fallback_method(name: str, django_method: Any) -> Any:
         return async_method
 
     def method(self: Signal, sender: Any, **named: Any) -> Any:
-        frame = _enter(self, sender, named, name, 1 if self.receivers else 0, active_recorders.get(), False)
+        frame = _enter(self, sender, named, name, 1 if self.receivers else 0, current_recorders(), False)
         try:
             responses = django_method(self, sender, **named)
             _record_from_responses(frame, responses, robust)

@@ -17,6 +17,7 @@ never raised into the dispatch.
 
 from __future__ import annotations
 
+import threading
 import types
 import weakref
 from collections.abc import Callable, Sequence
@@ -27,9 +28,17 @@ from typing import TYPE_CHECKING, Any
 
 from signaltrace import conf
 from signaltrace.conf import ignored_signals, repr_limit, sensitive_pattern, setting
-from signaltrace.core.atomics import block_cell, block_for, open_blocks
+from signaltrace.core.atomics import block_for, get_block_cell, open_blocks
 from signaltrace.core.effects import transaction_of
-from signaltrace.core.frames import CELL_FRAME, F_CALL, F_NAMED, F_RECEIVER, F_RECORD, depth_of, frame_cell
+from signaltrace.core.frames import (
+    CELL_FRAME,
+    F_CALL,
+    F_NAMED,
+    F_RECEIVER,
+    F_RECORD,
+    depth_of,
+    get_frame_cell,
+)
 from signaltrace.core.naming import (
     cached_receiver_info,
     dispatch_uids,
@@ -129,11 +138,17 @@ class Recorder:
         self.repr_objects = bool(setting("REPR_OBJECTS"))
         self.start_ns = perf_counter_ns()
         self.end_ns: int | None = None
+        with _open_count_lock:
+            open_count[0] += 1
 
     def close(self) -> None:
         """End the block: nothing more is kept, even where the block's context lives on."""
+        if self.end_ns is not None:
+            return
         self.end_ns = perf_counter_ns()
         self.bytes_left = -1  # begin_dispatch then takes its slow path, which skips closed recorders
+        with _open_count_lock:
+            open_count[0] -= 1
 
     def build_dispatches(self, calls: dict[int, ReceiverCall] | None = None) -> list[Dispatch]:
         """The public objects for every record kept so far, linked to each other.
@@ -167,6 +182,17 @@ def ignored_ids() -> frozenset[int]:
 #: The recorders of the enclosing ``record()`` blocks in this context (innermost
 #: last), or None when nothing records. Read by the hooks on every dispatch.
 active_recorders: ContextVar[tuple[Recorder, ...] | None] = ContextVar("signaltrace_recorders", default=None)
+# Its ``get``, bound once, for modules that import it: CPython 3.12+ calls a method of a
+# name imported with ``from`` without the method-call shortcut (it takes the name for a
+# module), so ``active_recorders.get()`` there makes a bound-method object per call, on every dispatch.
+get_active_recorders = active_recorders.get
+
+#: How many ``record()`` blocks are open in the whole process. While none is, the hooks
+#: know nothing records without reading ``active_recorders`` (a context variable read
+#: costs an idle ``send`` about a fifth of its overhead). A block never closed leaves
+#: it above zero: the hooks then read the context variable, as they always may.
+open_count = [0]
+_open_count_lock = threading.Lock()
 
 
 # ------------------------------------------------------------------ observers
@@ -423,9 +449,15 @@ def _forget_closed(recorders: tuple[Recorder, ...]) -> None:
     active_recorders.set(still_open or None)
 
 
+def current_recorders() -> tuple[Recorder, ...] | None:
+    """The recorders of this context's open blocks (or None), without a context read
+    while no block is open anywhere (:data:`open_count`)."""
+    return active_recorders.get() if open_count[0] else None
+
+
 def is_recording() -> bool:
     """Whether a ``record()`` block is open in this context."""
-    recorders = active_recorders.get()
+    recorders = current_recorders()
     return recorders is not None and any(recorder.end_ns is None for recorder in recorders)
 
 
@@ -448,7 +480,7 @@ def keep_finding(finding: Any, size: int = _FINDING_BYTES, public: Callable[[], 
     block with no room left drops it (counted in ``Trace.dropped``). Observers are
     given ``public()`` when the kept object is an internal record (see :func:`announce`).
     """
-    for recorder in active_recorders.get() or ():
+    for recorder in current_recorders() or ():
         if recorder.end_ns is not None:
             continue
         if recorder.bytes_left < size:
@@ -487,7 +519,7 @@ def current_receiver() -> tuple[Record | None, dict[str, Any] | None, tuple[str,
     The record is None when nothing records or observes the dispatch; all three are
     None outside receivers. Not for the hot path: it names the receiver.
     """
-    cell = frame_cell.get()
+    cell = get_frame_cell()
     frame = None if cell is None else cell[CELL_FRAME]
     if frame is None:
         return None, None, None
@@ -651,7 +683,7 @@ def begin_dispatch(
             depth = 0
         else:
             parent_call, parent_dispatch, depth = parent[F_CALL], parent[F_RECORD], depth_of(parent)
-        cell = block_cell.get()  # atomics.open_blocks(), inlined: it runs per dispatch
+        cell = get_block_cell()  # atomics.open_blocks(), inlined: it runs per dispatch
         if cell is None or not cell[0] or cell[1] != get_ident():  # none, or another thread's
             if recorders is not None:
                 transaction = None  # autocommit: a kept snapshot has the alias (see _transaction)

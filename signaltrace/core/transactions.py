@@ -40,7 +40,7 @@ from signaltrace.core.atomics import (
     ROLLED_BACK,
     AtomicBlock,
     adopt,
-    block_cell,
+    get_block_cell,
     innermost,
     open_blocks,
     own_blocks,
@@ -208,7 +208,7 @@ def _make_enter(django_enter: Any) -> Any:
         try:
             alias = self.using or _DEFAULT_ALIAS
             # own_blocks(), its common case inlined: this runs for every block, idle or not.
-            cell = block_cell.get()
+            cell = get_block_cell()
             blocks = cell[0] if cell is not None and cell[1] == get_ident() else own_blocks()
             parent = innermost(blocks, alias) if blocks else None
             blocks.append(AtomicBlock(alias, self, parent, self.durable, self.savepoint))
@@ -223,7 +223,7 @@ def _make_enter(django_enter: Any) -> Any:
 def _make_exit(django_exit: Any) -> Any:
     def __exit__(self: Any, exc_type: Any, exc_value: Any, traceback: Any) -> Any:
         # Popped first: what runs after the commit (on_commit callbacks) is outside it.
-        cell = block_cell.get()  # open_blocks(), inlined
+        cell = get_block_cell()  # open_blocks(), inlined
         block = None
         if cell is not None and cell[0] and not getattr(self, "_from_testcase", False):
             blocks = cell[0]
