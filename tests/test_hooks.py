@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dis
 import functools
 import gc
 import subprocess
 import sys
+import types
 import warnings
 import weakref
 from typing import Any
@@ -219,6 +221,28 @@ def test_no_extra_frame_between_sender_and_receiver(mode):
             pass
     [warning] = [w for w in caught if "Overriding setting DATABASES" in str(w.message)]
     assert warning.filename == __file__
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="the method-call shortcut is skipped from 3.12 on")
+def test_the_dispatch_path_makes_no_bound_method_per_call():
+    """From Python 3.12, ``name.get()`` on a name imported with ``from`` is compiled without
+    the method-call shortcut (the compiler takes the name for a module): it makes a bound
+    method object per call. The hot path calls such objects' methods bound once instead."""
+    from signaltrace.core import store, transactions
+
+    hot = [hooks._send, hooks._send_robust, hooks._enter, hooks._leave, hooks._in_frame]
+    hot += [store.begin_dispatch, store.begin_call]
+    hot += [store.end_call, store.end_dispatch, store.current_recorders]
+    hot += [transactions._make_enter(None), transactions._make_exit(None)]
+    found = []
+    for function in hot:
+        instructions = list(dis.get_instructions(function))
+        for first, second, third in zip(instructions, instructions[1:], instructions[2:], strict=False):
+            if (first.opname, second.opname, third.opname) != ("LOAD_GLOBAL", "LOAD_ATTR", "PUSH_NULL"):
+                continue
+            if not isinstance(function.__globals__.get(first.argval), types.ModuleType):
+                found.append(f"{function.__qualname__}: {first.argval}.{second.argval}()")
+    assert found == []
 
 
 def test_sentry_patch_of_live_receivers_coexists_in_either_order():

@@ -36,10 +36,12 @@ CELL_FRAME, CELL_THREAD = 0, 1
 Frame = list[Any]
 
 frame_cell: ContextVar[list[Any] | None] = ContextVar("signaltrace_frame_cell", default=None)
-# Its ``get``, bound once, for modules that import it: CPython 3.12+ calls a method of a
+# Its methods, bound once, for modules that import them: CPython 3.12+ calls a method of a
 # name imported with ``from`` without the method-call shortcut (it takes the name for a
 # module), so ``frame_cell.get()`` there makes a bound-method object per call, on every dispatch.
 get_frame_cell = frame_cell.get
+set_frame_cell = frame_cell.set
+reset_frame_cell = frame_cell.reset
 
 
 def adopt_cell(found: list[Any] | None) -> tuple[list[Any], Token[list[Any] | None] | None]:

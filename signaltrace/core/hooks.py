@@ -59,8 +59,9 @@ from signaltrace.core.frames import (
     F_TOKEN,
     Frame,
     adopt_cell,
-    frame_cell,
     get_frame_cell,
+    reset_frame_cell,
+    set_frame_cell,
 )
 from signaltrace.core.loops import check_for_loop, report_swallowed_loop
 from signaltrace.core.side_effects import install_side_effect_watch, uninstall_side_effect_watch
@@ -123,7 +124,7 @@ def _enter(
     if own_cell:
         parent = None if cell is None else cell[CELL_FRAME]
         cell = [None, get_ident()]
-        token = frame_cell.set(cell)
+        token = set_frame_cell(cell)
     elif cell is None or cell[CELL_THREAD] != get_ident():
         cell, token = adopt_cell(cell)
         parent = cell[CELL_FRAME]
@@ -136,7 +137,7 @@ def _enter(
             check_for_loop(frame, recorders, named, method, receiver_count)
         except SignalLoopError:
             if token is not None:
-                frame_cell.reset(token)
+                reset_frame_cell(token)
             raise
     if recorders is not None or store.observed is not None:
         frame[F_RECORD] = begin_dispatch(recorders, signal, sender, named, method, parent, receiver_count)
@@ -153,7 +154,7 @@ def _leave(frame: Frame) -> None:
     frame[F_CELL][CELL_FRAME] = frame[F_PARENT]
     token = frame[F_TOKEN]
     if token is not None:
-        frame_cell.reset(token)
+        reset_frame_cell(token)
     record = frame[F_RECORD]
     if record is not None:
         end_dispatch(record)
@@ -185,7 +186,7 @@ def _log_robust_failure(signal: Signal, receiver: Any, err: Exception, frame: Fr
     children, so ``frame``'s parent is the current frame while it logs. Only on
     this error path is a ``ContextVar`` set.
     """
-    token = frame_cell.set([frame[F_PARENT], get_ident()])
+    token = set_frame_cell([frame[F_PARENT], get_ident()])
     try:
         log = getattr(signal, "_log_robust_failure", None)
         if log is not None:
@@ -198,7 +199,7 @@ def _log_robust_failure(signal: Signal, receiver: Any, err: Exception, frame: Fr
                 exc_info=err,
             )
     finally:
-        frame_cell.reset(token)
+        reset_frame_cell(token)
 
 
 # --------------------------------------------------------------------------- send
@@ -342,14 +343,14 @@ def _in_frame(coroutine: Coroutine[Any, Any, Any], frame: Frame) -> Generator[An
     error: BaseException | None = None
     cell = [frame, get_ident()]
     while True:
-        token = frame_cell.set(cell)
+        token = set_frame_cell(cell)
         try:
             yielded = coroutine.send(value) if error is None else coroutine.throw(error)
         except StopIteration as stop:
             return stop.value
         finally:
             cell = get_frame_cell()
-            frame_cell.reset(token)
+            reset_frame_cell(token)
         try:
             value = yield yielded
             error = None
