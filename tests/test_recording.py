@@ -6,8 +6,11 @@ import asyncio
 import gc
 import json
 import logging
+import os
+import signal as os_signal
 import threading
 import time
+import warnings
 from typing import Any
 
 import pytest
@@ -612,3 +615,45 @@ def test_open_block_count_returns_to_where_it_was():
         inner._recorder.close()  # a second close counts nothing
         assert open_count[0] == before + 1
     assert open_count[0] == before
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no os.fork here")
+def test_a_child_forked_while_the_block_count_is_locked_can_still_record():
+    """gunicorn --preload forks workers from a process whose other threads may be opening
+    or closing a block: the child must not wait forever for the count's lock."""
+    lock = signaltrace.core.store._open_count_lock
+    held, release = threading.Event(), threading.Event()
+
+    def count_a_block() -> None:  # another thread, inside the lock at fork time
+        with lock:
+            held.set()
+            release.wait(timeout=30)
+
+    holder = threading.Thread(target=count_a_block)
+    holder.start()
+    try:
+        assert held.wait(timeout=10)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # fork() with threads running
+            pid = os.fork()
+    finally:
+        release.set()
+        holder.join(timeout=10)
+    if pid == 0:  # the child: record one dispatch, report through the exit code
+        try:
+            with signaltrace.record() as trace:
+                item_viewed.send(sender=None)
+            os._exit(0 if len(trace) == 1 else 1)
+        finally:
+            os._exit(2)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(pid, os_signal.SIGKILL)
+        os.waitpid(pid, 0)
+        pytest.fail("the forked child hung on the block count's lock")
+    assert os.waitstatus_to_exitcode(status) == 0
